@@ -1,0 +1,64 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "PageState",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "PageState", targets: ["PageState"]),
+        .executable(name: "pagestate", targets: ["pagestate"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+    ],
+    targets: [
+        // Kernel definitions Debian's headers lack, variadic/macro shims, and C-only code.
+        .target(
+            name: "CPageState",
+            linkerSettings: [.linkedLibrary("uring"), .linkedLibrary("seccomp")]
+        ),
+        // One thin wrapper per syscall, swift-system style.
+        .target(
+            name: "PageStateKernel",
+            dependencies: ["CPageState", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        // Allocator, PageDelta, PageMap, layers.
+        .target(
+            name: "PageStateMemory",
+            dependencies: ["PageStateKernel", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        // The umbrella module execution layers import.
+        .target(name: "PageState", dependencies: ["PageStateMemory", "PageStateKernel"]),
+        // Side-by-side measurement suites behind `pagestate bench`.
+        .target(
+            name: "PageStateBench",
+            dependencies: [
+                "PageStateMemory", "PageStateKernel",
+                .product(name: "HashTreeCollections", package: "swift-collections"),
+            ]
+        ),
+        .executableTarget(
+            name: "pagestate",
+            dependencies: [
+                "PageState", "PageStateBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Second process for cross-process attach tests: receives an allocator over SCM_RIGHTS.
+        .executableTarget(name: "pagestate-test-helper", dependencies: ["PageState"]),
+        .testTarget(
+            name: "PageStateKernelTests",
+            dependencies: ["PageStateKernel"]
+        ),
+        .testTarget(
+            name: "PageStateMemoryTests",
+            dependencies: [
+                "PageState", "pagestate-test-helper",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,84 @@
+// CPageState: what Swift cannot express on its own — kernel definitions Debian 12's headers lack,
+// shims for variadic C functions (fcntl, ioctl, syscall, prctl), cmsg macros, and liburing probes.
+// Every function returns the raw result and leaves errno set, so the Swift wrappers turn it into Errno.
+#ifndef CPAGESTATE_H
+#define CPAGESTATE_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <linux/userfaultfd.h>
+
+// MARK: memfd, seals, fallocate (values are kernel ABI; defined here so no _GNU_SOURCE is needed)
+enum {
+    PS_MFD_CLOEXEC = 0x0001,
+    PS_MFD_ALLOW_SEALING = 0x0002,
+    PS_F_ADD_SEALS = 1024 + 9,
+    PS_F_GET_SEALS = 1024 + 10,
+    PS_F_SEAL_SEAL = 0x0001,
+    PS_F_SEAL_SHRINK = 0x0002,
+    PS_F_SEAL_GROW = 0x0004,
+    PS_F_SEAL_WRITE = 0x0008,
+    PS_FALLOC_FL_KEEP_SIZE = 0x01,
+    PS_FALLOC_FL_PUNCH_HOLE = 0x02,
+    PS_O_TMPFILE = 020000000 | 0200000,
+};
+
+// MARK: userfaultfd write-protect (async) and PAGEMAP_SCAN, absent from Debian 12's headers
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+
+struct ps_page_region { uint64_t start, end, categories; };
+struct ps_pm_scan_arg {
+    uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+    uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+enum {
+    PS_PAGE_IS_WPALLOWED = 1 << 0,
+    PS_PAGE_IS_WRITTEN = 1 << 1,
+    PS_PM_SCAN_WP_MATCHING = 1 << 0,
+    PS_PM_SCAN_CHECK_WPASYNC = 1 << 1,
+    PS_UFFD_FEATURE_WP_ASYNC = UFFD_FEATURE_WP_ASYNC,
+    PS_UFFD_FEATURE_WP_UNPOPULATED = UFFD_FEATURE_WP_UNPOPULATED,
+    PS_UFFD_USER_MODE_ONLY = UFFD_USER_MODE_ONLY,
+};
+extern const unsigned long PS_UFFDIO_API;
+extern const unsigned long PS_UFFDIO_REGISTER;
+extern const unsigned long PS_UFFDIO_WRITEPROTECT;
+extern const unsigned long PS_PAGEMAP_SCAN;
+
+// MARK: shims for variadic functions
+/// `fcntl(fd, cmd, arg)` with an integer argument.
+int ps_fcntl_int(int fd, int cmd, int arg);
+/// `ioctl(fd, request, arg)` with a pointer argument.
+int ps_ioctl_ptr(int fd, unsigned long request, void *arg);
+/// `syscall(SYS_memfd_create, name, flags)`.
+int ps_memfd_create(const char *name, unsigned int flags);
+/// `fallocate(fd, mode, offset, len)` (glibc declares it only under _GNU_SOURCE).
+int ps_fallocate(int fd, int mode, off_t offset, off_t len);
+/// `syscall(SYS_userfaultfd, flags)`.
+int ps_userfaultfd(int flags);
+/// `prctl(PR_GET_SECCOMP)`: 0 when not filtered, 2 when a filter is loaded, -1 with errno.
+int ps_prctl_get_seccomp(void);
+/// `syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &SECCOMP_RET_KILL_PROCESS)`: 0 when filters can kill.
+int ps_seccomp_kill_process_available(void);
+
+// MARK: descriptor passing (CMSG_* are macros)
+/// `sendmsg` of `len` bytes plus `nfds` descriptors as one SCM_RIGHTS control message.
+ssize_t ps_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+/// `recvmsg` with MSG_CMSG_CLOEXEC; stores up to `maxfds` received descriptors and their count.
+/// `*truncated` is set when the data or control part did not fit (received descriptors are still returned).
+ssize_t ps_recv_with_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds, int *truncated);
+
+// MARK: io_uring (liburing's headers stay out of Swift's view)
+/// Sets up and tears down a small ring: 0 when io_uring works, -errno otherwise.
+int ps_io_uring_probe(void);
+
+#endif

@@ -1,0 +1,64 @@
+import CPageState
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A datagram received with the descriptors that travelled with it (SCM_RIGHTS).
+public struct ReceivedMessage: Sendable {
+    /// The payload bytes actually received.
+    public var bytes: [UInt8]
+    /// Received descriptors, already close-on-exec; the receiver owns and must close them.
+    public var descriptors: [FileDescriptor]
+    /// The payload or the descriptors did not fit: the message is incomplete and must be rejected.
+    public var truncated: Bool
+}
+
+extension FileDescriptor {
+    /// Creates a connected pair of close-on-exec unix sockets.
+    ///
+    /// The corresponding C function is `socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds)`.
+    public static func socketPair(datagrams: Bool = true) throws(Errno) -> (FileDescriptor, FileDescriptor) {
+        var fds: (Int32, Int32) = (-1, -1)
+        let kind = Int32(datagrams ? SOCK_SEQPACKET.rawValue : SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        try withUnsafeMutableBytes(of: &fds) { raw throws(Errno) in
+            let pointer = raw.baseAddress!.assumingMemoryBound(to: Int32.self)
+            try nothingOrErrno { socketpair(AF_UNIX, kind, 0, pointer) }
+        }
+        return (FileDescriptor(rawValue: fds.0), FileDescriptor(rawValue: fds.1))
+    }
+
+    /// Sends `bytes` and `descriptors` (at most 253) as one message on a unix socket.
+    ///
+    /// The corresponding C function is `sendmsg` with an `SCM_RIGHTS` control message.
+    public func send(_ bytes: [UInt8], descriptors: [FileDescriptor] = []) throws(Errno) {
+        let raw = descriptors.map(\.rawValue)
+        let sent = try valueOrErrno {
+            bytes.withUnsafeBytes { buffer in
+                ps_send_with_fds(rawValue, buffer.baseAddress, buffer.count, raw, Int32(raw.count))
+            }
+        }
+        if sent != bytes.count { throw Errno.messageTooLong }
+    }
+
+    /// Receives one message of at most `maximumLength` bytes with up to `maximumDescriptors` descriptors.
+    /// An empty message without descriptors means the peer closed the connection.
+    ///
+    /// The corresponding C function is `recvmsg(fd, msg, MSG_CMSG_CLOEXEC)`.
+    public func receive(maximumLength: Int, maximumDescriptors: Int = 8) throws(Errno) -> ReceivedMessage {
+        var bytes = [UInt8](repeating: 0, count: maximumLength)
+        var fds = [Int32](repeating: -1, count: max(maximumDescriptors, 1))
+        var count: Int32 = 0
+        var truncated: Int32 = 0
+        let received = try valueOrErrno {
+            bytes.withUnsafeMutableBytes { buffer in
+                ps_recv_with_fds(rawValue, buffer.baseAddress, buffer.count, &fds,
+                                 Int32(maximumDescriptors), &count, &truncated)
+            }
+        }
+        bytes.removeLast(maximumLength - received)
+        return ReceivedMessage(bytes: bytes, descriptors: fds.prefix(Int(count)).map(FileDescriptor.init(rawValue:)),
+                               truncated: truncated != 0)
+    }
+}

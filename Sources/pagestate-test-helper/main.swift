@@ -1,0 +1,2 @@
+import PageState
+print("todo")
