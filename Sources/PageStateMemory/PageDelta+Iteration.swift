@@ -1,0 +1,82 @@
+extension PageDelta: Sequence {
+    /// Pages in ascending index order.
+    public struct Iterator: IteratorProtocol {
+        private struct Frame {
+            let node: TrieNode
+            /// Digits of `node` not yet visited.
+            var remaining: UInt64
+            let shift: UInt64
+            /// Index bits above this node's digit.
+            let prefix: PageIndex
+        }
+
+        private var stack: [Frame] = []
+        private let upperBound: PageIndex?
+
+        init(_ delta: PageDelta, from lowerBound: PageIndex = 0, below upperBound: PageIndex? = nil) {
+            self.upperBound = upperBound
+            stack.reserveCapacity(11)
+            guard var node = delta.root else { return }
+            if !delta.covers(lowerBound) { return }
+            // Descend along `lowerBound`: each frame keeps the digits above the bound's digit; the
+            // deepest frame, visited first, keeps the bound's own digit too.
+            var shift = delta.rootShift
+            var prefix: PageIndex = 0
+            while true {
+                let digit = (lowerBound >> shift) & 63
+                let bit: UInt64 = 1 << digit
+                let above = node.bitmap & ~(bit | (bit &- 1))
+                guard shift > 0, node.bitmap & bit != 0 else {
+                    stack.append(Frame(node: node, remaining: shift == 0 ? above | (node.bitmap & bit) : above,
+                                       shift: shift, prefix: prefix))
+                    return
+                }
+                stack.append(Frame(node: node, remaining: above, shift: shift, prefix: prefix))
+                node = unsafeDowncast(node.element(at: TrieNode.position(of: digit, in: node.bitmap)), to: TrieNode.self)
+                prefix |= digit << shift
+                shift -= TrieNode.bitsPerLevel
+            }
+        }
+
+        /// - Complexity: O(1) amortized.
+        public mutating func next() -> (index: PageIndex, page: Page)? {
+            while let top = stack.last {
+                guard top.remaining != 0 else {
+                    stack.removeLast()
+                    continue
+                }
+                let digit = UInt64(top.remaining.trailingZeroBitCount)
+                stack[stack.count - 1].remaining &= top.remaining &- 1
+                let element = top.node.element(at: TrieNode.position(of: digit, in: top.node.bitmap))
+                let index = top.prefix | digit << top.shift
+                if let upperBound, index >= upperBound {
+                    stack.removeAll()
+                    return nil
+                }
+                if top.shift == 0 { return (index, unsafeDowncast(element, to: Page.self)) }
+                let child = unsafeDowncast(element, to: TrieNode.self)
+                stack.append(Frame(node: child, remaining: child.bitmap, shift: top.shift - TrieNode.bitsPerLevel,
+                                   prefix: index))
+            }
+            return nil
+        }
+    }
+
+    /// - Complexity: O(1); a full iteration is O(n).
+    public func makeIterator() -> Iterator { Iterator(self) }
+
+    /// - Complexity: O(1).
+    public var underestimatedCount: Int { count }
+
+    /// The pages whose indices lie in `range`, in ascending order.
+    ///
+    /// - Complexity: O(log₆₄ n) to start, then O(1) amortized per page.
+    public func pages(in range: Range<PageIndex>) -> some Sequence<(index: PageIndex, page: Page)> {
+        IteratorSequence(Iterator(self, from: range.lowerBound, below: range.upperBound))
+    }
+
+    /// The indices present, in ascending order.
+    ///
+    /// - Complexity: O(n).
+    public var indices: [PageIndex] { map(\.index) }
+}
