@@ -1,0 +1,93 @@
+import PageState
+import PropertyBased
+import Testing
+
+/// One step of a random PageDelta history.
+enum DeltaOperation: CustomStringConvertible, Sendable {
+    case insert(PageIndex)
+    case remove(PageIndex)
+    case snapshot
+    case unionWithSnapshot(Int, newerWins: Bool)
+    case checkRange(PageIndex, PageIndex)
+
+    /// Indices cluster in a small range, with sparse large ones to exercise root raising.
+    static func index(_ value: Int, _ magnitude: Int) -> PageIndex {
+        switch magnitude {
+        case 0: PageIndex(value % 200)
+        case 1: PageIndex(value)
+        case 2: PageIndex(value) << 22
+        default: PageIndex.max - PageIndex(value)
+        }
+    }
+
+    static let generator = zip(Gen.int(in: 0...9), Gen.int(in: 0...5000), Gen.int(in: 0...3), Gen.int(in: 0...5000))
+        .map { kind, value, magnitude, other -> DeltaOperation in
+            switch kind {
+            case 0...3: .insert(index(value, magnitude))
+            case 4, 5: .remove(index(value, magnitude))
+            case 6: .snapshot
+            case 7, 8: .unionWithSnapshot(value, newerWins: other % 2 == 0)
+            default:
+                .checkRange(min(index(value, magnitude), index(other, magnitude)),
+                            max(index(value, magnitude), index(other, magnitude)))
+            }
+        }
+
+    var description: String {
+        switch self {
+        case .insert(let i): "insert(\(i))"
+        case .remove(let i): "remove(\(i))"
+        case .snapshot: "snapshot"
+        case .unionWithSnapshot(let s, let newerWins): "union(snapshot \(s), newerWins: \(newerWins))"
+        case .checkRange(let a, let b): "range(\(a)..<\(b))"
+        }
+    }
+}
+
+@Suite struct PageDeltaPropertyTests {
+    @Test(.shrinking)
+    func behavesLikeADictionaryAndSnapshotsStayIndependent() async throws {
+        let pages = try TestPages()
+        await propertyCheck(count: 300, input: DeltaOperation.generator.array(of: 0...120)) { operations in
+            var delta = PageDelta()
+            var model: [PageIndex: Int] = [:]
+            var snapshots: [(delta: PageDelta, model: [PageIndex: Int])] = []
+            var nextID = 0
+            for operation in operations {
+                switch operation {
+                case .insert(let index):
+                    nextID += 1
+                    let old = delta.updateValue(try pages.page(nextID), forIndex: index)
+                    #expect(old?.id == model[index])
+                    model[index] = nextID
+                case .remove(let index):
+                    #expect(delta.removeValue(forIndex: index)?.id == model.removeValue(forKey: index))
+                case .snapshot:
+                    snapshots.append((delta, model))
+                case .unionWithSnapshot(let which, let newerWins):
+                    guard !snapshots.isEmpty else { continue }
+                    let other = snapshots[which % snapshots.count]
+                    if newerWins {
+                        delta = delta.union(other.delta)
+                        model.merge(other.model) { _, newer in newer }
+                    } else {
+                        delta = other.delta.union(delta)
+                        model.merge(other.model) { current, _ in current }
+                    }
+                case .checkRange(let low, let high):
+                    let expected = model.keys.filter { (low..<high).contains($0) }.sorted()
+                    #expect(delta.pages(in: low..<high).map(\.index) == expected)
+                }
+                #expect(delta.count == model.count)
+                #expect(delta.indices == model.keys.sorted())
+                #expect(delta.model == model)
+                #expect(delta.lastIndex == model.keys.max())
+                for index in model.keys { #expect(delta[index]?.id == model[index]) }
+            }
+            for snapshot in snapshots {
+                #expect(snapshot.delta.model == snapshot.model, "a snapshot changed after later operations")
+                #expect(snapshot.delta.count == snapshot.model.count)
+            }
+        }
+    }
+}
