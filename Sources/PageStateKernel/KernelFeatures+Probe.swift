@@ -47,12 +47,12 @@ extension KernelFeatures {
         do {
             try attempt("ftruncate") { try fd.resize(to: Int64(2 * pageSize)) }
             try attempt("F_ADD_SEALS(F_SEAL_SHRINK)") { try fd.addSeals(.shrink) }
-            try attempt("ftruncate after F_SEAL_SHRINK") { try fd.resize(to: Int64(pageSize)) }
-            details[.memfdSeals] = "a sealed memfd could still shrink"
-        } catch where error.errno == .notPermitted && error.step.hasSuffix("after F_SEAL_SHRINK") {
+            try fd.resize(to: Int64(pageSize))
+            details[.memfdSeals] = "ftruncate succeeded despite F_SEAL_SHRINK"
+        } catch let error as Errno where error == .notPermitted {
             memfdSeals = true
         } catch {
-            details[.memfdSeals] = error.description
+            details[.memfdSeals] = "\(error)"
         }
     }
 
@@ -184,23 +184,15 @@ private func selectedMode(_ list: String) -> String? {
     return String(list[list.index(after: open)..<close])
 }
 
-/// A small text file under /proc or /sys without its trailing newline; nil when it cannot be read.
+/// The first line of a small file under /proc or /sys; nil when it cannot be read.
 private func readFile(_ path: FilePath) -> String? {
     guard let fd = try? FileDescriptor.open(path, .readOnly, options: .closeOnExec) else { return nil }
     defer { try? fd.close() }
     var bytes = [UInt8](repeating: 0, count: 512)
     guard let count = try? bytes.withUnsafeMutableBytes({ try fd.read(into: $0) }) else { return nil }
-    return String(decoding: bytes[..<count], as: UTF8.self).trimmingSuffix { $0 == "\n" || $0 == " " }
+    return String(decoding: bytes[..<count].prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
 }
 
 private func readInteger(_ path: FilePath) -> Int? {
     readFile(path).flatMap { Int($0) }
-}
-
-extension String {
-    fileprivate func trimmingSuffix(while isTrimmed: (Character) -> Bool) -> String {
-        var result = self
-        while let last = result.last, isTrimmed(last) { result.removeLast() }
-        return result
-    }
 }

@@ -27,13 +27,17 @@ public enum KernelFeature: String, CaseIterable, Sendable, Codable, CodingKeyRep
 public struct KernelFeatures: Sendable, Codable, Hashable {
     /// The kernel release (`uname -r`).
     public var kernelVersion: String
+    /// The page size in bytes (`sysconf(_SC_PAGESIZE)`).
     public var pageSize: Int
+    /// `memfd_create` works.
     public var memfd = false
     /// `F_SEAL_SHRINK` on a memfd makes shrinking it fail with `EPERM`.
     public var memfdSeals = false
+    /// A userfaultfd can be opened, if need be for user-mode faults only.
     public var userfaultfd = false
     /// `UFFD_FEATURE_WP_ASYNC` is offered and a write-protect registration succeeds.
     public var userfaultfdWriteProtectAsync = false
+    /// `UFFD_FEATURE_WP_UNPOPULATED` is offered: never-touched pages are write-protected too.
     public var userfaultfdWriteProtectUnpopulated = false
     /// The `PAGEMAP_SCAN` ioctl on `/proc/self/pagemap` works.
     public var pagemapScan = false
@@ -57,6 +61,7 @@ public struct KernelFeatures: Sendable, Codable, Hashable {
         self.pageSize = pageSize
     }
 
+    /// Whether `feature` is available.
     public subscript(feature: KernelFeature) -> Bool {
         switch feature {
         case .memfd: memfd

@@ -32,7 +32,7 @@ struct DoctorCommand: ParsableCommand {
             return (name, value.description, detail(value.description))
         }
         return [
-            ("kernel version", features.kernelVersion, "async write tracking needs Linux 6.7+"),
+            ("kernel version", features.kernelVersion, ""),
             ("page size", "\(features.pageSize)", "bytes"),
             row(.memfd), row(.memfdSeals), row(.userfaultfd),
             row(.userfaultfdWriteProtectAsync), row(.userfaultfdWriteProtectUnpopulated), row(.pagemapScan),

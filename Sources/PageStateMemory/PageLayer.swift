@@ -1,0 +1,26 @@
+/// A read-only set of pages beneath a `PageMap`'s in-memory delta: a base file, an overlay file,
+/// or a frozen delta. Layers are immutable, so a `PageMap` may share them freely.
+public protocol PageLayer: Sendable {
+    /// Pages the layer spans: indices at or beyond it are never present.
+    var pageCount: UInt64 { get }
+
+    /// The bytes of the page at `index` when the layer holds it, else nil. The buffer is 4,096 bytes
+    /// and stays valid while the layer is alive.
+    ///
+    /// - Complexity: O(1) for dense files; O(log n) for sparse layers.
+    func bytes(ofPage index: PageIndex) -> UnsafeRawBufferPointer?
+}
+
+/// A frozen `PageDelta` used as a layer.
+public struct DeltaLayer: PageLayer {
+    public let delta: PageDelta
+
+    public init(_ delta: PageDelta) { self.delta = delta }
+
+    public var pageCount: UInt64 { delta.lastIndex.map { $0 + 1 } ?? 0 }
+
+    /// - Complexity: O(log₆₄ n).
+    public func bytes(ofPage index: PageIndex) -> UnsafeRawBufferPointer? {
+        delta[index]?.unsafeBytes  // the page stays alive as long as the delta, hence the layer
+    }
+}
