@@ -11,7 +11,5 @@ export RUNTIME_INTERPOSER_LOCAL_PATH="$PWD/LocalPackages/swift-runtime-interpose
 
 # --disable-sandbox: the plugin runs the benchmark executables and reads/writes .benchmarkBaselines.
 # --allow-writing-to-package-directory: needed only by baseline-writing commands; harmless otherwise.
-if [ "$#" -eq 0 ]; then
-    set -- --no-progress
-fi
-exec swift package --disable-sandbox --allow-writing-to-package-directory benchmark "$@"
+# --no-progress: plain output for logs and CI.
+exec swift package --disable-sandbox --allow-writing-to-package-directory benchmark "$@" --no-progress

@@ -1,30 +1,34 @@
 /// One immutable 4 KiB page in a `PageAllocator`'s backing file: a counted reference to a slot.
 ///
+/// `@unchecked Sendable`: `address` points into a shared mapping that is only read.
+///
 /// Invariants: the bytes never change while any `Page` for the slot exists (they were fully written
 /// before the page was published); the page keeps its allocator, and so the mapping, alive.
 /// When the last owning `Page` of a slot goes away the slot is released for reuse and, in batches,
 /// punched out of the file.
-public final class Page: Sendable {
+public final class Page: @unchecked Sendable {
     /// Bytes in a page.
     public static let size = 4096
 
     /// The allocator whose file holds the bytes.
     public let allocator: PageAllocator
+    /// The page's first byte in the allocator's mapping of its chunk.
+    @usableFromInline
+    let address: UnsafeRawPointer
     let slot: UInt32
     /// Validation tag the slot carried when this page was created; travels with descriptions.
     let tag: UInt32
-    /// Whether this reference is counted by the allocator (false for pages of attached allocators).
-    private let counted: Bool
 
-    init(allocator: PageAllocator, slot: UInt32, tag: UInt32, counted: Bool) {
+    init(allocator: PageAllocator, slot: UInt32, tag: UInt32) {
         self.allocator = allocator
+        self.address = UnsafeRawPointer(allocator.address(ofSlot: slot))
         self.slot = slot
         self.tag = tag
-        self.counted = counted
     }
 
+    /// Pages of an attached allocator are not counted: the owner process holds the references.
     deinit {
-        if counted { allocator.release(slot: slot) }
+        if allocator.isOwner { allocator.release(slot: slot) }
     }
 
     /// Calls `body` with the page's 4,096 bytes, mapped from the backing file without copying.
@@ -37,7 +41,7 @@ public final class Page: Sendable {
     /// The page's bytes; valid only while `self` is alive.
     @usableFromInline
     var unsafeBytes: UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: allocator.address(ofSlot: slot), count: Page.size)
+        UnsafeRawBufferPointer(start: address, count: Page.size)
     }
 
     /// The page's bytes as an array (a copy).

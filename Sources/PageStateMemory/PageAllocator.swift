@@ -102,7 +102,7 @@ public final class PageAllocator: @unchecked Sendable {
             release(slot: slot)
             throw error
         }
-        return Page(allocator: self, slot: slot, tag: tag, counted: true)
+        return Page(allocator: self, slot: slot, tag: tag)
     }
 
     /// Allocates a page holding `bytes` (at most 4,096) followed by zeros.
@@ -114,7 +114,7 @@ public final class PageAllocator: @unchecked Sendable {
         let target = UnsafeMutableRawBufferPointer(start: address(ofSlot: slot), count: Page.size)
         target.copyMemory(from: bytes)
         if bytes.count < Page.size { target[bytes.count...].initializeMemory(as: UInt8.self, repeating: 0) }
-        return Page(allocator: self, slot: slot, tag: tag, counted: true)
+        return Page(allocator: self, slot: slot, tag: tag)
     }
 
     /// Allocates a page holding `bytes` (at most 4,096) followed by zeros.
@@ -205,7 +205,6 @@ public final class PageAllocator: @unchecked Sendable {
 
     // MARK: Addresses
 
-    @usableFromInline
     func address(ofSlot slot: UInt32) -> UnsafeMutableRawPointer {
         let k = AllocatorGeometry.chunk(ofSlot: UInt64(slot))
         return chunkBases[k].unsafelyUnwrapped + AllocatorGeometry.offsetInChunk(slot: UInt64(slot), chunk: k)
@@ -250,7 +249,7 @@ public final class PageAllocator: @unchecked Sendable {
                 throw .stalePage(offset: place.offset, expectedTag: place.tag, actualTag: actual)
             }
             if isOwner { state.references[Int(slot)] += 1 }
-            return Page(allocator: self, slot: UInt32(slot), tag: actual, counted: isOwner)
+            return Page(allocator: self, slot: UInt32(slot), tag: actual)
         }
     }
 

@@ -2,7 +2,8 @@ extension PageDelta: Sequence {
     /// Pages in ascending index order.
     public struct Iterator: IteratorProtocol {
         private struct Frame {
-            let node: TrieNode
+            /// A `Leaf` when `shift` is 0, a `Branch` above.
+            let node: AnyObject
             /// Digits of `node` not yet visited.
             var remaining: UInt64
             let shift: UInt64
@@ -15,26 +16,26 @@ extension PageDelta: Sequence {
 
         init(_ delta: PageDelta, from lowerBound: PageIndex = 0, below upperBound: PageIndex? = nil) {
             self.upperBound = upperBound
+            guard var node = delta.root, delta.covers(lowerBound) else { return }
             stack.reserveCapacity(11)
-            guard var node = delta.root else { return }
-            if !delta.covers(lowerBound) { return }
             // Descend along `lowerBound`: each frame keeps the digits above the bound's digit; the
             // deepest frame, visited first, keeps the bound's own digit too.
             var shift = delta.rootShift
             var prefix: PageIndex = 0
             while true {
+                let bitmap = Trie.bitmap(of: node, shift: shift)
                 let digit = (lowerBound >> shift) & 63
                 let bit: UInt64 = 1 << digit
-                let above = node.bitmap & ~(bit | (bit &- 1))
-                guard shift > 0, node.bitmap & bit != 0 else {
-                    stack.append(Frame(node: node, remaining: shift == 0 ? above | (node.bitmap & bit) : above,
+                let above = bitmap & ~(bit | (bit &- 1))
+                guard shift > 0, bitmap & bit != 0 else {
+                    stack.append(Frame(node: node, remaining: shift == 0 ? above | (bitmap & bit) : above,
                                        shift: shift, prefix: prefix))
                     return
                 }
                 stack.append(Frame(node: node, remaining: above, shift: shift, prefix: prefix))
-                node = unsafeDowncast(node.element(at: TrieNode.position(of: digit, in: node.bitmap)), to: TrieNode.self)
+                node = unsafeDowncast(node, to: Branch.self).element(for: digit)
                 prefix |= digit << shift
-                shift -= TrieNode.bitsPerLevel
+                shift -= Trie.bitsPerLevel
             }
         }
 
@@ -47,16 +48,16 @@ extension PageDelta: Sequence {
                 }
                 let digit = UInt64(top.remaining.trailingZeroBitCount)
                 stack[stack.count - 1].remaining &= top.remaining &- 1
-                let element = top.node.element(at: TrieNode.position(of: digit, in: top.node.bitmap))
                 let index = top.prefix | digit << top.shift
                 if let upperBound, index >= upperBound {
                     stack.removeAll()
                     return nil
                 }
-                if top.shift == 0 { return (index, unsafeDowncast(element, to: Page.self)) }
-                let child = unsafeDowncast(element, to: TrieNode.self)
-                stack.append(Frame(node: child, remaining: child.bitmap, shift: top.shift - TrieNode.bitsPerLevel,
-                                   prefix: index))
+                if top.shift == 0 { return (index, unsafeDowncast(top.node, to: Leaf.self).element(for: digit).page) }
+                let child = unsafeDowncast(top.node, to: Branch.self).element(for: digit)
+                let childShift = top.shift - Trie.bitsPerLevel
+                stack.append(Frame(node: child, remaining: Trie.bitmap(of: child, shift: childShift),
+                                   shift: childShift, prefix: index))
             }
             return nil
         }

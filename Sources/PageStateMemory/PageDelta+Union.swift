@@ -5,15 +5,15 @@ extension PageDelta {
     ///   by both, are reused without being visited: merging a small delta into a large one costs
     ///   O(small × height × 64).
     public func union(_ newer: PageDelta) -> PageDelta {
-        guard var older = root else { return newer }
+        guard var olderRoot = root else { return newer }
         guard var newerRoot = newer.root else { return self }
-        var olderCopy = self
+        var older = self
         var newerCopy = newer
-        while olderCopy.rootShift < newerCopy.rootShift { olderCopy.raise(&older) }
-        while newerCopy.rootShift < olderCopy.rootShift { newerCopy.raise(&newerRoot) }
+        while older.rootShift < newerCopy.rootShift { older.raise(&olderRoot) }
+        while newerCopy.rootShift < older.rootShift { newerCopy.raise(&newerRoot) }
         var result = PageDelta()
-        result.rootShift = olderCopy.rootShift
-        result.root = Self.merge(older, newerRoot, shift: result.rootShift)
+        result.rootShift = older.rootShift
+        result.root = Self.merge(olderRoot, newerRoot, shift: result.rootShift)
         return result
     }
 
@@ -25,15 +25,34 @@ extension PageDelta {
     }
 
     /// Merges two subtrees at the same level; returns `newer` itself when the result equals it.
-    private static func merge(_ older: TrieNode, _ newer: TrieNode, shift: UInt64) -> TrieNode {
+    private static func merge(_ older: AnyObject, _ newer: AnyObject, shift: UInt64) -> AnyObject {
         if older === newer { return newer }
+        if shift == 0 {
+            let (olderLeaf, newerLeaf) = (unsafeDowncast(older, to: Leaf.self), unsafeDowncast(newer, to: Leaf.self))
+            if olderLeaf.bitmap & ~newerLeaf.bitmap == 0 { return newer }
+            return merge(olderLeaf, newerLeaf, count: { _ in 1 }, both: { _, newer in (newer, true) })
+        }
+        let childShift = shift - Trie.bitsPerLevel
+        return merge(unsafeDowncast(older, to: Branch.self), unsafeDowncast(newer, to: Branch.self),
+                     count: { Trie.count(of: $0, shift: childShift) },
+                     both: { older, newer in
+                         let merged = merge(older, newer, shift: childShift)
+                         return (merged, merged === newer)
+                     })
+    }
+
+    /// Merges two nodes digit by digit; `both` combines elements present in each and says whether
+    /// the result is newer's element itself.
+    private static func merge<Element>(
+        _ older: TrieNode<Element>, _ newer: TrieNode<Element>,
+        count: (Element) -> Int, both: (Element, Element) -> (Element, isNewer: Bool)
+    ) -> TrieNode<Element> {
         let olderBits = older.bitmap
         let newerBits = newer.bitmap
-        if shift == 0 && olderBits & ~newerBits == 0 { return newer }
         let bits = olderBits | newerBits
-        let merged = TrieNode.make(capacity: bits.nonzeroBitCount)
+        let merged = TrieNode<Element>.make(capacity: bits.nonzeroBitCount)
         var sameAsNewer = bits == newerBits
-        var count = 0
+        var total = 0
         merged.withUnsafeMutablePointerToElements { elements in
             var remaining = bits
             var position = 0
@@ -41,29 +60,22 @@ extension PageDelta {
                 let digit = UInt64(remaining.trailingZeroBitCount)
                 remaining &= remaining &- 1
                 let bit: UInt64 = 1 << digit
-                let element: AnyObject
-                if newerBits & bit != 0 {
-                    let fromNewer = newer.element(at: TrieNode.position(of: digit, in: newerBits))
-                    if shift > 0 && olderBits & bit != 0 {
-                        let olderChild = unsafeDowncast(older.element(at: TrieNode.position(of: digit, in: olderBits)),
-                                                        to: TrieNode.self)
-                        let child = merge(olderChild, unsafeDowncast(fromNewer, to: TrieNode.self),
-                                          shift: shift - TrieNode.bitsPerLevel)
-                        sameAsNewer = sameAsNewer && child === fromNewer
-                        element = child
-                    } else {
-                        element = fromNewer
-                    }
-                } else {
-                    element = older.element(at: TrieNode.position(of: digit, in: olderBits))
+                let element: Element
+                switch (olderBits & bit != 0, newerBits & bit != 0) {
+                case (true, true):
+                    let (combined, isNewer) = both(older.element(for: digit), newer.element(for: digit))
+                    element = combined
+                    sameAsNewer = sameAsNewer && isNewer
+                case (false, true): element = newer.element(for: digit)
+                default: element = older.element(for: digit)
                 }
-                count += shift == 0 ? 1 : unsafeDowncast(element, to: TrieNode.self).count
+                total += count(element)
                 (elements + position).initialize(to: element)
                 position += 1
             }
         }
         merged.header.bitmap = bits
-        merged.header.count = count
+        merged.header.count = total
         return sameAsNewer ? newer : merged
     }
 }

@@ -8,7 +8,12 @@
 /// Thread safety: a value may be read from many threads; nodes reachable from more than one value
 /// are never mutated (see `TrieNode`), which is what makes the `@unchecked Sendable` sound.
 public struct PageDelta: @unchecked Sendable {
-    var root: TrieNode?
+    /// A `Leaf` when `rootShift` is 0, a `Branch` above.
+    var root: AnyObject? {
+        didSet { rootAddress = root.map { UnsafeRawPointer(Unmanaged.passUnretained($0).toOpaque()) } }
+    }
+    /// `root`'s address, unretained, for lookups that must not touch reference counts.
+    private(set) var rootAddress: UnsafeRawPointer?
     /// Shift of the root's digit: the trie covers indices below 2^(rootShift + 6).
     var rootShift: UInt64 = 0
 
@@ -18,7 +23,7 @@ public struct PageDelta: @unchecked Sendable {
     /// The number of pages.
     ///
     /// - Complexity: O(1).
-    public var count: Int { root?.count ?? 0 }
+    public var count: Int { root.map { Trie.count(of: $0, shift: rootShift) } ?? 0 }
 
     /// Whether the delta holds no pages.
     ///
@@ -28,13 +33,13 @@ public struct PageDelta: @unchecked Sendable {
     /// Whether `index` is below the range the root covers.
     @inline(__always)
     func covers(_ index: PageIndex) -> Bool {
-        rootShift == TrieNode.topShift || index >> (rootShift + TrieNode.bitsPerLevel) == 0
+        rootShift == Trie.topShift || index >> (rootShift + Trie.bitsPerLevel) == 0
     }
 
     /// The shift of the lowest root that covers `index`.
     private static func shift(covering index: PageIndex) -> UInt64 {
         var shift: UInt64 = 0
-        while shift < TrieNode.topShift && index >> (shift + TrieNode.bitsPerLevel) != 0 { shift += TrieNode.bitsPerLevel }
+        while shift < Trie.topShift && index >> (shift + Trie.bitsPerLevel) != 0 { shift += Trie.bitsPerLevel }
         return shift
     }
 
@@ -44,17 +49,19 @@ public struct PageDelta: @unchecked Sendable {
     ///   values share (O(64 · height)), otherwise O(height) amortized.
     public subscript(index: PageIndex) -> Page? {
         get {
-            guard var node = root, covers(index) else { return nil }
+            guard let root, covers(index) else { return nil }
+            var node = root
             var shift = rootShift
-            while true {
+            while shift > 0 {
+                let branch = unsafeDowncast(node, to: Branch.self)
                 let digit = (index >> shift) & 63
-                let bitmap = node.bitmap
-                guard bitmap & (1 << digit) != 0 else { return nil }
-                let element = node.element(at: TrieNode.position(of: digit, in: bitmap))
-                if shift == 0 { return unsafeDowncast(element, to: Page.self) }
-                node = unsafeDowncast(element, to: TrieNode.self)
-                shift -= TrieNode.bitsPerLevel
+                guard branch.bitmap & (1 << digit) != 0 else { return nil }
+                node = branch.element(for: digit)
+                shift -= Trie.bitsPerLevel
             }
+            let leaf = unsafeDowncast(node, to: Leaf.self)
+            guard leaf.bitmap & (1 << (index & 63)) != 0 else { return nil }
+            return leaf.element(for: index & 63).page
         }
         set {
             if let newValue { updateValue(newValue, forIndex: index) } else { removeValue(forIndex: index) }
@@ -68,7 +75,7 @@ public struct PageDelta: @unchecked Sendable {
     public mutating func updateValue(_ page: Page, forIndex index: PageIndex) -> Page? {
         guard var node = root else {
             rootShift = Self.shift(covering: index)
-            root = TrieNode.path(to: index, shift: rootShift, page: page)
+            root = Trie.path(to: index, shift: rootShift, page: page)
             return nil
         }
         root = nil  // leave `node` as the only reference when the delta owned it alone
@@ -79,42 +86,47 @@ public struct PageDelta: @unchecked Sendable {
     }
 
     /// Adds one level above the root: the old root becomes digit 0 of the new one.
-    mutating func raise(_ node: inout TrieNode) {
-        let parent = TrieNode.make(capacity: 2)
-        let count = node.count
-        parent.withUnsafeMutablePointers { header, elements in
-            header.pointee.bitmap = 1
-            header.pointee.count = count
-            elements.initialize(to: node)
-        }
-        node = parent
-        rootShift += TrieNode.bitsPerLevel
+    mutating func raise(_ node: inout AnyObject) {
+        node = Branch.single(node, digit: 0, count: Trie.count(of: node, shift: rootShift), capacity: 2)
+        rootShift += Trie.bitsPerLevel
     }
 
-    private static func insert(_ page: Page, at index: PageIndex, into node: inout TrieNode, shift: UInt64) -> Page? {
-        if !isKnownUniquelyReferenced(&node) { node = node.copy(extra: 1) }
+    private static func insert(_ page: Page, at index: PageIndex, into node: inout AnyObject, shift: UInt64) -> Page? {
         let digit = (index >> shift) & 63
-        let bitmap = node.bitmap
-        guard bitmap & (1 << digit) != 0 else {
-            let element: AnyObject = shift == 0 ? page : TrieNode.path(to: index, shift: shift - TrieNode.bitsPerLevel, page: page)
-            TrieNode.insert(element, digit: digit, into: &node)
-            node.header.count += 1
+        guard shift > 0 else {
+            var leaf = unsafeDowncast(node, to: Leaf.self)
+            node = Self.placeholder  // drop the extra reference so `leaf` can be unique
+            if !isKnownUniquelyReferenced(&leaf) { leaf = leaf.copy(extra: 1) }
+            defer { node = leaf }
+            guard leaf.bitmap & (1 << digit) != 0 else {
+                Leaf.insert(LeafEntry(page), digit: digit, into: &leaf)
+                leaf.header.count += 1
+                return nil
+            }
+            return leaf.update(digit: digit) { entry in
+                defer { entry = LeafEntry(page) }
+                return entry.page
+            }
+        }
+        var branch = unsafeDowncast(node, to: Branch.self)
+        node = Self.placeholder
+        if !isKnownUniquelyReferenced(&branch) { branch = branch.copy(extra: 1) }
+        defer { node = branch }
+        guard branch.bitmap & (1 << digit) != 0 else {
+            Branch.insert(Trie.path(to: index, shift: shift - Trie.bitsPerLevel, page: page), digit: digit, into: &branch)
+            branch.header.count += 1
             return nil
         }
-        let position = TrieNode.position(of: digit, in: bitmap)
-        return node.withUnsafeMutablePointers { header, elements in
-            if shift == 0 {
-                let old = (elements + position).move()
-                (elements + position).initialize(to: page)
-                return unsafeDowncast(old, to: Page.self)
-            }
-            var child = unsafeDowncast((elements + position).move(), to: TrieNode.self)
-            let replaced = insert(page, at: index, into: &child, shift: shift - TrieNode.bitsPerLevel)
-            (elements + position).initialize(to: child)
-            if replaced == nil { header.pointee.count += 1 }
-            return replaced
+        let replaced = branch.update(digit: digit) { child in
+            insert(page, at: index, into: &child, shift: shift - Trie.bitsPerLevel)
         }
+        if replaced == nil { branch.header.count += 1 }
+        return replaced
     }
+
+    /// Stands in for a node while it is being mutated, so the node itself is uniquely referenced.
+    /// Never read or mutated, only stored and overwritten, so sharing it across threads is safe.
+    nonisolated(unsafe) private static let placeholder: AnyObject = Leaf.make(capacity: 0)
 
     /// Removes the page at `index` and returns it.
     ///
@@ -124,24 +136,28 @@ public struct PageDelta: @unchecked Sendable {
         guard self[index] != nil, var node = root else { return nil }
         root = nil
         let removed = Self.remove(index, from: &node, shift: rootShift)
-        if node.count > 0 { root = node } else { rootShift = 0 }
+        if Trie.count(of: node, shift: rootShift) > 0 { root = node } else { rootShift = 0 }
         return removed
     }
 
     /// Removes a present `index` from the subtree; empty children are dropped.
-    private static func remove(_ index: PageIndex, from node: inout TrieNode, shift: UInt64) -> Page {
-        if !isKnownUniquelyReferenced(&node) { node = node.copy(extra: 0) }
+    private static func remove(_ index: PageIndex, from node: inout AnyObject, shift: UInt64) -> Page {
         let digit = (index >> shift) & 63
-        node.header.count -= 1
-        if shift == 0 { return unsafeDowncast(node.remove(digit: digit), to: Page.self) }
-        let position = TrieNode.position(of: digit, in: node.bitmap)
-        let removed = node.withUnsafeMutablePointerToElements { elements in
-            var child = unsafeDowncast((elements + position).move(), to: TrieNode.self)
-            let removed = remove(index, from: &child, shift: shift - TrieNode.bitsPerLevel)
-            (elements + position).initialize(to: child)
-            return removed
+        guard shift > 0 else {
+            var leaf = unsafeDowncast(node, to: Leaf.self)
+            node = placeholder
+            if !isKnownUniquelyReferenced(&leaf) { leaf = leaf.copy(extra: 0) }
+            defer { node = leaf }
+            leaf.header.count -= 1
+            return leaf.remove(digit: digit).page
         }
-        if unsafeDowncast(node.element(at: position), to: TrieNode.self).count == 0 { _ = node.remove(digit: digit) }
+        var branch = unsafeDowncast(node, to: Branch.self)
+        node = placeholder
+        if !isKnownUniquelyReferenced(&branch) { branch = branch.copy(extra: 0) }
+        defer { node = branch }
+        branch.header.count -= 1
+        let removed = branch.update(digit: digit) { child in remove(index, from: &child, shift: shift - Trie.bitsPerLevel) }
+        if Trie.count(of: branch.element(for: digit), shift: shift - Trie.bitsPerLevel) == 0 { _ = branch.remove(digit: digit) }
         return removed
     }
 
@@ -153,12 +169,12 @@ public struct PageDelta: @unchecked Sendable {
         var shift = rootShift
         var index: PageIndex = 0
         while true {
-            let digit = UInt64(63 - node.bitmap.leadingZeroBitCount)
-            index |= digit << shift
+            let bitmap = Trie.bitmap(of: node, shift: shift)
+            index |= UInt64(63 - bitmap.leadingZeroBitCount) << shift
             if shift == 0 { return index }
-            node = unsafeDowncast(node.element(at: node.bitmap.nonzeroBitCount - 1), to: TrieNode.self)
-            shift -= TrieNode.bitsPerLevel
+            let branch = unsafeDowncast(node, to: Branch.self)
+            node = branch.element(at: bitmap.nonzeroBitCount - 1)
+            shift -= Trie.bitsPerLevel
         }
     }
 }
-

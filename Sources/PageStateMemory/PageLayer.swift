@@ -21,6 +21,6 @@ public struct DeltaLayer: PageLayer {
 
     /// - Complexity: O(log₆₄ n).
     public func bytes(ofPage index: PageIndex) -> UnsafeRawBufferPointer? {
-        delta[index]?.unsafeBytes  // the page stays alive as long as the delta, hence the layer
+        delta.bytes(ofPage: index)  // the page stays alive as long as the delta, hence the layer
     }
 }

@@ -26,7 +26,7 @@ public struct PageMap: Sendable {
     ///
     /// - Complexity: O(log₆₄ n + layers).
     public func withPage<R, E: Error>(_ index: PageIndex, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-        if let page = delta[index] { return try page.withUnsafeBytes(body) }
+        if let bytes = delta.bytes(ofPage: index) { return try body(bytes) }
         for layer in layers.reversed() {
             if let bytes = layer.bytes(ofPage: index) { return try body(bytes) }
         }

@@ -44,7 +44,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark(
         "Allocator.allocate batch of 1024 (release unmeasured)",
         configuration: .init(maxIterations: 2_000)
-    ) { benchmark, state in
+    ) { (benchmark: Benchmark, state: LivePages) in
         source.withUnsafeBytes { bytes in
             for _ in 0..<1024 {
                 state.pages.append(try! state.allocator.allocate(copying: bytes))
@@ -52,7 +52,7 @@ let benchmarks: @Sendable () -> Void = {
         }
         benchmark.stopMeasurement()
         state.pages.removeAll(keepingCapacity: true)
-    } setup: {
+    } setup: { () throws -> LivePages in
         let state = LivePages(allocator: try PageAllocator())
         state.pages.reserveCapacity(1024)
         return state
@@ -63,7 +63,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark(
         "Allocator.page(at:) resolve one location",
         configuration: .init(scalingFactor: .kilo)
-    ) { benchmark, state in
+    ) { (benchmark: Benchmark, state: ResolveFixture) in
         let places = state.places
         var cursor = state.live.cursor
         for _ in benchmark.scaledIterations {
@@ -71,7 +71,7 @@ let benchmarks: @Sendable () -> Void = {
             cursor = (cursor + 1) & (places.count - 1)
         }
         state.live.cursor = cursor
-    } setup: {
+    } setup: { () throws -> ResolveFixture in
         let allocator = try PageAllocator()
         var pages: [Page] = []
         for i in 0..<4096 {
@@ -85,11 +85,11 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark(
         "Allocator.resolve 1024 locations into a delta",
         configuration: .init(maxIterations: 5_000)
-    ) { benchmark, state in
+    ) { (benchmark: Benchmark, state: ResolveFixture) in
         let delta = try! state.live.allocator.resolve(state.locations)
         blackHole(delta.count)
         withExtendedLifetime(delta) { benchmark.stopMeasurement() }
-    } setup: {
+    } setup: { () throws -> ResolveFixture in
         let allocator = try PageAllocator()
         var pages: [Page] = []
         for i in 0..<1024 {
@@ -105,7 +105,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark(
         "Allocator.reclaim 4096 released pages",
         configuration: .init(warmupIterations: 1, maxDuration: .seconds(3), maxIterations: 300)
-    ) { benchmark, state in
+    ) { (benchmark: Benchmark, state: LivePages) in
         source.withUnsafeBytes { bytes in
             for _ in 0..<4096 {
                 state.pages.append(try! state.allocator.allocate(copying: bytes))
@@ -114,7 +114,7 @@ let benchmarks: @Sendable () -> Void = {
         state.pages.removeAll(keepingCapacity: true)
         benchmark.startMeasurement()
         state.allocator.reclaimReleasedPages()
-    } setup: {
+    } setup: { () throws -> LivePages in
         let state = LivePages(allocator: try PageAllocator(options: .init(reclaimBatchPages: .max)))
         state.pages.reserveCapacity(4096)
         return state

@@ -121,7 +121,7 @@ let benchmarks: @Sendable () -> Void = {
     // Per insert (scaling factor 1 M = one build per iteration); freeing the result is not measured.
     Benchmark(
         "PageDelta.insert random, build 1M delta",
-        configuration: .init(scalingFactor: .mega, warmupIterations: 1, maxDuration: .seconds(4), maxIterations: 15)
+        configuration: .init(warmupIterations: 1, scalingFactor: .mega, maxDuration: .seconds(4), maxIterations: 15)
     ) { benchmark, fixture in
         let keys = fixture.keys
         let page = fixture.page
@@ -172,7 +172,7 @@ let benchmarks: @Sendable () -> Void = {
     // Full in-order iteration of the 1 M delta. Per element (scaling factor 1 M = one pass).
     Benchmark(
         "PageDelta.iterate sorted (1M delta)",
-        configuration: .init(scalingFactor: .mega, warmupIterations: 1, maxDuration: .seconds(3), maxIterations: 50)
+        configuration: .init(warmupIterations: 1, scalingFactor: .mega, maxDuration: .seconds(3), maxIterations: 50)
     ) { benchmark, fixture in
         var sum: UInt64 = 0
         var previous: PageIndex = 0
