@@ -5,15 +5,16 @@ extension PageDelta {
     ///   by both, are reused without being visited: merging a small delta into a large one costs
     ///   O(small × height × 64).
     public func union(_ newer: PageDelta) -> PageDelta {
-        guard var olderRoot = root else { return newer }
-        guard var newerRoot = newer.root else { return self }
+        guard !isEmpty else { return newer }
+        guard !newer.isEmpty else { return self }
         var older = self
-        var newerCopy = newer
-        while older.rootShift < newerCopy.rootShift { older.raise(&olderRoot) }
-        while newerCopy.rootShift < older.rootShift { newerCopy.raise(&newerRoot) }
+        var newer = newer
+        while older.rootShift < newer.rootShift { older.raise() }
+        while newer.rootShift < older.rootShift { newer.raise() }
         var result = PageDelta()
         result.rootShift = older.rootShift
-        result.root = Self.merge(olderRoot, newerRoot, shift: result.rootShift)
+        result.root = Self.merge(older.root!, newer.root!, shift: result.rootShift)
+        result.rootChanged()
         return result
     }
 

@@ -8,10 +8,8 @@
 /// Thread safety: a value may be read from many threads; nodes reachable from more than one value
 /// are never mutated (see `TrieNode`), which is what makes the `@unchecked Sendable` sound.
 public struct PageDelta: @unchecked Sendable {
-    /// A `Leaf` when `rootShift` is 0, a `Branch` above.
-    var root: AnyObject? {
-        didSet { rootAddress = root.map { UnsafeRawPointer(Unmanaged.passUnretained($0).toOpaque()) } }
-    }
+    /// A `Leaf` when `rootShift` is 0, a `Branch` above. Call `rootChanged()` after changing it.
+    var root: AnyObject?
     /// `root`'s address, unretained, for lookups that must not touch reference counts.
     private(set) var rootAddress: UnsafeRawPointer?
     /// Shift of the root's digit: the trie covers indices below 2^(rootShift + 6).
@@ -73,91 +71,100 @@ public struct PageDelta: @unchecked Sendable {
     /// - Complexity: as the subscript setter.
     @discardableResult
     public mutating func updateValue(_ page: Page, forIndex index: PageIndex) -> Page? {
-        guard var node = root else {
+        defer { rootChanged() }
+        guard root != nil else {
             rootShift = Self.shift(covering: index)
             root = Trie.path(to: index, shift: rootShift, page: page)
             return nil
         }
-        root = nil  // leave `node` as the only reference when the delta owned it alone
-        while !covers(index) { raise(&node) }
-        let replaced = Self.insert(page, at: index, into: &node, shift: rootShift)
-        root = node
-        return replaced
+        while !covers(index) { raise() }
+        let shift = rootShift
+        return Trie.withNode(&root!, shift: shift,
+                             leaf: { Self.insert(page, at: index, into: &$0) },
+                             branch: { Self.insert(page, at: index, into: &$0, shift: shift) })
+    }
+
+    /// Records `root`'s new address.
+    mutating func rootChanged() {
+        rootAddress = root.map { UnsafeRawPointer(Unmanaged.passUnretained($0).toOpaque()) }
     }
 
     /// Adds one level above the root: the old root becomes digit 0 of the new one.
-    mutating func raise(_ node: inout AnyObject) {
-        node = Branch.single(node, digit: 0, count: Trie.count(of: node, shift: rootShift), capacity: 2)
+    mutating func raise() {
+        root = Branch.single(root!, digit: 0, count: count, capacity: 2)
         rootShift += Trie.bitsPerLevel
+        rootChanged()
     }
 
-    private static func insert(_ page: Page, at index: PageIndex, into node: inout AnyObject, shift: UInt64) -> Page? {
-        let digit = (index >> shift) & 63
-        guard shift > 0 else {
-            var leaf = unsafeDowncast(node, to: Leaf.self)
-            node = Self.placeholder  // drop the extra reference so `leaf` can be unique
-            if !isKnownUniquelyReferenced(&leaf) { leaf = leaf.copy(extra: 1) }
-            defer { node = leaf }
-            guard leaf.bitmap & (1 << digit) != 0 else {
-                Leaf.insert(LeafEntry(page), digit: digit, into: &leaf)
-                leaf.header.count += 1
-                return nil
-            }
-            return leaf.update(digit: digit) { entry in
-                defer { entry = LeafEntry(page) }
-                return entry.page
-            }
+    private static func insert(_ page: Page, at index: PageIndex, into leaf: inout Leaf) -> Page? {
+        if !isKnownUniquelyReferenced(&leaf) { leaf = leaf.copy(extra: 1) }
+        let digit = index & 63
+        guard leaf.bitmap & (1 << digit) != 0 else {
+            Leaf.insert(LeafEntry(page), digit: digit, into: &leaf)
+            leaf.header.count += 1
+            return nil
         }
-        var branch = unsafeDowncast(node, to: Branch.self)
-        node = Self.placeholder
+        return leaf.withElement(for: digit) { entry in
+            defer { entry = LeafEntry(page) }
+            return entry.page
+        }
+    }
+
+    private static func insert(_ page: Page, at index: PageIndex, into branch: inout Branch, shift: UInt64) -> Page? {
         if !isKnownUniquelyReferenced(&branch) { branch = branch.copy(extra: 1) }
-        defer { node = branch }
+        let digit = (index >> shift) & 63
+        let childShift = shift - Trie.bitsPerLevel
         guard branch.bitmap & (1 << digit) != 0 else {
-            Branch.insert(Trie.path(to: index, shift: shift - Trie.bitsPerLevel, page: page), digit: digit, into: &branch)
+            Branch.insert(Trie.path(to: index, shift: childShift, page: page), digit: digit, into: &branch)
             branch.header.count += 1
             return nil
         }
-        let replaced = branch.update(digit: digit) { child in
-            insert(page, at: index, into: &child, shift: shift - Trie.bitsPerLevel)
+        let replaced = branch.withElement(for: digit) { child in
+            Trie.withNode(&child, shift: childShift,
+                          leaf: { insert(page, at: index, into: &$0) },
+                          branch: { insert(page, at: index, into: &$0, shift: childShift) })
         }
         if replaced == nil { branch.header.count += 1 }
         return replaced
     }
-
-    /// Stands in for a node while it is being mutated, so the node itself is uniquely referenced.
-    /// Never read or mutated, only stored and overwritten, so sharing it across threads is safe.
-    nonisolated(unsafe) private static let placeholder: AnyObject = Leaf.make(capacity: 0)
 
     /// Removes the page at `index` and returns it.
     ///
     /// - Complexity: O(log₆₄ n) plus copying shared nodes on the path.
     @discardableResult
     public mutating func removeValue(forIndex index: PageIndex) -> Page? {
-        guard self[index] != nil, var node = root else { return nil }
-        root = nil
-        let removed = Self.remove(index, from: &node, shift: rootShift)
-        if Trie.count(of: node, shift: rootShift) > 0 { root = node } else { rootShift = 0 }
+        guard self[index] != nil else { return nil }
+        defer { rootChanged() }
+        let shift = rootShift
+        let removed = Trie.withNode(&root!, shift: shift,
+                                    leaf: { Self.remove(index, from: &$0) },
+                                    branch: { Self.remove(index, from: &$0, shift: shift) })
+        if Trie.count(of: root!, shift: rootShift) == 0 {
+            root = nil
+            rootShift = 0
+        }
         return removed
     }
 
-    /// Removes a present `index` from the subtree; empty children are dropped.
-    private static func remove(_ index: PageIndex, from node: inout AnyObject, shift: UInt64) -> Page {
-        let digit = (index >> shift) & 63
-        guard shift > 0 else {
-            var leaf = unsafeDowncast(node, to: Leaf.self)
-            node = placeholder
-            if !isKnownUniquelyReferenced(&leaf) { leaf = leaf.copy(extra: 0) }
-            defer { node = leaf }
-            leaf.header.count -= 1
-            return leaf.remove(digit: digit).page
-        }
-        var branch = unsafeDowncast(node, to: Branch.self)
-        node = placeholder
+    /// Removes a present `index` from a leaf.
+    private static func remove(_ index: PageIndex, from leaf: inout Leaf) -> Page {
+        if !isKnownUniquelyReferenced(&leaf) { leaf = leaf.copy(extra: 0) }
+        leaf.header.count -= 1
+        return leaf.remove(digit: index & 63).page
+    }
+
+    /// Removes a present `index` from the subtree; children left empty are dropped.
+    private static func remove(_ index: PageIndex, from branch: inout Branch, shift: UInt64) -> Page {
         if !isKnownUniquelyReferenced(&branch) { branch = branch.copy(extra: 0) }
-        defer { node = branch }
+        let digit = (index >> shift) & 63
+        let childShift = shift - Trie.bitsPerLevel
         branch.header.count -= 1
-        let removed = branch.update(digit: digit) { child in remove(index, from: &child, shift: shift - Trie.bitsPerLevel) }
-        if Trie.count(of: branch.element(for: digit), shift: shift - Trie.bitsPerLevel) == 0 { _ = branch.remove(digit: digit) }
+        let removed = branch.withElement(for: digit) { child in
+            Trie.withNode(&child, shift: childShift,
+                          leaf: { remove(index, from: &$0) },
+                          branch: { remove(index, from: &$0, shift: childShift) })
+        }
+        if Trie.count(of: branch.element(for: digit), shift: childShift) == 0 { _ = branch.remove(digit: digit) }
         return removed
     }
 

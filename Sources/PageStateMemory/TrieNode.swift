@@ -119,13 +119,11 @@ final class TrieNode<Element>: ManagedBuffer<TrieHeader, Element> {
         }
     }
 
-    /// Replaces the element for a present digit with `transform(element)`; `self` must be uniquely
-    /// referenced, so the element handed to `transform` is the only reference to it.
-    func update<R>(digit: UInt64, _ transform: (inout Element) -> R) -> R {
+    /// Gives `body` in-place, mutable access to the element for a present digit; `self` must be
+    /// uniquely referenced.
+    func withElement<R>(for digit: UInt64, _ body: (inout Element) -> R) -> R {
         withUnsafeMutablePointerToElements { elements in
-            var element = (elements + Trie.position(of: digit, in: bitmap)).move()
-            defer { (elements + Trie.position(of: digit, in: bitmap)).initialize(to: element) }
-            return transform(&element)
+            body(&(elements + Trie.position(of: digit, in: bitmap)).pointee)
         }
     }
 }
@@ -154,6 +152,18 @@ enum Trie {
     @inline(__always)
     static func count(of node: AnyObject, shift: UInt64) -> Int {
         shift == 0 ? unsafeDowncast(node, to: Leaf.self).count : unsafeDowncast(node, to: Branch.self).count
+    }
+
+    /// Gives `body` in-place access to a node stored as `AnyObject` as its concrete type: a leaf at
+    /// shift 0, a branch above. No reference is copied, so `isKnownUniquelyReferenced` inside `body`
+    /// sees the true count. Sound because a class reference and `AnyObject` share one representation.
+    static func withNode<R>(
+        _ node: inout AnyObject, shift: UInt64, leaf: (inout Leaf) -> R, branch: (inout Branch) -> R
+    ) -> R {
+        withUnsafeMutablePointer(to: &node) { pointer in
+            shift == 0 ? pointer.withMemoryRebound(to: Leaf.self, capacity: 1) { leaf(&$0.pointee) }
+                       : pointer.withMemoryRebound(to: Branch.self, capacity: 1) { branch(&$0.pointee) }
+        }
     }
 
     /// A chain of nodes from `shift` down to a leaf holding only `page` at `index`.

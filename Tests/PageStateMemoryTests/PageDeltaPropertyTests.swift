@@ -1,4 +1,5 @@
 import PageState
+@testable import PageStateMemory
 import PropertyBased
 import Testing
 
@@ -89,5 +90,16 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
                 #expect(snapshot.delta.count == snapshot.model.count)
             }
         }
+    }
+}
+
+@Suite struct PageDeltaLayoutTests {
+    @Test func rawLookupOffsetsMatchRealNodes() {
+        let constant = TrieLayout.offsets
+        let measured = TrieLayout.measuredOffsets()
+        #expect(constant.bitmap == measured.bitmap)
+        #expect(constant.children == measured.children)
+        #expect(constant.entries == measured.entries)
+        #expect(constant.entryAddress == measured.entryAddress)
     }
 }
