@@ -49,6 +49,7 @@ let package = Package(
         ),
         // Second process for cross-process attach tests: receives an allocator over SCM_RIGHTS.
         .executableTarget(name: "pagestate-test-helper", dependencies: ["PageState"]),
+        .testTarget(name: "PageStateCLITests", dependencies: ["pagestate"]),
         .testTarget(
             name: "PageStateKernelTests",
             dependencies: ["PageStateKernel"]

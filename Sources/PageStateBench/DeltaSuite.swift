@@ -8,45 +8,35 @@ public enum DeltaSuite {
     public static func run(entries: Int = 1_000_000, indexBits: Int = 20) throws -> BenchReport {
         var report = BenchReport(suite: "delta")
         var generator = SystemRandomNumberGenerator()
-        var keySet = Set<PageIndex>(minimumCapacity: entries)
-        while keySet.count < entries { keySet.insert(PageIndex.random(in: 0..<(1 << PageIndex(indexBits)), using: &generator)) }
-        let keys = Array(keySet).shuffled(using: &generator)
-        let lookupOrder = keys.shuffled(using: &generator)
+        let (keys, lookupOrder) = randomKeys(entries, below: 1 << PageIndex(indexBits), using: &generator)
         // Slots only: the page bytes are never touched, so a million pages cost no page memory.
         let allocator = try PageAllocator(options: .init(backing: .memfd(name: "pagestate-bench")))
         let pages = try keys.map { _ in try allocator.allocate { _ in } }
         let n = Double(entries)
 
-        // Inserts from empty.
-        var trie = PageDelta()
-        let trieInsert = Stopwatch.median(repetitions: 3) {
-            trie = PageDelta()
-            for (key, page) in zip(keys, pages) { trie[key] = page }
-        }
-        var tree = TreeDictionaryDelta()
-        let treeInsert = Stopwatch.median(repetitions: 3) {
-            tree = TreeDictionaryDelta()
-            for (key, page) in zip(keys, pages) { tree[key] = page }
-        }
-        var dictionary: [PageIndex: Page] = [:]
-        let dictionaryInsert = Stopwatch.median(repetitions: 3) {
-            dictionary = [:]
-            for (key, page) in zip(keys, pages) { dictionary[key] = page }
-        }
+        // Inserts from empty, then random lookups (all hits).
+        let (trieInsert, trie) = timeBuilds(keys, pages, PageDelta()) { $0[$1] = $2 }
+        let (treeInsert, tree) = timeBuilds(keys, pages, TreeDictionaryDelta()) { $0[$1] = $2 }
+        let (dictionaryInsert, dictionary) = timeBuilds(keys, pages, [PageIndex: Page]()) { $0[$1] = $2 }
+        let trieLookup = timeLookups(lookupOrder) { trie.bytes(ofPage: $0) != nil }
+        let treeLookup = timeLookups(lookupOrder) { tree[$0] != nil }
+        let dictionaryLookup = timeLookups(lookupOrder) { dictionary[$0] != nil }
         report.figures["inserts_per_second"] = n / trieInsert
         report.figures["treedictionary_inserts_per_second"] = n / treeInsert
         report.figures["dictionary_inserts_per_second"] = n / dictionaryInsert
-
-        // Random lookups, all hits. Frozen copies: a captured `var` would add exclusivity checks.
-        let (trieMap, treeMap, dictionaryMap) = (trie, tree, dictionary)
-        var found = 0
-        let trieLookup = Stopwatch.median { for key in lookupOrder where trieMap.bytes(ofPage: key) != nil { found += 1 } }
-        let treeLookup = Stopwatch.median { for key in lookupOrder where treeMap[key] != nil { found += 1 } }
-        let dictionaryLookup = Stopwatch.median { for key in lookupOrder where dictionaryMap[key] != nil { found += 1 } }
-        precondition(found == entries * 15, "every lookup must hit")
         report.figures["lookups_per_second"] = n / trieLookup
         report.figures["treedictionary_lookups_per_second"] = n / treeLookup
         report.figures["dictionary_lookups_per_second"] = n / dictionaryLookup
+
+        // The same with indices 16 times sparser: partly filled nodes, one more level.
+        let sparseBits = min(indexBits + 4, 40)
+        let (sparseKeys, sparseOrder) = randomKeys(entries, below: 1 << PageIndex(sparseBits), using: &generator)
+        let (sparseTrieInsert, sparseTrie) = timeBuilds(sparseKeys, pages, PageDelta()) { $0[$1] = $2 }
+        let (sparseDictionaryInsert, sparseDictionary) = timeBuilds(sparseKeys, pages, [PageIndex: Page]()) { $0[$1] = $2 }
+        report.figures["sparse_inserts_per_second"] = n / sparseTrieInsert
+        report.figures["sparse_dictionary_inserts_per_second"] = n / sparseDictionaryInsert
+        report.figures["sparse_lookups_per_second"] = n / timeLookups(sparseOrder) { sparseTrie.bytes(ofPage: $0) != nil }
+        report.figures["sparse_dictionary_lookups_per_second"] = n / timeLookups(sparseOrder) { sparseDictionary[$0] != nil }
 
         // Union of a 10,000-page delta (newer) into the full one.
         let small = 10_000
@@ -60,33 +50,33 @@ public enum DeltaSuite {
             dictionarySmall[key] = pages[i]
         }
         var unionCount = 0
-        let trieUnion = Stopwatch.median { unionCount = trieMap.union(trieSmall).count }
-        let treeUnion = Stopwatch.median { unionCount = treeMap.union(treeSmall).count }
-        let dictionaryUnion = Stopwatch.median { unionCount = dictionaryMap.merging(dictionarySmall) { $1 }.count }
+        let trieUnion = Stopwatch.median { unionCount = trie.union(trieSmall).count }
+        let treeUnion = Stopwatch.median { unionCount = tree.union(treeSmall).count }
+        let dictionaryUnion = Stopwatch.median { unionCount = dictionary.merging(dictionarySmall) { $1 }.count }
         precondition(unionCount > entries)
-        report.figures["union_10k_into_1m_ms"] = trieUnion * 1e3
-        report.figures["treedictionary_union_10k_into_1m_ms"] = treeUnion * 1e3
-        report.figures["dictionary_union_10k_into_1m_ms"] = dictionaryUnion * 1e3
+        report.figures["union_ms"] = trieUnion * 1e3
+        report.figures["treedictionary_union_ms"] = treeUnion * 1e3
+        report.figures["dictionary_union_ms"] = dictionaryUnion * 1e3
 
         // Clone, then modify one page of the clone: the snapshot cost.
         let clones = 1000
         let trieClone = Stopwatch.median {
             for i in 0..<clones {
-                var copy = trieMap
+                var copy = trie
                 copy[keys[i]] = pages[i + 1]
                 precondition(copy.count == entries)
             }
         }
         let treeClone = Stopwatch.median {
             for i in 0..<clones {
-                var copy = treeMap
+                var copy = tree
                 copy[keys[i]] = pages[i + 1]
                 precondition(copy.count == entries)
             }
         }
         let dictionaryClone = Stopwatch.median(repetitions: 3) {
             for i in 0..<10 {
-                var copy = dictionaryMap
+                var copy = dictionary
                 copy[keys[i]] = pages[i + 1]
                 precondition(copy.count == entries)
             }
@@ -97,10 +87,10 @@ public enum DeltaSuite {
 
         // Iteration in ascending index order.
         var last: PageIndex = 0
-        let trieSorted = Stopwatch.median(repetitions: 3) { for (index, _) in trieMap { last = max(last, index) } }
-        let treeSorted = Stopwatch.median(repetitions: 3) { for (index, _) in treeMap.sorted { last = max(last, index) } }
+        let trieSorted = Stopwatch.median(repetitions: 3) { for (index, _) in trie { last = max(last, index) } }
+        let treeSorted = Stopwatch.median(repetitions: 3) { for (index, _) in tree.sorted { last = max(last, index) } }
         let dictionarySorted = Stopwatch.median(repetitions: 3) {
-            for (index, _) in dictionaryMap.sorted(by: { $0.key < $1.key }) { last = max(last, index) }
+            for (index, _) in dictionary.sorted(by: { $0.key < $1.key }) { last = max(last, index) }
         }
         report.figures["sorted_iteration_ms"] = trieSorted * 1e3
         report.figures["treedictionary_sorted_iteration_ms"] = treeSorted * 1e3
@@ -111,11 +101,45 @@ public enum DeltaSuite {
         report.figures["lookups_vs_dictionary"] = dictionaryLookup / trieLookup
         report.figures["allocator_metadata_ratio"] =
             Double(allocator.statistics.metadataBytes) / Double(allocator.statistics.slotsUsed * Page.size)
-        report.notes.append("\(entries) distinct random page indices in 0..<2^\(indexBits), looked up in a different random order")
+        report.notes.append("\(entries) distinct random page indices in 0..<2^\(indexBits) (sparse_*: 0..<2^\(sparseBits)), looked up in a different random order")
+        report.notes.append("union: \(small) pages (half replacing existing ones) into the full delta; clone_modify: copy the full delta and replace one page")
         report.notes.append("kept: PageDelta (64-way radix trie); rejected: TreeDictionary (CHAMP); baseline: Dictionary (not persistent)")
         report.notes.append("medians of 3-5 runs; ratios > 1 mean PageDelta is faster")
         if !BenchReport.isOptimized { report.notes.append("DEBUG BUILD: figures are not representative; use -c release") }
         withExtendedLifetime((pages, last)) {}
         return report
+    }
+
+    /// `count` distinct random indices below `bound`, in random order, and the same in another order.
+    static func randomKeys(
+        _ count: Int, below bound: PageIndex, using generator: inout SystemRandomNumberGenerator
+    ) -> (keys: [PageIndex], lookupOrder: [PageIndex]) {
+        var set = Set<PageIndex>(minimumCapacity: count)
+        while set.count < count { set.insert(PageIndex.random(in: 0..<bound, using: &generator)) }
+        let keys = Array(set).shuffled(using: &generator)
+        return (keys, keys.shuffled(using: &generator))
+    }
+
+    /// Median seconds to build a map by inserting every key; the builds are torn down untimed.
+    @inline(__always)
+    static func timeBuilds<Map>(
+        _ keys: [PageIndex], _ pages: [Page], _ empty: Map, insert: (inout Map, PageIndex, Page) -> Void
+    ) -> (seconds: Double, built: Map) {
+        var builds: [Map] = []
+        let seconds = Stopwatch.median(repetitions: 3) {
+            var map = empty
+            for (key, page) in zip(keys, pages) { insert(&map, key, page) }
+            builds.append(map)
+        }
+        return (seconds, builds[0])
+    }
+
+    /// Median seconds to look every key up; every lookup must hit.
+    @inline(__always)
+    static func timeLookups(_ keys: [PageIndex], _ isPresent: (PageIndex) -> Bool) -> Double {
+        var found = 0
+        let seconds = Stopwatch.median { for key in keys where isPresent(key) { found += 1 } }
+        precondition(found == keys.count * 5, "every lookup must hit")
+        return seconds
     }
 }

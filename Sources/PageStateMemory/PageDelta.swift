@@ -11,8 +11,10 @@ public struct PageDelta: @unchecked Sendable {
     /// A `Leaf` when `rootShift` is 0, a `Branch` above. Call `rootChanged()` after changing it.
     var root: AnyObject?
     /// `root`'s address, unretained, for lookups that must not touch reference counts.
+    @usableFromInline
     private(set) var rootAddress: UnsafeRawPointer?
     /// Shift of the root's digit: the trie covers indices below 2^(rootShift + 6).
+    @usableFromInline
     var rootShift: UInt64 = 0
 
     /// An empty delta.
@@ -29,9 +31,9 @@ public struct PageDelta: @unchecked Sendable {
     public var isEmpty: Bool { root == nil }
 
     /// Whether `index` is below the range the root covers.
-    @inline(__always)
+    @inlinable @inline(__always)
     func covers(_ index: PageIndex) -> Bool {
-        rootShift == Trie.topShift || index >> (rootShift + Trie.bitsPerLevel) == 0
+        rootShift == 60 || index >> (rootShift + 6) == 0
     }
 
     /// The shift of the lowest root that covers `index`.

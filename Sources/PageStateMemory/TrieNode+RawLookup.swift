@@ -4,14 +4,17 @@
 /// those are atomic read-modify-writes, which on x86 also stop independent lookups from overlapping
 /// their cache misses. Lookups instead walk the nodes' memory through raw pointers: sound because
 /// the caller's `PageDelta` keeps the whole path alive for the duration of the walk.
+@usableFromInline
 enum TrieLayout {
-    typealias Offsets = (bitmap: Int, children: Int, entries: Int, entryAddress: Int)
+    @usableFromInline
+    typealias Offsets = (bitmap: Int, children: Int, entries: Int, entryAddress: Int, entryStride: Int)
 
     /// Byte offsets from a node's address: the header's bitmap (after Swift's 16-byte object
     /// header), a branch's first child and a leaf's first entry (after the 24-byte `TrieHeader`),
     /// and the address field within an entry. Constants, so lookups need no lazy-global check;
     /// `measuredOffsets()` verifies them on real nodes in the test suite.
-    static let offsets: Offsets = (bitmap: 16, children: 40, entries: 40, entryAddress: 8)
+    @usableFromInline
+    static let offsets: Offsets = (bitmap: 16, children: 40, entries: 40, entryAddress: 8, entryStride: 16)
 
     /// The offsets as found on real nodes.
     static func measuredOffsets() -> Offsets {
@@ -24,17 +27,18 @@ enum TrieLayout {
         }
         let branch = measure(Branch.make(capacity: 1))
         let leaf = measure(Leaf.make(capacity: 1))
-        return (branch.bitmap, branch.elements, leaf.elements, MemoryLayout<LeafEntry>.offset(of: \.address)!)
+        return (branch.bitmap, branch.elements, leaf.elements, MemoryLayout<LeafEntry>.offset(of: \.address)!,
+                MemoryLayout<LeafEntry>.stride)
     }
 
     /// The address of the page at `index` in the subtree rooted at the node at address `node`, whose
     /// digit is at `shift`; nil when absent.
     ///
     /// - Complexity: O(height), no reference counting, no allocation.
-    @inline(__always)
+    @inlinable @inline(__always)
     static func pageAddress(
         at index: PageIndex, in node: UnsafeRawPointer, shift: UInt64,
-        offsets: (bitmap: Int, children: Int, entries: Int, entryAddress: Int)
+        offsets: Offsets
     ) -> UnsafeRawPointer? {
         var object = node
         var shift = shift
@@ -44,14 +48,14 @@ enum TrieLayout {
             guard bitmap & (1 << digit) != 0 else { return nil }
             // Full nodes (common in dense memories) need no population count, which baseline
             // x86-64 computes in a dozen instructions.
-            let position = bitmap == .max ? Int(digit) : Trie.position(of: digit, in: bitmap)
+            let position = bitmap == .max ? Int(digit) : (bitmap & ((1 << digit) &- 1)).nonzeroBitCount
             if shift == 0 {
-                let entry = offsets.entries + position * MemoryLayout<LeafEntry>.stride + offsets.entryAddress
+                let entry = offsets.entries + position * offsets.entryStride + offsets.entryAddress
                 return object.load(fromByteOffset: entry, as: UnsafeRawPointer.self)
             }
             object = object.load(fromByteOffset: offsets.children + position * MemoryLayout<AnyObject>.stride,
                                  as: UnsafeRawPointer.self)
-            shift -= Trie.bitsPerLevel
+            shift -= 6
         }
     }
 }
@@ -60,7 +64,7 @@ extension PageDelta {
     /// The bytes of the page at `index`, without retaining anything; valid while `self` holds the page.
     ///
     /// - Complexity: O(log₆₄ n), no reference counting, no allocation.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func bytes(ofPage index: PageIndex) -> UnsafeRawBufferPointer? {
         guard let rootAddress, covers(index),
               let address = TrieLayout.pageAddress(at: index, in: rootAddress, shift: rootShift,

@@ -18,13 +18,19 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Entries in the delta suite's maps.")
     var entries = 1_000_000
 
+    @Option(help: "The delta suite draws page indices from 0..<2^index-bits (20 with a million entries: a dense 4 GiB memory).")
+    var indexBits = 20
+
     func validate() throws {
         guard entries >= 20_000 else { throw ValidationError("--entries must be at least 20000") }
+        guard (1...40).contains(indexBits), 1 << indexBits >= entries else {
+            throw ValidationError("--index-bits must be in 1...40 and leave room for --entries distinct indices")
+        }
     }
 
     func run() throws {
         let report = switch suite {
-        case .delta: try DeltaSuite.run(entries: entries)
+        case .delta: try DeltaSuite.run(entries: entries, indexBits: indexBits)
         }
         print(json ? try report.json() : report.table())
     }

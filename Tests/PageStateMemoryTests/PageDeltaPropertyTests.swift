@@ -101,5 +101,6 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
         #expect(constant.children == measured.children)
         #expect(constant.entries == measured.entries)
         #expect(constant.entryAddress == measured.entryAddress)
+        #expect(constant.entryStride == measured.entryStride)
     }
 }

@@ -1,0 +1,35 @@
+# PageState: `make demo` and `make test` on a fresh Debian machine.
+SWIFT ?= swift
+SYSTEM_PACKAGES := liburing-dev libseccomp-dev
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps build test demo benchmarks benchmarks-build
+
+# Installs the C libraries PageState links when they are missing (refreshing the package index only if needed).
+deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  $(SUDO) apt-get install -y $$missing || { $(SUDO) apt-get update && $(SUDO) apt-get install -y $$missing; }; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+# The test suite, plus a compile check of the benchmark package so it cannot rot.
+test: deps benchmarks-build
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+# Until the end-to-end demo exists: what this machine supports, then the PageDelta measurements.
+demo: deps
+	$(SWIFT) build -c release --product pagestate
+	.build/release/pagestate doctor
+	.build/release/pagestate bench delta
+
+benchmarks-build: deps
+	cd Benchmarks && RUNTIME_INTERPOSER_LOCAL_PATH=$$PWD/LocalPackages/swift-runtime-interposer $(SWIFT) build -c release
+
+# package-benchmark microbenchmarks (see Benchmarks/README.md).
+benchmarks: deps
+	Benchmarks/run.sh

@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+
+/// Runs the `pagestate` executable built beside the test bundle and returns its standard output.
+func runPageState(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    let directory = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        .deletingLastPathComponent()
+    let process = Process()
+    process.executableURL = directory.appendingPathComponent("pagestate")
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+@Suite struct CLITests {
+    @Test func doctorJSONHasTheFiveBooleans() throws {
+        let (status, output) = try runPageState(["doctor", "--json"])
+        #expect(status == 0)
+        // JSONDecoder refuses numbers and strings for Bool, so this checks the keys are JSON booleans.
+        struct Required: Decodable {
+            let memfd_seals, userfaultfd_wp_async, pagemap_scan, io_uring, seccomp_filter: Bool
+        }
+        _ = try JSONDecoder().decode(Required.self, from: Data(output.utf8))
+    }
+
+    @Test func benchDeltaJSONHasTheRequiredFigures() throws {
+        let (status, output) = try runPageState(["bench", "delta", "--json", "--entries", "20000"])
+        #expect(status == 0)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        #expect(object["suite"] as? String == "delta")
+        #expect(object["machine"] is [String: Any])
+        #expect(object["notes"] is [Any])
+        let figures = try #require(object["figures"] as? [String: Double])
+        for key in ["lookups_per_second", "inserts_per_second", "treedictionary_lookups_per_second",
+                    "dictionary_lookups_per_second", "union_ms", "clone_modify_ns"] {
+            #expect((figures[key] ?? 0) > 0, "\(key) must be a positive figure")
+        }
+    }
+
+    @Test func badArgumentsFailWithoutCrashing() throws {
+        #expect(try runPageState(["bench", "nonsense"]).status == 64)
+        #expect(try runPageState(["bench", "delta", "--entries", "5"]).status == 64)
+        #expect(try runPageState(["bench", "delta", "--index-bits", "99"]).status == 64)
+    }
+}
