@@ -253,13 +253,14 @@ public final class PageAllocator: @unchecked Sendable {
         }
     }
 
-    /// Resolves a list of received page locations into a delta.
+    /// Resolves a list of received page locations into a delta; a repeated index keeps its last page.
     ///
-    /// - Complexity: O(n log n) for n locations.
+    /// - Complexity: O(n) for n locations in ascending index order, O(n log n) otherwise.
     public func resolve(_ locations: [PageLocation]) throws(PageAllocatorError) -> PageDelta {
-        var delta = PageDelta()
-        for location in locations { delta[location.index] = try page(at: location.place) }
-        return delta
+        var pages: [(index: PageIndex, page: Page)] = []
+        pages.reserveCapacity(locations.count)
+        for location in locations { pages.append((location.index, try page(at: location.place))) }
+        return PageDelta(pages)
     }
 
     /// Attaches the allocator a description names, in this process. Attaching an identity that is

@@ -37,7 +37,7 @@ public struct PageDelta: @unchecked Sendable {
     }
 
     /// The shift of the lowest root that covers `index`.
-    private static func shift(covering index: PageIndex) -> UInt64 {
+    static func shift(covering index: PageIndex) -> UInt64 {
         var shift: UInt64 = 0
         while shift < Trie.topShift && index >> (shift + Trie.bitsPerLevel) != 0 { shift += Trie.bitsPerLevel }
         return shift

@@ -10,6 +10,7 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
     case snapshot
     case unionWithSnapshot(Int, newerWins: Bool)
     case checkRange(PageIndex, PageIndex)
+    case rebuildInBulk
 
     /// Indices cluster in a small range, with sparse large ones to exercise root raising.
     static func index(_ value: Int, _ magnitude: Int) -> PageIndex {
@@ -27,7 +28,8 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
             case 0...3: .insert(index(value, magnitude))
             case 4, 5: .remove(index(value, magnitude))
             case 6: .snapshot
-            case 7, 8: .unionWithSnapshot(value, newerWins: other % 2 == 0)
+            case 7: .unionWithSnapshot(value, newerWins: other % 2 == 0)
+            case 8: other % 3 == 0 ? .rebuildInBulk : .unionWithSnapshot(value, newerWins: other % 2 == 0)
             default:
                 .checkRange(min(index(value, magnitude), index(other, magnitude)),
                             max(index(value, magnitude), index(other, magnitude)))
@@ -41,6 +43,7 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
         case .snapshot: "snapshot"
         case .unionWithSnapshot(let s, let newerWins): "union(snapshot \(s), newerWins: \(newerWins))"
         case .checkRange(let a, let b): "range(\(a)..<\(b))"
+        case .rebuildInBulk: "rebuildInBulk"
         }
     }
 }
@@ -75,6 +78,14 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
                         delta = other.delta.union(delta)
                         model.merge(other.model) { current, _ in current }
                     }
+                case .rebuildInBulk:
+                    // Shuffled, with every page repeated after a stale duplicate: the later one must win.
+                    let stale = try pages.page(999_999)
+                    let entries = delta.map { $0 }
+                    let input: [(index: PageIndex, page: Page)] = entries.flatMap { [($0.index, stale), $0] }
+                    delta = PageDelta(input)
+                    #expect(delta.model == model)
+                    delta = PageDelta(entries.shuffled())
                 case .checkRange(let low, let high):
                     let expected = model.keys.filter { (low..<high).contains($0) }.sorted()
                     #expect(delta.pages(in: low..<high).map(\.index) == expected)
@@ -102,5 +113,19 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
         #expect(constant.entries == measured.entries)
         #expect(constant.entryAddress == measured.entryAddress)
         #expect(constant.entryStride == measured.entryStride)
+    }
+}
+
+@Suite struct PageDeltaBulkTests {
+    @Test func laterDuplicatesWinInAnyInputOrder() throws {
+        let pages = try TestPages()
+        let (a, b, c) = (try pages.page(1), try pages.page(2), try pages.page(3))
+        let input: [(index: PageIndex, page: Page)] = [(5, a), (1 << 40, c), (5, b), (0, c)]
+        let delta = PageDelta(input)
+        let expected: [PageIndex: Int] = [0: 3, 5: 2, 1 << 40: 3]
+        #expect(delta.model == expected)
+        #expect(delta.count == 3)
+        let empty: [(index: PageIndex, page: Page)] = []
+        #expect(PageDelta(empty).isEmpty)
     }
 }
