@@ -31,6 +31,17 @@ public struct BenchReport: Sendable {
         #endif
     }
 
+    /// One report whose figures are the medians of `reports`' figures (all from the same suite).
+    public static func median(of reports: [BenchReport]) -> BenchReport {
+        guard var combined = reports.first, reports.count > 1 else { return reports[0] }
+        for name in combined.figures.keys {
+            let values = reports.compactMap { $0.figures[name] }.sorted()
+            combined.figures[name] = values[values.count / 2]
+        }
+        combined.notes.append("each figure is the median of \(reports.count) runs of the whole suite")
+        return combined
+    }
+
     /// `{"suite": ..., "machine": {...}, "figures": {...}, "notes": [...]}` with sorted keys.
     public func json() throws -> String {
         let object: [String: Any] = ["suite": suite, "machine": Self.machine, "figures": figures, "notes": notes]

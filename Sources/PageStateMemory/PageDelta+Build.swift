@@ -6,50 +6,56 @@ extension PageDelta {
     ///
     /// - Complexity: O(n log n) for n pages; O(n) when they arrive in ascending index order.
     public init<S: Sequence>(_ pages: S) where S.Element == (index: PageIndex, page: Page) {
-        var sorted = Array(pages)
-        if !sorted.isSorted(by: { $0.index < $1.index }) {
-            // Sort positions, not pages, so that equal indices keep their order (the later one wins).
-            let order = sorted.indices.sorted { (sorted[$0].index, $0) < (sorted[$1].index, $1) }
-            sorted = order.map { sorted[$0] }
+        let entries = Array(pages)
+        // Sort (index, position) pairs — plain integers, so comparisons touch no reference counts —
+        // and keep the last position of every index.
+        var order = entries.indices.map { (index: entries[$0].index, position: $0) }
+        if !order.isSorted(by: <) { order.sort(by: <) }
+        var unique: [(index: PageIndex, position: Int)] = []
+        unique.reserveCapacity(order.count)
+        for item in order {
+            if unique.last?.index == item.index { unique[unique.count - 1] = item } else { unique.append(item) }
         }
-        sorted = sorted.enumerated().filter { $0.offset + 1 == sorted.count || sorted[$0.offset + 1].index != $0.element.index }
-            .map(\.element)
         self.init()
-        guard let last = sorted.last else { return }
+        guard let last = unique.last else { return }
         rootShift = Self.shift(covering: last.index)
-        root = Self.build(sorted[...], shift: rootShift)
+        root = Self.build(unique[...], from: entries, shift: rootShift)
         rootChanged()
     }
 
-    /// The node at `shift` holding `pages` (ascending, unique, all sharing the index bits above the node).
-    private static func build(_ pages: ArraySlice<(index: PageIndex, page: Page)>, shift: UInt64) -> AnyObject {
+    /// The node at `shift` holding `entries[position]` for every item of `items` (ascending, unique
+    /// indices, all sharing the index bits above the node).
+    private static func build(
+        _ items: ArraySlice<(index: PageIndex, position: Int)>, from entries: [(index: PageIndex, page: Page)],
+        shift: UInt64
+    ) -> AnyObject {
         if shift == 0 {
-            let leaf = Leaf.make(capacity: pages.count)
+            let leaf = Leaf.make(capacity: items.count)
             leaf.withUnsafeMutablePointers { header, elements in
-                for (position, entry) in pages.enumerated() {
-                    (elements + position).initialize(to: LeafEntry(entry.page))
-                    header.pointee.bitmap |= 1 << (entry.index & 63)
+                for (offset, item) in items.enumerated() {
+                    (elements + offset).initialize(to: LeafEntry(entries[item.position].page))
+                    header.pointee.bitmap |= 1 << (item.index & 63)
                 }
-                header.pointee.count = pages.count
+                header.pointee.count = items.count
             }
             return leaf
         }
         var children: [(digit: UInt64, node: AnyObject)] = []
-        var start = pages.startIndex
-        while start < pages.endIndex {
-            let digit = (pages[start].index >> shift) & 63
+        var start = items.startIndex
+        while start < items.endIndex {
+            let digit = (items[start].index >> shift) & 63
             var end = start + 1
-            while end < pages.endIndex && (pages[end].index >> shift) & 63 == digit { end += 1 }
-            children.append((digit, build(pages[start..<end], shift: shift - Trie.bitsPerLevel)))
+            while end < items.endIndex && (items[end].index >> shift) & 63 == digit { end += 1 }
+            children.append((digit, build(items[start..<end], from: entries, shift: shift - Trie.bitsPerLevel)))
             start = end
         }
         let branch = Branch.make(capacity: children.count)
         branch.withUnsafeMutablePointers { header, elements in
-            for (position, child) in children.enumerated() {
-                (elements + position).initialize(to: child.node)
+            for (offset, child) in children.enumerated() {
+                (elements + offset).initialize(to: child.node)
                 header.pointee.bitmap |= 1 << child.digit
             }
-            header.pointee.count = pages.count
+            header.pointee.count = items.count
         }
         return branch
     }

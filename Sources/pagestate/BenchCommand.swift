@@ -21,7 +21,11 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "The delta suite draws page indices from 0..<2^index-bits (20 with a million entries: a dense 4 GiB memory).")
     var indexBits = 20
 
+    @Option(help: "Run the whole suite this many times and report each figure's median (the machines are noisy).")
+    var runs = 1
+
     func validate() throws {
+        guard (1...50).contains(runs) else { throw ValidationError("--runs must be in 1...50") }
         guard entries >= 20_000 else { throw ValidationError("--entries must be at least 20000") }
         guard (1...40).contains(indexBits), 1 << indexBits >= entries else {
             throw ValidationError("--index-bits must be in 1...40 and leave room for --entries distinct indices")
@@ -29,9 +33,12 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let report = switch suite {
-        case .delta: try DeltaSuite.run(entries: entries, indexBits: indexBits)
+        let reports = try (0..<runs).map { _ in
+            switch suite {
+            case .delta: try DeltaSuite.run(entries: entries, indexBits: indexBits)
+            }
         }
+        let report = BenchReport.median(of: reports)
         print(json ? try report.json() : report.table())
     }
 }
