@@ -75,8 +75,10 @@ extension PageDelta {
                 position += 1
             }
         }
-        merged.header.bitmap = bits
-        merged.header.count = total
+        merged.withUnsafeMutablePointerToHeader {
+            $0.pointee.bitmap = bits
+            $0.pointee.count = total
+        }
         return sameAsNewer ? newer : merged
     }
 }

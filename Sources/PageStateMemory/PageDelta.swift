@@ -103,7 +103,7 @@ public struct PageDelta: @unchecked Sendable {
         let digit = index & 63
         guard leaf.bitmap & (1 << digit) != 0 else {
             Leaf.insert(LeafEntry(page), digit: digit, into: &leaf)
-            leaf.header.count += 1
+            leaf.addToCount(1)
             return nil
         }
         return leaf.withElement(for: digit) { entry in
@@ -118,7 +118,7 @@ public struct PageDelta: @unchecked Sendable {
         let childShift = shift - Trie.bitsPerLevel
         guard branch.bitmap & (1 << digit) != 0 else {
             Branch.insert(Trie.path(to: index, shift: childShift, page: page), digit: digit, into: &branch)
-            branch.header.count += 1
+            branch.addToCount(1)
             return nil
         }
         let replaced = branch.withElement(for: digit) { child in
@@ -126,7 +126,7 @@ public struct PageDelta: @unchecked Sendable {
                           leaf: { insert(page, at: index, into: &$0) },
                           branch: { insert(page, at: index, into: &$0, shift: childShift) })
         }
-        if replaced == nil { branch.header.count += 1 }
+        if replaced == nil { branch.addToCount(1) }
         return replaced
     }
 
@@ -151,7 +151,7 @@ public struct PageDelta: @unchecked Sendable {
     /// Removes a present `index` from a leaf.
     private static func remove(_ index: PageIndex, from leaf: inout Leaf) -> Page {
         if !isKnownUniquelyReferenced(&leaf) { leaf = leaf.copy(extra: 0) }
-        leaf.header.count -= 1
+        leaf.addToCount(-1)
         return leaf.remove(digit: index & 63).page
     }
 
@@ -160,7 +160,7 @@ public struct PageDelta: @unchecked Sendable {
         if !isKnownUniquelyReferenced(&branch) { branch = branch.copy(extra: 0) }
         let digit = (index >> shift) & 63
         let childShift = shift - Trie.bitsPerLevel
-        branch.header.count -= 1
+        branch.addToCount(-1)
         let removed = branch.withElement(for: digit) { child in
             Trie.withNode(&child, shift: childShift,
                           leaf: { remove(index, from: &$0) },
@@ -182,7 +182,7 @@ public struct PageDelta: @unchecked Sendable {
             index |= UInt64(63 - bitmap.leadingZeroBitCount) << shift
             if shift == 0 { return index }
             let branch = unsafeDowncast(node, to: Branch.self)
-            node = branch.element(at: bitmap.nonzeroBitCount - 1)
+            node = branch.element(for: UInt64(63 - bitmap.leadingZeroBitCount))
             shift -= Trie.bitsPerLevel
         }
     }

@@ -7,27 +7,29 @@
 @usableFromInline
 enum TrieLayout {
     @usableFromInline
-    typealias Offsets = (bitmap: Int, children: Int, entries: Int, entryAddress: Int, entryStride: Int)
+    typealias Offsets = (bitmap: Int, capacity: Int, children: Int, entries: Int, entryAddress: Int, entryStride: Int)
 
-    /// Byte offsets from a node's address: the header's bitmap (after Swift's 16-byte object
-    /// header), a branch's first child and a leaf's first entry (after the 24-byte `TrieHeader`),
+    /// Byte offsets from a node's address: the header's bitmap and capacity (after Swift's 16-byte
+    /// object header), a branch's first child and a leaf's first entry (after the 24-byte `TrieHeader`),
     /// and the address field within an entry. Constants, so lookups need no lazy-global check;
     /// `measuredOffsets()` verifies them on real nodes in the test suite.
     @usableFromInline
-    static let offsets: Offsets = (bitmap: 16, children: 40, entries: 40, entryAddress: 8, entryStride: 16)
+    static let offsets: Offsets = (bitmap: 16, capacity: 32, children: 40, entries: 40, entryAddress: 8, entryStride: 16)
 
     /// The offsets as found on real nodes.
     static func measuredOffsets() -> Offsets {
-        func measure<Element>(_ node: TrieNode<Element>) -> (bitmap: Int, elements: Int) {
+        func measure<Element>(_ node: TrieNode<Element>) -> (header: Int, elements: Int) {
             let base = UnsafeRawPointer(Unmanaged.passUnretained(node).toOpaque())
             return node.withUnsafeMutablePointers { header, elements in
-                (UnsafeRawPointer(header) + MemoryLayout<TrieHeader>.offset(of: \.bitmap)! - base,
-                 UnsafeRawPointer(elements) - base)
+                (UnsafeRawPointer(header) - base, UnsafeRawPointer(elements) - base)
             }
         }
         let branch = measure(Branch.make(capacity: 1))
         let leaf = measure(Leaf.make(capacity: 1))
-        return (branch.bitmap, branch.elements, leaf.elements, MemoryLayout<LeafEntry>.offset(of: \.address)!,
+        precondition(branch.header == leaf.header, "both node kinds share the header layout")
+        return (branch.header + MemoryLayout<TrieHeader>.offset(of: \.bitmap)!,
+                branch.header + MemoryLayout<TrieHeader>.offset(of: \.capacity)!,
+                branch.elements, leaf.elements, MemoryLayout<LeafEntry>.offset(of: \.address)!,
                 MemoryLayout<LeafEntry>.stride)
     }
 
@@ -46,9 +48,10 @@ enum TrieLayout {
             let digit = (index >> shift) & 63
             let bitmap = object.load(fromByteOffset: offsets.bitmap, as: UInt64.self)
             guard bitmap & (1 << digit) != 0 else { return nil }
-            // Full nodes (common in dense memories) need no population count, which baseline
-            // x86-64 computes in a dozen instructions.
-            let position = bitmap == .max ? Int(digit) : (bitmap & ((1 << digit) &- 1)).nonzeroBitCount
+            // Direct nodes (capacity 64, common in dense memories) need no population count, which
+            // baseline x86-64 computes in a dozen instructions.
+            let direct = object.load(fromByteOffset: offsets.capacity, as: Int.self) == 64
+            let position = direct ? Int(digit) : (bitmap & ((1 << digit) &- 1)).nonzeroBitCount
             if shift == 0 {
                 let entry = offsets.entries + position * offsets.entryStride + offsets.entryAddress
                 return object.load(fromByteOffset: entry, as: UnsafeRawPointer.self)

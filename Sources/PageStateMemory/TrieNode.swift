@@ -20,21 +20,41 @@ struct LeafEntry {
     }
 }
 
-/// A node of `PageDelta`'s radix trie: 64-way, keyed by 6 bits of the page index per level, with one
-/// tail-allocated element per set bitmap bit, in digit order. Leaves (level 0) hold `LeafEntry`s;
-/// branches hold their children as `AnyObject` — leaves one level up, branches above.
+/// A node of `PageDelta`'s radix trie: 64-way, keyed by 6 bits of the page index per level.
+/// Leaves (level 0) hold `LeafEntry`s; branches hold their children as `AnyObject` — leaves one level
+/// up, branches above.
+///
+/// Two layouts, told apart by capacity: below 64, elements are compressed — one per set bitmap bit,
+/// in digit order, so a digit's slot is the population count of the bits below it; at capacity 64
+/// (*direct*), the element for digit `d` sits in slot `d` and slots of absent digits are
+/// uninitialized, so dense nodes need neither shifting on insert nor a population count on lookup.
+/// A full node looks the same in both layouts.
+///
+/// The header is always reached through its pointer: `ManagedBuffer.header` is a stored class
+/// property, whose accessors pay for dynamic exclusivity checks.
 ///
 /// Invariant: a node is mutated only when the caller holds the only reference to it
 /// (`isKnownUniquelyReferenced`); shared nodes are copied first. This is what makes `PageDelta` a
 /// persistent value with O(1) copies.
 final class TrieNode<Element>: ManagedBuffer<TrieHeader, Element> {
+    static var directCapacity: Int { 64 }
+
     deinit {
-        _ = withUnsafeMutablePointers { header, elements in
-            elements.deinitialize(count: header.pointee.bitmap.nonzeroBitCount)
+        withUnsafeMutablePointers { header, elements in
+            let bitmap = header.pointee.bitmap
+            if header.pointee.capacity == Self.directCapacity {
+                var remaining = bitmap
+                while remaining != 0 {
+                    (elements + remaining.trailingZeroBitCount).deinitialize(count: 1)
+                    remaining &= remaining &- 1
+                }
+            } else {
+                elements.deinitialize(count: bitmap.nonzeroBitCount)
+            }
         }
     }
 
-    /// An empty node with room for `capacity` elements.
+    /// An empty node with room for `capacity` elements (at most 64; 64 means the direct layout).
     static func make(capacity: Int) -> TrieNode {
         let node = create(minimumCapacity: capacity) { _ in TrieHeader(bitmap: 0, count: 0, capacity: capacity) }
         return unsafeDowncast(node, to: TrieNode.self)
@@ -46,85 +66,121 @@ final class TrieNode<Element>: ManagedBuffer<TrieHeader, Element> {
         node.withUnsafeMutablePointers { header, elements in
             header.pointee.bitmap = 1 << digit
             header.pointee.count = count
-            elements.initialize(to: element)
+            (elements + (capacity == directCapacity ? Int(digit) : 0)).initialize(to: element)
         }
         return node
     }
 
-    var bitmap: UInt64 { header.bitmap }
-    var count: Int { header.count }
-
     @inline(__always)
-    func element(at position: Int) -> Element {
-        withUnsafeMutablePointerToElements { $0[position] }
+    var bitmap: UInt64 { withUnsafeMutablePointerToHeader { $0.pointee.bitmap } }
+    @inline(__always)
+    var count: Int { withUnsafeMutablePointerToHeader { $0.pointee.count } }
+    @inline(__always)
+    var isDirect: Bool { withUnsafeMutablePointerToHeader { $0.pointee.capacity } == Self.directCapacity }
+
+    /// Adds `delta` to the subtree's page count.
+    @inline(__always)
+    func addToCount(_ delta: Int) { withUnsafeMutablePointerToHeader { $0.pointee.count += delta } }
+
+    /// The slot holding `digit`'s element (present or about to be inserted at its place).
+    @inline(__always)
+    func slot(of digit: UInt64) -> Int {
+        withUnsafeMutablePointerToHeader { header in
+            header.pointee.capacity == Self.directCapacity
+                ? Int(digit) : Trie.position(of: digit, in: header.pointee.bitmap)
+        }
     }
 
     @inline(__always)
     func element(for digit: UInt64) -> Element {
-        element(at: Trie.position(of: digit, in: bitmap))
+        withUnsafeMutablePointerToElements { $0[slot(of: digit)] }
+    }
+
+    /// Initializes `target`'s slots with `self`'s elements (copied, or moved when `move`), in
+    /// `target`'s layout; `target` must have room for them.
+    private func transfer(into target: TrieNode, move: Bool) {
+        withUnsafeMutablePointers { header, elements in
+            target.withUnsafeMutablePointers { targetHeader, targetElements in
+                let bitmap = header.pointee.bitmap
+                targetHeader.pointee.bitmap = bitmap
+                targetHeader.pointee.count = header.pointee.count
+                let sourceDirect = header.pointee.capacity == Self.directCapacity
+                let targetDirect = targetHeader.pointee.capacity == Self.directCapacity
+                if bitmap == .max || (!sourceDirect && !targetDirect) {
+                    // Same positions in both layouts: one contiguous transfer.
+                    let n = bitmap.nonzeroBitCount
+                    if move { targetElements.moveInitialize(from: elements, count: n) }
+                    else { targetElements.initialize(from: elements, count: n) }
+                    return
+                }
+                var remaining = bitmap
+                var position = 0
+                while remaining != 0 {
+                    let digit = remaining.trailingZeroBitCount
+                    let from = elements + (sourceDirect ? digit : position)
+                    let to = targetElements + (targetDirect ? digit : position)
+                    if move { to.moveInitialize(from: from, count: 1) } else { to.initialize(from: from, count: 1) }
+                    position += 1
+                    remaining &= remaining &- 1
+                }
+            }
+        }
     }
 
     /// A copy sharing all elements, with room for `extra` more.
     ///
     /// - Complexity: O(elements).
     func copy(extra: Int) -> TrieNode {
-        withUnsafeMutablePointers { header, elements in
-            let n = header.pointee.bitmap.nonzeroBitCount
-            let copy = TrieNode.make(capacity: n + extra)
-            copy.withUnsafeMutablePointers { copyHeader, copyElements in
-                copyHeader.pointee.bitmap = header.pointee.bitmap
-                copyHeader.pointee.count = header.pointee.count
-                copyElements.initialize(from: elements, count: n)
-            }
-            return copy
-        }
+        let copy = TrieNode.make(capacity: isDirect ? Self.directCapacity : Swift.min(Self.directCapacity, bitmap.nonzeroBitCount + extra))
+        transfer(into: copy, move: false)
+        return copy
     }
 
     /// Inserts `element` for a digit not yet present; `node` must be uniquely referenced.
     ///
-    /// - Complexity: O(elements).
+    /// - Complexity: O(elements) compressed, O(1) direct.
     static func insert(_ element: Element, digit: UInt64, into node: inout TrieNode) {
         let n = node.bitmap.nonzeroBitCount
-        let position = Trie.position(of: digit, in: node.bitmap)
-        if n == node.header.capacity {
-            let grown = make(capacity: Swift.min(64, Swift.max(2, n * 2)))
-            node.withUnsafeMutablePointers { header, elements in
-                grown.withUnsafeMutablePointers { grownHeader, grownElements in
-                    grownHeader.pointee.bitmap = header.pointee.bitmap
-                    grownHeader.pointee.count = header.pointee.count
-                    grownElements.moveInitialize(from: elements, count: n)
-                }
-                header.pointee.bitmap = 0  // elements moved out: nothing to deinitialize
-            }
+        let capacity = node.withUnsafeMutablePointerToHeader { $0.pointee.capacity }
+        if n == capacity {
+            let grown = make(capacity: Swift.min(directCapacity, Swift.max(2, n * 2)))
+            node.transfer(into: grown, move: true)
+            node.withUnsafeMutablePointerToHeader { $0.pointee.bitmap = 0 }  // moved out: nothing to deinitialize
             node = grown
         }
         node.withUnsafeMutablePointers { header, elements in
-            (elements + position + 1).moveInitialize(from: elements + position, count: n - position)
-            (elements + position).initialize(to: element)
+            if header.pointee.capacity == directCapacity {
+                (elements + Int(digit)).initialize(to: element)
+            } else {
+                let position = Trie.position(of: digit, in: header.pointee.bitmap)
+                (elements + position + 1).moveInitialize(from: elements + position, count: n - position)
+                (elements + position).initialize(to: element)
+            }
             header.pointee.bitmap |= 1 << digit
         }
     }
 
     /// Removes and returns the element for a present digit; `self` must be uniquely referenced.
     ///
-    /// - Complexity: O(elements).
+    /// - Complexity: O(elements) compressed, O(1) direct.
     func remove(digit: UInt64) -> Element {
         withUnsafeMutablePointers { header, elements in
-            let n = header.pointee.bitmap.nonzeroBitCount
-            let position = Trie.position(of: digit, in: header.pointee.bitmap)
+            let bitmap = header.pointee.bitmap
+            header.pointee.bitmap = bitmap & ~(1 << digit)
+            if header.pointee.capacity == Self.directCapacity { return (elements + Int(digit)).move() }
+            let n = bitmap.nonzeroBitCount
+            let position = Trie.position(of: digit, in: bitmap)
             let removed = (elements + position).move()
             (elements + position).moveInitialize(from: elements + position + 1, count: n - position - 1)
-            header.pointee.bitmap &= ~(1 << digit)
             return removed
         }
     }
 
     /// Gives `body` in-place, mutable access to the element for a present digit; `self` must be
     /// uniquely referenced.
+    @inline(__always)
     func withElement<R>(for digit: UInt64, _ body: (inout Element) -> R) -> R {
-        withUnsafeMutablePointerToElements { elements in
-            body(&(elements + Trie.position(of: digit, in: bitmap)).pointee)
-        }
+        withUnsafeMutablePointerToElements { elements in body(&(elements + slot(of: digit)).pointee) }
     }
 }
 

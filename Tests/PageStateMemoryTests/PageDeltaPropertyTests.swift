@@ -6,6 +6,8 @@ import Testing
 /// One step of a random PageDelta history.
 enum DeltaOperation: CustomStringConvertible, Sendable {
     case insert(PageIndex)
+    /// Consecutive indices, enough to fill leaves past 32 entries (the direct layout).
+    case insertRun(PageIndex, length: Int)
     case remove(PageIndex)
     case snapshot
     case unionWithSnapshot(Int, newerWins: Bool)
@@ -25,7 +27,8 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
     static let generator = zip(Gen.int(in: 0...9), Gen.int(in: 0...5000), Gen.int(in: 0...3), Gen.int(in: 0...5000))
         .map { kind, value, magnitude, other -> DeltaOperation in
             switch kind {
-            case 0...3: .insert(index(value, magnitude))
+            case 0...2: .insert(index(value, magnitude))
+            case 3: .insertRun(index(value, magnitude), length: 1 + other % 80)
             case 4, 5: .remove(index(value, magnitude))
             case 6: .snapshot
             case 7: .unionWithSnapshot(value, newerWins: other % 2 == 0)
@@ -39,6 +42,7 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
     var description: String {
         switch self {
         case .insert(let i): "insert(\(i))"
+        case .insertRun(let i, let length): "insertRun(\(i), length: \(length))"
         case .remove(let i): "remove(\(i))"
         case .snapshot: "snapshot"
         case .unionWithSnapshot(let s, let newerWins): "union(snapshot \(s), newerWins: \(newerWins))"
@@ -64,6 +68,13 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
                     let old = delta.updateValue(try pages.page(nextID), forIndex: index)
                     #expect(old?.id == model[index])
                     model[index] = nextID
+                case .insertRun(let start, let length):
+                    let (end, overflow) = start.addingReportingOverflow(PageIndex(length))
+                    for index in start..<(overflow ? PageIndex.max : end) {
+                        nextID += 1
+                        delta[index] = try pages.page(nextID)
+                        model[index] = nextID
+                    }
                 case .remove(let index):
                     #expect(delta.removeValue(forIndex: index)?.id == model.removeValue(forKey: index))
                 case .snapshot:
@@ -94,8 +105,9 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
                 #expect(delta.indices == model.keys.sorted())
                 #expect(delta.model == model)
                 #expect(delta.lastIndex == model.keys.max())
-                for index in model.keys { #expect(delta[index]?.id == model[index]) }
             }
+            for index in model.keys { #expect(delta[index]?.id == model[index]) }
+            for index in model.keys { #expect(delta.bytes(ofPage: index)?.load(as: UInt64.self) == UInt64(model[index]!)) }
             for snapshot in snapshots {
                 #expect(snapshot.delta.model == snapshot.model, "a snapshot changed after later operations")
                 #expect(snapshot.delta.count == snapshot.model.count)
@@ -109,6 +121,7 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
         let constant = TrieLayout.offsets
         let measured = TrieLayout.measuredOffsets()
         #expect(constant.bitmap == measured.bitmap)
+        #expect(constant.capacity == measured.capacity)
         #expect(constant.children == measured.children)
         #expect(constant.entries == measured.entries)
         #expect(constant.entryAddress == measured.entryAddress)
