@@ -8,13 +8,16 @@ enum AllocatorOperation: CustomStringConvertible, Sendable {
     case release(Int)
     case resolveLive(Int)
     case resolveReleased(Int)
+    /// Attach the file as another process would (same identity each time, growing length) and read a live page.
+    case readAttached(Int)
 
     static let generator = zip(Gen.int(in: 0...9), Gen.int(in: 0...1000))
         .map { kind, value -> AllocatorOperation in
             switch kind {
             case 0...4: .allocate(fill: UInt8(truncatingIfNeeded: value))
             case 5, 6: .release(value)
-            case 7, 8: .resolveLive(value)
+            case 7: .resolveLive(value)
+            case 8: .readAttached(value)
             default: .resolveReleased(value)
             }
         }
@@ -25,6 +28,7 @@ enum AllocatorOperation: CustomStringConvertible, Sendable {
         case .release(let i): "release(\(i))"
         case .resolveLive(let i): "resolveLive(\(i))"
         case .resolveReleased(let i): "resolveReleased(\(i))"
+        case .readAttached(let i): "readAttached(\(i))"
         }
     }
 }
@@ -34,6 +38,8 @@ enum AllocatorOperation: CustomStringConvertible, Sendable {
     func contentsSurviveAndLiveSlotsNeverCollide() async throws {
         await propertyCheck(count: 200, input: AllocatorOperation.generator.array(of: 0...150)) { operations in
             let allocator = try PageAllocator(options: .init(reclaimBatchPages: 8))
+            let attachedIdentity = UInt64.random(in: 1...UInt64.max)
+            var attached: PageAllocator?
             var live: [(page: Page, fill: UInt8)] = []
             var released: [PageLocation.Place] = []
             for operation in operations {
@@ -51,6 +57,16 @@ enum AllocatorOperation: CustomStringConvertible, Sendable {
                     let resolved = try allocator.page(at: original.page.location)
                     #expect(resolved.bytes == original.page.bytes)
                     live.append((resolved, original.fill))
+                case .readAttached(let i):
+                    guard !live.isEmpty else { continue }
+                    let description = allocator.describe()
+                    let again = try PageAllocator.attach(AllocatorDescription(
+                        descriptor: try description.descriptor.duplicate(), identity: attachedIdentity,
+                        length: description.length))
+                    #expect(attached == nil || attached === again, "one identity, one allocator per process")
+                    attached = again
+                    let (page, fill) = live[i % live.count]
+                    #expect(try again.page(at: page.location).bytes.allSatisfy { $0 == fill })
                 case .resolveReleased(let i):
                     guard !released.isEmpty else { continue }
                     let place = released[i % released.count]
