@@ -224,7 +224,7 @@ enum Trie {
 
     /// A chain of nodes from `shift` down to a leaf holding only `page` at `index`.
     static func path(to index: PageIndex, shift: UInt64, page: Page) -> AnyObject {
-        var node: AnyObject = Leaf.single(LeafEntry(page), digit: index & 63, count: 1, capacity: 2)
+        var node: AnyObject = Leaf.single(LeafEntry(page), digit: index & 63, count: 1, capacity: 4)
         var level: UInt64 = bitsPerLevel
         while level <= shift {
             node = Branch.single(node, digit: (index >> level) & 63, count: 1, capacity: 1)
