@@ -30,8 +30,13 @@ let package = Package(
             name: "PageStateMemory",
             dependencies: ["PageStateKernel", .product(name: "SystemPackage", package: "swift-system")]
         ),
+        // Guest memories mapped zero-copy, dirty-page tracking, commit and rollback.
+        .target(
+            name: "PageStateTracking",
+            dependencies: ["PageStateMemory", "PageStateKernel", "CPageState", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         // The umbrella module execution layers import.
-        .target(name: "PageState", dependencies: ["PageStateMemory", "PageStateKernel"]),
+        .target(name: "PageState", dependencies: ["PageStateMemory", "PageStateKernel", "PageStateTracking"]),
         // Side-by-side measurement suites behind `pagestate bench`.
         .target(
             name: "PageStateBench",

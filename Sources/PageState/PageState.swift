@@ -1,3 +1,4 @@
-// The module execution layers import: the memory layer and the kernel wrappers it is built on.
+// The module execution layers import: memory, tracking, and the kernel wrappers they are built on.
 @_exported import PageStateKernel
 @_exported import PageStateMemory
+@_exported import PageStateTracking

@@ -49,6 +49,11 @@ public final class BaseFileLayer: PageLayer, @unchecked Sendable {
         try? descriptor.close()
     }
 
+    /// One run: the whole file (a trailing partial page maps as zero-padded).
+    public var fileRuns: [FileRun] {
+        pageCount == 0 ? [] : [FileRun(firstPage: 0, pageCount: pageCount, descriptor: descriptor, offset: 0)]
+    }
+
     /// - Complexity: O(1).
     public func bytes(ofPage index: PageIndex) -> UnsafeRawBufferPointer? {
         guard index < pageCount, let base else { return nil }

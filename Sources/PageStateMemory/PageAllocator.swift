@@ -40,7 +40,8 @@ public final class PageAllocator: @unchecked Sendable {
     public let identity: UInt64
     /// Whether this process created the file (and so may allocate and reclaim).
     public let isOwner: Bool
-    let descriptor: FileDescriptor
+    /// The backing file; owned by the allocator (do not close it).
+    public let descriptor: FileDescriptor
     private let reclaimBatchPages: Int
     private let chunkBases: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     private let state: Mutex<SlotState>

@@ -9,6 +9,11 @@ public protocol PageLayer: Sendable {
     ///
     /// - Complexity: O(1) for dense files; O(log n) for sparse layers.
     func bytes(ofPage index: PageIndex) -> UnsafeRawBufferPointer?
+
+    /// Where the layer's pages lie in files, in ascending page order, for mapping them zero-copy.
+    ///
+    /// - Complexity: O(runs) for files; O(n) for sparse layers.
+    var fileRuns: [FileRun] { get }
 }
 
 /// A frozen `PageDelta` used as a layer.
@@ -23,4 +28,6 @@ public struct DeltaLayer: PageLayer {
     public func bytes(ofPage index: PageIndex) -> UnsafeRawBufferPointer? {
         delta.bytes(ofPage: index)  // the page stays alive as long as the delta, hence the layer
     }
+
+    public var fileRuns: [FileRun] { delta.fileRuns }
 }
