@@ -59,6 +59,15 @@ extension FileDescriptor {
         var register = uffdio_register(range: range, mode: mode.rawValue, ioctls: 0)
         try nothingOrErrno { ps_ioctl_ptr(rawValue, PS_UFFDIO_REGISTER, &register) }
     }
+
+    /// Write-protects (or unprotects) `length` bytes at `address` in a range registered for write protection.
+    ///
+    /// The corresponding C function is `ioctl(fd, UFFDIO_WRITEPROTECT, &writeprotect)`.
+    public func uffdWriteProtect(_ address: UnsafeMutableRawPointer, length: Int, enable: Bool = true) throws(Errno) {
+        let range = uffdio_range(start: UInt64(UInt(bitPattern: address)), len: UInt64(length))
+        var writeProtect = uffdio_writeprotect(range: range, mode: enable ? UInt64(UFFDIO_WRITEPROTECT_MODE_WP) : 0)
+        try nothingOrErrno { ps_ioctl_ptr(rawValue, PS_UFFDIO_WRITEPROTECT, &writeProtect) }
+    }
 }
 
 /// Page categories PAGEMAP_SCAN matches and reports (`PAGE_IS_*`).

@@ -16,9 +16,9 @@ public final class MappedMemory: @unchecked Sendable {
     /// Pages reserved: the most the memory may grow to.
     public let capacityInPages: UInt64
     /// Pages currently accessible.
-    public private(set) var sizeInPages: UInt64
+    public internal(set) var sizeInPages: UInt64
     /// The version of the memory the mapping was built from (writes through the mapping are not in it).
-    public private(set) var shown: PageMap
+    public internal(set) var shown: PageMap
 
     /// Reserves `capacityInPages` pages and maps `map` into the start of the range.
     ///

@@ -32,13 +32,13 @@ struct PageWrite: Sendable, CustomStringConvertible {
             let map = try Self.makeMap(writes, pages: pages, base: base)
             let expected = try map.read(at: 0, count: Int(map.sizeInPages) * Page.size)
             let mapped = try MappedMemory(showing: map, capacityInPages: map.sizeInPages + 16)
-            #expect(Array(mapped.bytes) == expected)
+            #expect(firstDifference(Array(mapped.bytes), expected) == nil)
             // Writes through the mapping reach neither the PageMap, its pages, nor the base file.
             for scribble in scribbles where Int(scribble.address) + scribble.count <= mapped.bytes.count {
                 mapped.bytes[Int(scribble.address)..<(Int(scribble.address) + scribble.count)].initializeMemory(
                     as: UInt8.self, repeating: scribble.fill &+ 1)
             }
-            #expect(try map.read(at: 0, count: expected.count) == expected)
+            #expect(firstDifference(try map.read(at: 0, count: expected.count), expected) == nil)
             #expect(Array(base.bytes(ofPage: 0)!) == Array(baseBytes.prefix(Page.size)))
         }
     }

@@ -22,3 +22,10 @@ extension PageDelta {
     /// The delta as a plain model: index → page id.
     var model: [PageIndex: Int] { Dictionary(uniqueKeysWithValues: map { ($0.index, $0.page.id) }) }
 }
+
+/// The first offset where two byte arrays differ (or where the shorter ends), nil when equal:
+/// keeps failure messages short where comparing whole memories would print them.
+func firstDifference(_ a: [UInt8], _ b: [UInt8]) -> Int? {
+    if let offset = a.indices.first(where: { $0 < b.count && a[$0] != b[$0] }) { return offset }
+    return a.count == b.count ? nil : min(a.count, b.count)
+}

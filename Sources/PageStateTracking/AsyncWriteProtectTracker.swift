@@ -1,0 +1,110 @@
+import PageStateKernel
+import PageStateMemory
+import SystemPackage
+
+/// Learns which pages of a mapped memory were written, with asynchronous userfaultfd write
+/// protection (Linux 6.7+): the kernel resolves each first write to a protected page itself and
+/// records it, so no fault reaches user space; `harvest()` collects the written pages and re-protects
+/// them in one `PAGEMAP_SCAN` walk, resuming when its result buffer fills (the dirty set is never
+/// truncated).
+///
+/// Registration is per mapping: pages remapped over (`mmap MAP_FIXED`) lose it and must be passed
+/// to `protect(_:)` again.
+public final class AsyncWriteProtectTracker: @unchecked Sendable {
+    private let userfaultfd: FileDescriptor
+    private let pagemap: FileDescriptor
+    private let address: UnsafeMutableRawPointer
+    private var trackedPages: UInt64
+    private let regions: UnsafeMutableBufferPointer<PageRegion>
+
+    /// Starts tracking the first `pages` pages at `address` (page aligned): registers and
+    /// write-protects them. `scanBufferRegions` bounds one scan's result; more dirty runs resume it.
+    ///
+    /// - Throws: `TrackingError.unavailable` when the kernel lacks async write protection.
+    public init(address: UnsafeMutableRawPointer, pages: UInt64, scanBufferRegions: Int = 4096) throws(TrackingError) {
+        self.address = address
+        trackedPages = 0
+        regions = .allocate(capacity: max(1, scanBufferRegions))
+        do {
+            userfaultfd = try Self.openUserfaultfd()
+        } catch {
+            regions.deallocate()
+            throw error
+        }
+        do {
+            pagemap = try FileDescriptor.open("/proc/self/pagemap", .readOnly, options: .closeOnExec)
+        } catch {
+            regions.deallocate()
+            try? userfaultfd.close()
+            throw .system(.openPagemap, error as? Errno ?? .ioError)
+        }
+        try protect(0..<pages)
+    }
+
+    deinit {
+        regions.deallocate()
+        try? userfaultfd.close()
+        try? pagemap.close()
+    }
+
+    private static func openUserfaultfd() throws(TrackingError) -> FileDescriptor {
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.userfaultfd(flags: [.closeOnExec, .nonBlocking])
+        } catch .notPermitted {
+            // Unprivileged with vm.unprivileged_userfaultfd = 0: user-mode faults are all we need.
+            do { fd = try FileDescriptor.userfaultfd(flags: [.closeOnExec, .nonBlocking, .userModeOnly]) } catch {
+                throw .system(.openUserfaultfd, error)
+            }
+        } catch {
+            throw error == .noFunction ? .unavailable("no userfaultfd in this kernel") : .system(.openUserfaultfd, error)
+        }
+        do {
+            _ = try fd.uffdAPI(features: [.writeProtectAsync, .writeProtectUnpopulated])
+        } catch {
+            try? fd.close()
+            throw error == .invalidArgument
+                ? .unavailable("userfaultfd lacks WP_ASYNC or WP_UNPOPULATED (Linux 6.7+)")
+                : .system(.negotiateFeatures, error)
+        }
+        return fd
+    }
+
+    /// Registers and write-protects `pages` (after growth or after they were remapped).
+    ///
+    /// - Complexity: O(pages) in the kernel (page-table walk); no per-page system calls.
+    public func protect(_ pages: Range<PageIndex>) throws(TrackingError) {
+        guard !pages.isEmpty else { return }
+        let start = address + Int(pages.lowerBound) * Page.size
+        let length = pages.count * Page.size
+        do { try userfaultfd.uffdRegister(start, length: length, mode: .writeProtect) } catch {
+            throw .system(.register, error)
+        }
+        do { try userfaultfd.uffdWriteProtect(start, length: length) } catch { throw .system(.writeProtect, error) }
+        trackedPages = max(trackedPages, pages.upperBound)
+    }
+
+    /// The pages written since the last harvest (or since protection), which are protected again.
+    ///
+    /// - Complexity: O(dirty runs) plus the kernel's walk of the tracked page tables.
+    public func harvest() throws(TrackingError) -> DirtyPages {
+        var dirty = DirtyPages()
+        let begin = UInt(bitPattern: address)
+        let end = begin + UInt(trackedPages) * UInt(Page.size)
+        var cursor = begin
+        while cursor < end {
+            let scan: (count: Int, walkEnd: UInt64)
+            do {
+                scan = try pagemap.pagemapScan(UnsafeRawPointer(bitPattern: cursor)!, length: Int(end - cursor),
+                                               categories: .written,
+                                               flags: [.writeProtectMatching, .checkWriteProtectAsync], into: regions)
+            } catch { throw .system(.scan, error) }
+            for region in regions.prefix(scan.count) {
+                dirty.append(PageIndex((UInt(region.start) - begin) / UInt(Page.size))..<PageIndex((UInt(region.end) - begin) / UInt(Page.size)))
+            }
+            // A full buffer stops the walk early; `walk_end` says where to resume.
+            cursor = scan.count < regions.count ? end : max(UInt(scan.walkEnd), cursor + UInt(Page.size))
+        }
+        return dirty
+    }
+}

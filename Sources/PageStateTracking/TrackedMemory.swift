@@ -1,0 +1,62 @@
+import PageStateMemory
+
+/// A mapped guest memory whose executions are tracked, then committed or rolled back.
+///
+/// An execution runs against `memory`; afterwards the tracker says exactly which pages it wrote.
+/// `commit` turns them into a new version of the memory; `rollback` returns the mapping to the
+/// version before the execution. Both cost O(pages written), never O(memory size).
+///
+/// Not for concurrent use: one execution at a time. The execution itself may run on any thread.
+public final class TrackedMemory: @unchecked Sendable {
+    public let memory: MappedMemory
+    private let tracker: AsyncWriteProtectTracker
+
+    /// Maps `map` into a reservation of `capacityInPages` and starts tracking it.
+    public init(showing map: PageMap, capacityInPages: UInt64) throws {
+        memory = try MappedMemory(showing: map, capacityInPages: capacityInPages)
+        tracker = try AsyncWriteProtectTracker(address: memory.address, pages: capacityInPages)
+    }
+
+    /// Runs `body` against the memory and returns its result with the pages it wrote. When `body`
+    /// throws, or writes more than `dirtyPageLimit` pages, its writes are rolled back and the error
+    /// (`TrackingError.dirtyPageLimitExceeded` for the limit) is thrown.
+    public func execute<R>(dirtyPageLimit: Int = .max, _ body: (MappedMemory) throws -> R) throws -> (R, DirtyPages) {
+        let result: R
+        do {
+            result = try body(memory)
+        } catch {
+            try rollback(try tracker.harvest())
+            throw error
+        }
+        let dirty = try tracker.harvest()
+        if dirty.count > dirtyPageLimit {
+            try rollback(dirty)
+            throw TrackingError.dirtyPageLimitExceeded(limit: dirtyPageLimit, written: dirty.count)
+        }
+        return (result, dirty)
+    }
+
+    /// Makes an execution's writes the new version of the memory and returns it.
+    ///
+    /// - Complexity: O(pages written).
+    @discardableResult
+    public func commit(_ dirty: DirtyPages) throws -> PageMap {
+        memory.adopt(try memory.capture(dirty))
+        return memory.shown
+    }
+
+    /// Undoes an execution's writes.
+    ///
+    /// - Complexity: O(pages written) copies, plus one re-arming walk of the page tables.
+    public func rollback(_ dirty: DirtyPages) throws(TrackingError) {
+        memory.restore(dirty)
+        _ = try tracker.harvest()  // the restoring copies count as writes: re-protect those pages
+    }
+
+    /// Grows the accessible memory (like Wasm `memory.grow`); new pages are tracked.
+    public func grow(toPages pages: UInt64) throws {
+        let old = memory.sizeInPages
+        try memory.grow(toPages: pages)
+        try tracker.protect(old..<memory.sizeInPages)
+    }
+}

@@ -1,0 +1,29 @@
+import SystemPackage
+
+/// The tracking operation a system error came from.
+public enum TrackingOperation: String, Sendable, Hashable {
+    case openUserfaultfd = "open userfaultfd"
+    case negotiateFeatures = "negotiate userfaultfd features"
+    case register = "register range"
+    case writeProtect = "write-protect range"
+    case openPagemap = "open /proc/self/pagemap"
+    case scan = "scan written pages"
+}
+
+/// Why dirty-page tracking failed or an execution's writes were refused.
+public enum TrackingError: Error, Hashable, CustomStringConvertible {
+    /// The mechanism is not available on this kernel or to this process; the string says why.
+    case unavailable(String)
+    case system(TrackingOperation, Errno)
+    /// The execution wrote more pages than it was allowed to; its writes were rolled back.
+    case dirtyPageLimitExceeded(limit: Int, written: Int)
+
+    public var description: String {
+        switch self {
+        case .unavailable(let reason): "tracking: unavailable: \(reason)"
+        case .system(let operation, let errno): "tracking: \(operation.rawValue) failed: \(errno)"
+        case .dirtyPageLimitExceeded(let limit, let written):
+            "tracking: execution wrote \(written) pages, more than its limit of \(limit)"
+        }
+    }
+}

@@ -1,0 +1,136 @@
+import PageState
+import PropertyBased
+import Testing
+
+/// One step inside an execution against a tracked memory.
+enum GuestStep: Sendable, CustomStringConvertible {
+    case write(address: Int, count: Int, fill: UInt8)
+    case grow(pages: Int)
+
+    static let generator = zip(Gen.int(in: 0...9), Gen.int(in: 0...(48 * Page.size - 1)), Gen.int(in: 1...9000), Gen.int(in: 0...255))
+        .map { kind, address, count, fill -> GuestStep in
+            kind == 9 ? .grow(pages: 1 + count % 8) : .write(address: address, count: count, fill: UInt8(fill))
+        }
+
+    var description: String {
+        switch self {
+        case .write(let a, let c, let f): "write(\(a), \(c), fill \(f))"
+        case .grow(let p): "grow(+\(p))"
+        }
+    }
+}
+
+/// An execution: its steps, and whether it ends in a commit, a rollback, or a trap (thrown error).
+struct GuestExecution: Sendable, CustomStringConvertible {
+    enum Ending: Int, Sendable { case commit, rollback, trap }
+    var steps: [GuestStep]
+    var ending: Ending
+    static let generator = zip(GuestStep.generator.array(of: 0...12), Gen.int(in: 0...2))
+        .map { GuestExecution(steps: $0, ending: Ending(rawValue: $1)!) }
+    var description: String { "\(ending)(\(steps))" }
+}
+
+struct Trap: Error {}
+
+@Suite(.enabled(if: KernelFeatures.probe().userfaultfdWriteProtectAsync,
+                "needs async userfaultfd write protection (Linux 6.7+ with WP_ASYNC and WP_UNPOPULATED)"))
+struct TrackedMemoryPropertyTests {
+    static let capacity: UInt64 = 64
+
+    @Test(.shrinking)
+    func reportsExactlyThePagesWrittenAndCommitsOrRollsBackToTheModel() async throws {
+        let pages = try TestPages()
+        let (base, _) = try PageMapPropertyTests.makeBaseFile()
+        await propertyCheck(count: 100, input: PageWrite.generator.array(of: 0...10), GuestExecution.generator.array(of: 1...4)) {
+            initialWrites, executions in
+            let map = try MappedMemoryTests.makeMap(initialWrites, pages: pages, base: base)
+            let tracked = try TrackedMemory(showing: map, capacityInPages: Self.capacity)
+            var model = try map.read(at: 0, count: Int(map.sizeInPages) * Page.size)
+            for execution in executions {
+                var scratch = model
+                var written = Set<PageIndex>()
+                let outcome = Result { () throws -> DirtyPages in
+                    try tracked.execute { memory in
+                        for step in execution.steps {
+                            switch step {
+                            case .write(let address, let count, let fill):
+                                let count = min(count, scratch.count - address)
+                                guard address < scratch.count, count > 0 else { continue }
+                                memory.bytes[address..<(address + count)].initializeMemory(as: UInt8.self, repeating: fill)
+                                scratch.replaceSubrange(address..<(address + count), with: repeatElement(fill, count: count))
+                                written.formUnion((address / Page.size...(address + count - 1) / Page.size).map(PageIndex.init))
+                            case .grow(let extra):
+                                let target = min(Self.capacity, memory.sizeInPages + UInt64(extra))
+                                try tracked.grow(toPages: target)
+                                scratch += [UInt8](repeating: 0, count: Int(target) * Page.size - scratch.count)
+                            }
+                        }
+                        if execution.ending == .trap { throw Trap() }
+                    }.1
+                }
+                switch (execution.ending, outcome) {
+                case (.trap, .failure(let error)):
+                    #expect(error is Trap)
+                case (.commit, .success(let dirty)):
+                    #expect(Set(dirty.indices) == written, "the dirty set must be exactly the pages written")
+                    let committed = try tracked.commit(dirty)
+                    #expect(firstDifference(try committed.read(at: 0, count: scratch.count), scratch) == nil)
+                    model = scratch
+                case (.rollback, .success(let dirty)):
+                    #expect(Set(dirty.indices) == written, "the dirty set must be exactly the pages written")
+                    try tracked.rollback(dirty)
+                default:
+                    Issue.record("unexpected outcome \(outcome) for \(execution.ending)")
+                }
+                // Growth is not undone by a rollback: the pages it added read as zeros.
+                let size = Int(tracked.memory.sizeInPages) * Page.size
+                model += [UInt8](repeating: 0, count: size - model.count)
+                #expect(firstDifference(Array(tracked.memory.bytes), model) == nil, "the mapping must show the committed state")
+                #expect(firstDifference(try tracked.memory.shown.read(at: 0, count: size), model) == nil)
+            }
+        }
+    }
+}
+
+@Suite(.enabled(if: KernelFeatures.probe().userfaultfdWriteProtectAsync,
+                "needs async userfaultfd write protection (Linux 6.7+ with WP_ASYNC and WP_UNPOPULATED)"))
+struct AsyncWriteProtectTrackerTests {
+    @Test func harvestResumesWhenItsBufferFills() throws {
+        let pages = try TestPages()
+        var map = PageMap(allocator: pages.allocator)
+        map.grow(toPages: 256)
+        let memory = try MappedMemory(showing: map, capacityInPages: 256)
+        let tracker = try AsyncWriteProtectTracker(address: memory.address, pages: 256, scanBufferRegions: 3)
+        let written = stride(from: 0, to: 256, by: 3).map(PageIndex.init)
+        for index in written { memory.bytes[Int(index) * Page.size + 7] = 1 }
+        #expect(try tracker.harvest().indices == written)
+        #expect(try tracker.harvest().count == 0, "harvesting re-protects")
+    }
+
+    @Test func dirtyPageLimitRollsBackAndThrows() throws {
+        let pages = try TestPages()
+        var map = PageMap(allocator: pages.allocator)
+        map.grow(toPages: 16)
+        let tracked = try TrackedMemory(showing: map, capacityInPages: 16)
+        #expect(throws: TrackingError.dirtyPageLimitExceeded(limit: 2, written: 3)) {
+            try tracked.execute(dirtyPageLimit: 2) { memory in
+                for page in 0..<3 { memory.bytes[page * Page.size] = 9 }
+            }
+        }
+        #expect(tracked.memory.bytes.allSatisfy { $0 == 0 })
+        let (_, dirty) = try tracked.execute(dirtyPageLimit: 2) { memory in memory.bytes[5 * Page.size] = 1 }
+        #expect(dirty.indices == [5])
+    }
+
+    @Test func executionOnAnotherThreadIsTracked() async throws {
+        let pages = try TestPages()
+        var map = PageMap(allocator: pages.allocator)
+        map.grow(toPages: 8)
+        let tracked = try TrackedMemory(showing: map, capacityInPages: 8)
+        let dirty = try await Task.detached {
+            try tracked.execute { memory in memory.bytes[3 * Page.size + 1] = 4 }.1
+        }.value
+        #expect(dirty.indices == [3])
+        #expect(try tracked.commit(dirty).page(3)[1] == 4)
+    }
+}
