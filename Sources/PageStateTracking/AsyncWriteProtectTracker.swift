@@ -10,7 +10,7 @@ import SystemPackage
 ///
 /// Registration is per mapping: pages remapped over (`mmap MAP_FIXED`) lose it and must be passed
 /// to `protect(_:)` again.
-public final class AsyncWriteProtectTracker: @unchecked Sendable {
+public final class AsyncWriteProtectTracker: DirtyPageTracker, @unchecked Sendable {
     private let userfaultfd: FileDescriptor
     private let pagemap: FileDescriptor
     private let address: UnsafeMutableRawPointer
@@ -106,5 +106,10 @@ public final class AsyncWriteProtectTracker: @unchecked Sendable {
             cursor = scan.count < regions.count ? end : max(UInt(scan.walkEnd), cursor + UInt(Page.size))
         }
         return dirty
+    }
+
+    /// The restoring copies marked the pages written: one harvest forgets them and re-protects.
+    public func rearm(_ pages: DirtyPages) throws(TrackingError) {
+        _ = try harvest()
     }
 }

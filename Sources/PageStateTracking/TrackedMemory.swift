@@ -9,12 +9,17 @@ import PageStateMemory
 /// Not for concurrent use: one execution at a time. The execution itself may run on any thread.
 public final class TrackedMemory: @unchecked Sendable {
     public let memory: MappedMemory
-    private let tracker: AsyncWriteProtectTracker
+    /// The mechanism in use.
+    public let trackerKind: TrackerKind
+    private let tracker: any DirtyPageTracker
 
-    /// Maps `map` into a reservation of `capacityInPages` and starts tracking it.
-    public init(showing map: PageMap, capacityInPages: UInt64) throws {
+    /// Maps `map` into a reservation of `capacityInPages` and starts tracking it with `tracker`
+    /// (by default the best this machine offers).
+    public init(showing map: PageMap, capacityInPages: UInt64, tracker: TrackerKind = .best) throws {
         memory = try MappedMemory(showing: map, capacityInPages: capacityInPages)
-        tracker = try AsyncWriteProtectTracker(address: memory.address, pages: capacityInPages)
+        trackerKind = tracker
+        self.tracker = try tracker.makeTracker(address: memory.address, pages: memory.sizeInPages,
+                                               capacity: capacityInPages)
     }
 
     /// Runs `body` against the memory and returns its result with the pages it wrote. When `body`
@@ -50,7 +55,7 @@ public final class TrackedMemory: @unchecked Sendable {
     /// - Complexity: O(pages written) copies, plus one re-arming walk of the page tables.
     public func rollback(_ dirty: DirtyPages) throws(TrackingError) {
         memory.restore(dirty)
-        _ = try tracker.harvest()  // the restoring copies count as writes: re-protect those pages
+        try tracker.rearm(dirty)
     }
 
     /// Grows the accessible memory (like Wasm `memory.grow`); new pages are tracked.

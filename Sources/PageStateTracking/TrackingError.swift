@@ -8,6 +8,7 @@ public enum TrackingOperation: String, Sendable, Hashable {
     case writeProtect = "write-protect range"
     case openPagemap = "open /proc/self/pagemap"
     case scan = "scan written pages"
+    case installHandler = "install SIGSEGV handler"
 }
 
 /// Why dirty-page tracking failed or an execution's writes were refused.

@@ -1,4 +1,9 @@
-// A second process for the allocator tests. Protocol on descriptor 3 (a SOCK_SEQPACKET socket):
+// A second process for the tests.
+//
+// `fault-outside-tracked-region` / `fault-without-tracker`: writes to an inaccessible page with (or
+// without) a protection-fault tracker installed elsewhere, which must kill the process either way.
+//
+// No arguments: the allocator test. Protocol on descriptor 3 (a SOCK_SEQPACKET socket):
 // receive one PageListMessage with the allocator's descriptor, attach it (twice, to check that the
 // same identity yields the same allocator), resolve every location, and reply with one line per
 // page, "INDEX HASH" (FNV-1a 64 of the page bytes), or a single "error: ..." line.
@@ -27,5 +32,21 @@ func serve(_ socket: FileDescriptor) -> String {
     }
 }
 
+/// Faults on a PROT_NONE page, optionally while a tracker watches another region.
+func faultOutsideTrackedRegions(withTracker: Bool, report: FileDescriptor) throws -> Never {
+    let tracked = try mapMemory(length: 4 * Page.size, protection: [.read, .write], flags: [.private, .anonymous])
+    let tracker = withTracker ? try ProtectionFaultTracker(address: tracked, pages: 4, capacity: 4) : nil
+    tracked.storeBytes(of: 1, as: UInt8.self)  // a tracked write: recorded, survives
+    if tracker != nil { try report.send(Array("tracker installed\n".utf8)) }
+    let forbidden = try mapMemory(length: Page.size, protection: .none, flags: [.private, .anonymous])
+    forbidden.storeBytes(of: 1, as: UInt8.self)
+    withExtendedLifetime(tracker) {}
+    fatalError("the write to an inaccessible page did not fault")
+}
+
 let socket = FileDescriptor(rawValue: 3)
-try socket.send(Array(serve(socket).utf8))
+switch CommandLine.arguments.dropFirst().first {
+case "fault-outside-tracked-region": try faultOutsideTrackedRegions(withTracker: true, report: socket)
+case "fault-without-tracker": try faultOutsideTrackedRegions(withTracker: false, report: socket)
+default: try socket.send(Array(serve(socket).utf8))
+}

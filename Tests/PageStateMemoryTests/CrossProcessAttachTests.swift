@@ -8,7 +8,8 @@ import Glibc
 #endif
 
 /// Starts `pagestate-test-helper` (built beside the test bundle) with `socket` as its descriptor 3.
-func spawnTestHelper(socket: FileDescriptor) throws -> pid_t {
+/// The crash mode runs without Swift's backtracer so the signal reaches the parent unchanged.
+func spawnTestHelper(socket: FileDescriptor, arguments: [String] = []) throws -> pid_t {
     let directory = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
         .deletingLastPathComponent()
     let helper = directory.appendingPathComponent("pagestate-test-helper").path
@@ -17,11 +18,31 @@ func spawnTestHelper(socket: FileDescriptor) throws -> pid_t {
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_adddup2(&actions, socket.rawValue, 3)
     var pid: pid_t = 0
-    let argv: [UnsafeMutablePointer<CChar>?] = [strdup(helper), nil]
+    let argv: [UnsafeMutablePointer<CChar>?] = ([helper] + arguments).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
-    let rc = posix_spawn(&pid, helper, &actions, nil, argv, environ)
+    let environment: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=enable=no"), nil]
+    defer { environment.forEach { free($0) } }
+    let rc = posix_spawn(&pid, helper, &actions, nil, argv, environment)
     guard rc == 0 else { throw Errno(rawValue: rc) }
     return pid
+}
+
+/// Runs the helper with `arguments` (no socket), returning what it printed and the signal that ended it.
+func runTestHelper(_ arguments: [String]) throws -> (output: String, signal: Int32?) {
+    let (mine, theirs) = try FileDescriptor.socketPair(datagrams: false)
+    defer { try? mine.close() }
+    let pid = try spawnTestHelper(socket: theirs, arguments: arguments)
+    try theirs.close()
+    var output: [UInt8] = []
+    while true {
+        let chunk = try mine.receive(maximumLength: 4096, maximumDescriptors: 0).bytes
+        if chunk.isEmpty { break }
+        output += chunk
+    }
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+    let signal = status & 0x7f
+    return (String(decoding: output, as: UTF8.self), signal == 0 ? nil : signal)
 }
 
 func fnv1a(_ bytes: UnsafeRawBufferPointer) -> UInt64 {

@@ -1,3 +1,4 @@
+import Glibc
 import PageState
 import PropertyBased
 import Testing
@@ -32,19 +33,19 @@ struct GuestExecution: Sendable, CustomStringConvertible {
 
 struct Trap: Error {}
 
-@Suite(.enabled(if: KernelFeatures.probe().userfaultfdWriteProtectAsync,
-                "needs async userfaultfd write protection (Linux 6.7+ with WP_ASYNC and WP_UNPOPULATED)"))
-struct TrackedMemoryPropertyTests {
+/// Runs under every tracker this machine offers (`TrackerKind.available`): each must match the
+/// model, so all trackers agree.
+@Suite struct TrackedMemoryPropertyTests {
     static let capacity: UInt64 = 64
 
-    @Test(.shrinking)
-    func reportsExactlyThePagesWrittenAndCommitsOrRollsBackToTheModel() async throws {
+    @Test(.shrinking, arguments: TrackerKind.available)
+    func reportsExactlyThePagesWrittenAndCommitsOrRollsBackToTheModel(tracker: TrackerKind) async throws {
         let pages = try TestPages()
         let (base, _) = try PageMapPropertyTests.makeBaseFile()
         await propertyCheck(count: 100, input: PageWrite.generator.array(of: 0...10), GuestExecution.generator.array(of: 1...4)) {
             initialWrites, executions in
             let map = try MappedMemoryTests.makeMap(initialWrites, pages: pages, base: base)
-            let tracked = try TrackedMemory(showing: map, capacityInPages: Self.capacity)
+            let tracked = try TrackedMemory(showing: map, capacityInPages: Self.capacity, tracker: tracker)
             var model = try map.read(at: 0, count: Int(map.sizeInPages) * Page.size)
             for execution in executions {
                 var scratch = model
@@ -92,8 +93,8 @@ struct TrackedMemoryPropertyTests {
     }
 }
 
-@Suite(.enabled(if: KernelFeatures.probe().userfaultfdWriteProtectAsync,
-                "needs async userfaultfd write protection (Linux 6.7+ with WP_ASYNC and WP_UNPOPULATED)"))
+@Suite(.enabled(if: KernelFeatures.probe().asyncWriteTracking,
+                "needs async userfaultfd write protection (Linux 6.7+ with WP_ASYNC, WP_UNPOPULATED and PAGEMAP_SCAN)"))
 struct AsyncWriteProtectTrackerTests {
     @Test func harvestResumesWhenItsBufferFills() throws {
         let pages = try TestPages()
@@ -106,12 +107,19 @@ struct AsyncWriteProtectTrackerTests {
         #expect(try tracker.harvest().indices == written)
         #expect(try tracker.harvest().count == 0, "harvesting re-protects")
     }
+}
 
-    @Test func dirtyPageLimitRollsBackAndThrows() throws {
-        let pages = try TestPages()
-        var map = PageMap(allocator: pages.allocator)
-        map.grow(toPages: 16)
-        let tracked = try TrackedMemory(showing: map, capacityInPages: 16)
+@Suite struct TrackerExampleTests {
+    static func emptyMemory(pages: UInt64, tracker: TrackerKind) throws -> TrackedMemory {
+        let testPages = try TestPages()
+        var map = PageMap(allocator: testPages.allocator)
+        map.grow(toPages: pages)
+        return try TrackedMemory(showing: map, capacityInPages: pages, tracker: tracker)
+    }
+
+    @Test(arguments: TrackerKind.available)
+    func dirtyPageLimitRollsBackAndThrows(tracker: TrackerKind) throws {
+        let tracked = try Self.emptyMemory(pages: 16, tracker: tracker)
         #expect(throws: TrackingError.dirtyPageLimitExceeded(limit: 2, written: 3)) {
             try tracked.execute(dirtyPageLimit: 2) { memory in
                 for page in 0..<3 { memory.bytes[page * Page.size] = 9 }
@@ -122,15 +130,29 @@ struct AsyncWriteProtectTrackerTests {
         #expect(dirty.indices == [5])
     }
 
-    @Test func executionOnAnotherThreadIsTracked() async throws {
-        let pages = try TestPages()
-        var map = PageMap(allocator: pages.allocator)
-        map.grow(toPages: 8)
-        let tracked = try TrackedMemory(showing: map, capacityInPages: 8)
+    @Test(arguments: TrackerKind.available)
+    func executionOnAnotherThreadIsTracked(tracker: TrackerKind) async throws {
+        let tracked = try Self.emptyMemory(pages: 8, tracker: tracker)
         let dirty = try await Task.detached {
             try tracked.execute { memory in memory.bytes[3 * Page.size + 1] = 4 }.1
         }.value
         #expect(dirty.indices == [3])
         #expect(try tracked.commit(dirty).page(3)[1] == 4)
+        #expect(tracked.trackerKind == tracker)
+    }
+
+    @Test func bestTrackerMatchesTheKernel() {
+        #expect(TrackerKind.best == (KernelFeatures.probe().asyncWriteTracking ? .asyncWriteProtect : .protectionFaults))
+        #expect(TrackerKind.available.contains(.protectionFaults))
+    }
+
+    /// A fault outside every tracked region must end the process exactly as it would without
+    /// PageState: the helper faults once with a tracker installed and once without.
+    @Test func faultOutsideTrackedRegionsStillKillsTheProcess() throws {
+        let withTracker = try runTestHelper(["fault-outside-tracked-region"])
+        let without = try runTestHelper(["fault-without-tracker"])
+        #expect(without.signal == SIGSEGV)
+        #expect(withTracker.signal == without.signal)
+        #expect(withTracker.output.contains("tracker installed"))
     }
 }

@@ -81,4 +81,22 @@ ssize_t ps_recv_with_fds(int sock, void *buf, size_t len, int *fds, int maxfds, 
 /// Sets up and tears down a small ring: 0 when io_uring works, -errno otherwise.
 int ps_io_uring_probe(void);
 
+// MARK: mprotect + SIGSEGV dirty-page tracking (the handler must be C: async-signal-safe)
+/// Most regions tracked at once in one process.
+enum { PS_FAULT_TRACKER_MAX_REGIONS = 64 };
+/// Installs the SIGSEGV handler once per process, remembering the previous handler to chain to.
+/// Returns 0, or -1 with errno.
+int ps_fault_tracker_install(void);
+/// Starts recording first writes to the `pages` pages at `base` (page aligned): each access fault
+/// there records its page index in `dirty` (room for `capacity` indices: one per page the region may
+/// grow to, so nothing is lost) and makes the page writable. Faults beyond `pages` are not ours.
+/// Returns a region id, or -1 with errno ENOSPC when all regions are in use.
+int ps_fault_tracker_add(void *base, size_t pages, uint64_t *dirty, size_t capacity);
+/// Sets how many pages of `region` are tracked (at most its capacity), e.g. after the memory grew.
+void ps_fault_tracker_resize(int region, size_t pages);
+/// Stops recording for `region`; the caller ensures no code writes to it concurrently.
+void ps_fault_tracker_remove(int region);
+/// Pages recorded since the last call (may exceed `capacity`: the rest were not stored); resets the count.
+size_t ps_fault_tracker_take(int region);
+
 #endif

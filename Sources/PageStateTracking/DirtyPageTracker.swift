@@ -1,0 +1,34 @@
+import PageStateKernel
+import PageStateMemory
+
+/// Learns which pages of a mapped range were written.
+public protocol DirtyPageTracker: AnyObject, Sendable {
+    /// Arms tracking for `pages` (at start, after growth, or after they were remapped).
+    func protect(_ pages: Range<PageIndex>) throws(TrackingError)
+    /// The pages written since the last harvest, which are protected again.
+    func harvest() throws(TrackingError) -> DirtyPages
+    /// Forgets writes PageState itself made to `pages` (restoring them) and protects them again.
+    func rearm(_ pages: DirtyPages) throws(TrackingError)
+}
+
+/// The mechanisms that can track writes.
+public enum TrackerKind: String, Sendable, CaseIterable {
+    /// Asynchronous userfaultfd write protection + PAGEMAP_SCAN (Linux 6.7+): no user-space faults.
+    case asyncWriteProtect
+    /// mprotect + a SIGSEGV handler: one user-space fault per page first written; any Linux.
+    case protectionFaults
+
+    /// The best mechanism this machine offers (probed once per process).
+    public static let best: TrackerKind = KernelFeatures.probe().asyncWriteTracking ? .asyncWriteProtect : .protectionFaults
+
+    /// The mechanisms this machine offers, best first.
+    public static var available: [TrackerKind] { best == .asyncWriteProtect ? allCases : [.protectionFaults] }
+
+    /// A tracker of this kind over `pages` pages at `address`, which may grow to `capacity`.
+    func makeTracker(address: UnsafeMutableRawPointer, pages: UInt64, capacity: UInt64) throws(TrackingError) -> any DirtyPageTracker {
+        switch self {
+        case .asyncWriteProtect: try AsyncWriteProtectTracker(address: address, pages: pages)
+        case .protectionFaults: try ProtectionFaultTracker(address: address, pages: pages, capacity: capacity)
+        }
+    }
+}
