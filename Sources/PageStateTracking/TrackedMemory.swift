@@ -41,6 +41,16 @@ public final class TrackedMemory: @unchecked Sendable {
         return (result, dirty)
     }
 
+    /// Runs read-only-by-contract code (a query) against the current version without tracking: it
+    /// gets its own private mapping, so it may write, and its writes vanish when the mapping is
+    /// unmapped afterwards. No protection, no faults recorded, no per-page work in user space.
+    ///
+    /// - Complexity: O(runs) to map the memory (one `mmap` per file run), one `munmap`.
+    public func query<R>(_ body: (MappedMemory) throws -> R) throws -> R {
+        let scratch = try MappedMemory(showing: memory.shown, capacityInPages: memory.capacityInPages)
+        return try body(scratch)
+    }
+
     /// Makes an execution's writes the new version of the memory and returns it.
     ///
     /// - Complexity: O(pages written).

@@ -141,6 +141,21 @@ struct AsyncWriteProtectTrackerTests {
         #expect(tracked.trackerKind == tracker)
     }
 
+    @Test(arguments: TrackerKind.available)
+    func queriesSeeTheStateAndLeaveNoTrace(tracker: TrackerKind) throws {
+        let tracked = try Self.emptyMemory(pages: 8, tracker: tracker)
+        let (_, dirty) = try tracked.execute { memory in memory.bytes[Page.size] = 7 }
+        try tracked.commit(dirty)
+        let seen = try tracked.query { memory -> UInt8 in
+            memory.bytes[2 * Page.size] = 5  // allowed, discarded
+            return memory.bytes[Page.size]
+        }
+        #expect(seen == 7)
+        #expect(tracked.memory.bytes[2 * Page.size] == 0)
+        #expect(try tracked.execute { _ in }.1.count == 0, "a query's writes are never tracked")
+        #expect(tracked.memory.shown.page(2)[0] == 0)
+    }
+
     @Test func bestTrackerMatchesTheKernel() {
         #expect(TrackerKind.best == (KernelFeatures.probe().asyncWriteTracking ? .asyncWriteProtect : .protectionFaults))
         #expect(TrackerKind.available.contains(.protectionFaults))
