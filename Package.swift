@@ -41,7 +41,7 @@ let package = Package(
         .target(
             name: "PageStateBench",
             dependencies: [
-                "PageStateMemory", "PageStateKernel",
+                "PageStateMemory", "PageStateKernel", "PageStateTracking", "CPageState",
                 .product(name: "HashTreeCollections", package: "swift-collections"),
             ]
         ),

@@ -4,9 +4,9 @@ import SystemPackage
 
 /// Learns which pages of a mapped memory were written, with asynchronous userfaultfd write
 /// protection (Linux 6.7+): the kernel resolves each first write to a protected page itself and
-/// records it, so no fault reaches user space; `harvest()` collects the written pages and re-protects
-/// them in one `PAGEMAP_SCAN` walk, resuming when its result buffer fills (the dirty set is never
-/// truncated).
+/// records it, so no fault reaches user space. `collect()` lists the written pages with one
+/// `PAGEMAP_SCAN` walk and `rearm(_:)` re-protects them with another (`PM_SCAN_WP_MATCHING`); both
+/// resume when the result buffer fills, so the dirty set is never truncated.
 ///
 /// Registration is per mapping: pages remapped over (`mmap MAP_FIXED`) lose it and must be passed
 /// to `protect(_:)` again.
@@ -84,20 +84,29 @@ public final class AsyncWriteProtectTracker: DirtyPageTracker, @unchecked Sendab
         trackedPages = max(trackedPages, pages.upperBound)
     }
 
-    /// The pages written since the last harvest (or since protection), which are protected again.
+    /// The pages written since they were last armed, without re-protecting them.
     ///
     /// - Complexity: O(dirty runs) plus the kernel's walk of the tracked page tables.
-    public func harvest() throws(TrackingError) -> DirtyPages {
+    public func collect() throws(TrackingError) -> DirtyPages {
+        try scan(reprotect: false)
+    }
+
+    /// Re-protects every written page (`pages` and any other) in one walk.
+    public func rearm(_ pages: DirtyPages) throws(TrackingError) {
+        _ = try scan(reprotect: true)
+    }
+
+    private func scan(reprotect: Bool) throws(TrackingError) -> DirtyPages {
         var dirty = DirtyPages()
         let begin = UInt(bitPattern: address)
         let end = begin + UInt(trackedPages) * UInt(Page.size)
+        let flags: PagemapScanFlags = reprotect ? [.writeProtectMatching, .checkWriteProtectAsync] : [.checkWriteProtectAsync]
         var cursor = begin
         while cursor < end {
             let scan: (count: Int, walkEnd: UInt64)
             do {
                 scan = try pagemap.pagemapScan(UnsafeRawPointer(bitPattern: cursor)!, length: Int(end - cursor),
-                                               categories: .written,
-                                               flags: [.writeProtectMatching, .checkWriteProtectAsync], into: regions)
+                                               categories: .written, flags: flags, into: regions)
             } catch { throw .system(.scan, error) }
             for region in regions.prefix(scan.count) {
                 dirty.append(PageIndex((UInt(region.start) - begin) / UInt(Page.size))..<PageIndex((UInt(region.end) - begin) / UInt(Page.size)))
@@ -106,10 +115,5 @@ public final class AsyncWriteProtectTracker: DirtyPageTracker, @unchecked Sendab
             cursor = scan.count < regions.count ? end : max(UInt(scan.walkEnd), cursor + UInt(Page.size))
         }
         return dirty
-    }
-
-    /// The restoring copies marked the pages written: one harvest forgets them and re-protects.
-    public func rearm(_ pages: DirtyPages) throws(TrackingError) {
-        _ = try harvest()
     }
 }

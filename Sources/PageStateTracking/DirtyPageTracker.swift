@@ -2,12 +2,16 @@ import PageStateKernel
 import PageStateMemory
 
 /// Learns which pages of a mapped range were written.
+///
+/// A cycle: `collect()` reports the pages written since they were last armed and leaves them
+/// writable, so a commit can copy them out and a rollback can copy old bytes in without faulting;
+/// `rearm(_:)` then forgets those writes and protects the pages again.
 public protocol DirtyPageTracker: AnyObject, Sendable {
     /// Arms tracking for `pages` (at start, after growth, or after they were remapped).
     func protect(_ pages: Range<PageIndex>) throws(TrackingError)
-    /// The pages written since the last harvest, which are protected again.
-    func harvest() throws(TrackingError) -> DirtyPages
-    /// Forgets writes PageState itself made to `pages` (restoring them) and protects them again.
+    /// The pages written since they were last armed; they stay writable until `rearm`.
+    func collect() throws(TrackingError) -> DirtyPages
+    /// Forgets all writes to `pages` (including PageState's own restoring copies) and protects them again.
     func rearm(_ pages: DirtyPages) throws(TrackingError)
 }
 

@@ -59,8 +59,10 @@ public final class ProtectionFaultTracker: DirtyPageTracker, @unchecked Sendable
         }
     }
 
-    /// - Complexity: O(d log d) for d pages written, plus one `mprotect` per run of them.
-    public func harvest() throws(TrackingError) -> DirtyPages {
+    /// The pages recorded since they were last armed; they stay writable until `rearm`.
+    ///
+    /// - Complexity: O(d log d) for d pages written.
+    public func collect() throws(TrackingError) -> DirtyPages {
         let recorded = min(Int(ps_fault_tracker_take(region)), records.count)
         var indices = Array(records.prefix(recorded))
         indices.sort()
@@ -68,10 +70,12 @@ public final class ProtectionFaultTracker: DirtyPageTracker, @unchecked Sendable
         for index in indices where dirty.runs.last.map({ !$0.contains(index) }) ?? true {
             dirty.append(index..<(index + 1))  // threads racing on one page record it twice: skipped here
         }
-        for run in dirty.runs { try protect(run) }
         return dirty
     }
 
+    /// Makes `pages` read-only again (their writes were collected or are PageState's own).
+    ///
+    /// - Complexity: one `mprotect` per run.
     public func rearm(_ pages: DirtyPages) throws(TrackingError) {
         _ = ps_fault_tracker_take(region)
         for run in pages.runs { try protect(run) }

@@ -6,12 +6,16 @@ import PageStateMemory
 /// `commit` turns them into a new version of the memory; `rollback` returns the mapping to the
 /// version before the execution. Both cost O(pages written), never O(memory size).
 ///
+/// Every execution must be settled — committed or rolled back — before the next one starts; until
+/// then its pages stay writable and untracked, which is what lets both copy without faulting.
 /// Not for concurrent use: one execution at a time. The execution itself may run on any thread.
 public final class TrackedMemory: @unchecked Sendable {
     public let memory: MappedMemory
     /// The mechanism in use.
     public let trackerKind: TrackerKind
     private let tracker: any DirtyPageTracker
+    /// The dirty pages of the execution not yet committed or rolled back.
+    private var unsettled: DirtyPages?
 
     /// Maps `map` into a reservation of `capacityInPages` and starts tracking it with `tracker`
     /// (by default the best this machine offers).
@@ -26,14 +30,16 @@ public final class TrackedMemory: @unchecked Sendable {
     /// throws, or writes more than `dirtyPageLimit` pages, its writes are rolled back and the error
     /// (`TrackingError.dirtyPageLimitExceeded` for the limit) is thrown.
     public func execute<R>(dirtyPageLimit: Int = .max, _ body: (MappedMemory) throws -> R) throws -> (R, DirtyPages) {
+        guard unsettled == nil else { throw TrackingError.unsettledExecution }
         let result: R
         do {
             result = try body(memory)
         } catch {
-            try rollback(try tracker.harvest())
+            try rollback(try tracker.collect())
             throw error
         }
-        let dirty = try tracker.harvest()
+        let dirty = try tracker.collect()
+        unsettled = dirty
         if dirty.count > dirtyPageLimit {
             try rollback(dirty)
             throw TrackingError.dirtyPageLimitExceeded(limit: dirtyPageLimit, written: dirty.count)
@@ -57,6 +63,8 @@ public final class TrackedMemory: @unchecked Sendable {
     @discardableResult
     public func commit(_ dirty: DirtyPages) throws -> PageMap {
         memory.adopt(try memory.capture(dirty))
+        try tracker.rearm(dirty)
+        unsettled = nil
         return memory.shown
     }
 
@@ -66,6 +74,7 @@ public final class TrackedMemory: @unchecked Sendable {
     public func rollback(_ dirty: DirtyPages) throws(TrackingError) {
         memory.restore(dirty)
         try tracker.rearm(dirty)
+        unsettled = nil
     }
 
     /// Grows the accessible memory (like Wasm `memory.grow`); new pages are tracked.

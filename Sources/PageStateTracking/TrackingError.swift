@@ -18,6 +18,8 @@ public enum TrackingError: Error, Hashable, CustomStringConvertible {
     case system(TrackingOperation, Errno)
     /// The execution wrote more pages than it was allowed to; its writes were rolled back.
     case dirtyPageLimitExceeded(limit: Int, written: Int)
+    /// An execution started before the previous one was committed or rolled back.
+    case unsettledExecution
 
     public var description: String {
         switch self {
@@ -25,6 +27,7 @@ public enum TrackingError: Error, Hashable, CustomStringConvertible {
         case .system(let operation, let errno): "tracking: \(operation.rawValue) failed: \(errno)"
         case .dirtyPageLimitExceeded(let limit, let written):
             "tracking: execution wrote \(written) pages, more than its limit of \(limit)"
+        case .unsettledExecution: "tracking: commit or roll back the previous execution first"
         }
     }
 }

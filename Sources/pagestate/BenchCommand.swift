@@ -7,6 +7,7 @@ struct BenchCommand: ParsableCommand {
 
     enum Suite: String, ExpressibleByArgument, CaseIterable {
         case delta
+        case tracking
     }
 
     @Argument(help: "The suite to run: \(Suite.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -36,6 +37,7 @@ struct BenchCommand: ParsableCommand {
         let reports = try (0..<runs).map { _ in
             switch suite {
             case .delta: try DeltaSuite.run(entries: entries, indexBits: indexBits)
+            case .tracking: try TrackingSuite.run()
             }
         }
         let report = BenchReport.median(of: reports)

@@ -96,7 +96,7 @@ struct Trap: Error {}
 @Suite(.enabled(if: KernelFeatures.probe().asyncWriteTracking,
                 "needs async userfaultfd write protection (Linux 6.7+ with WP_ASYNC, WP_UNPOPULATED and PAGEMAP_SCAN)"))
 struct AsyncWriteProtectTrackerTests {
-    @Test func harvestResumesWhenItsBufferFills() throws {
+    @Test func collectAndRearmResumeWhenTheBufferFills() throws {
         let pages = try TestPages()
         var map = PageMap(allocator: pages.allocator)
         map.grow(toPages: 256)
@@ -104,8 +104,13 @@ struct AsyncWriteProtectTrackerTests {
         let tracker = try AsyncWriteProtectTracker(address: memory.address, pages: 256, scanBufferRegions: 3)
         let written = stride(from: 0, to: 256, by: 3).map(PageIndex.init)
         for index in written { memory.bytes[Int(index) * Page.size + 7] = 1 }
-        #expect(try tracker.harvest().indices == written)
-        #expect(try tracker.harvest().count == 0, "harvesting re-protects")
+        let dirty = try tracker.collect()
+        #expect(dirty.indices == written)
+        #expect(try tracker.collect() == dirty, "collecting does not re-protect")
+        try tracker.rearm(dirty)
+        #expect(try tracker.collect().count == 0, "rearming re-protects every written page")
+        memory.bytes[9 * Page.size] = 2
+        #expect(try tracker.collect().indices == [9])
     }
 }
 
@@ -131,6 +136,15 @@ struct AsyncWriteProtectTrackerTests {
     }
 
     @Test(arguments: TrackerKind.available)
+    func anExecutionMustBeSettledBeforeTheNext(tracker: TrackerKind) throws {
+        let tracked = try Self.emptyMemory(pages: 4, tracker: tracker)
+        let (_, dirty) = try tracked.execute { memory in memory.bytes[0] = 1 }
+        #expect(throws: TrackingError.unsettledExecution) { try tracked.execute { _ in } }
+        try tracked.rollback(dirty)
+        #expect(try tracked.execute { _ in }.1.count == 0)
+    }
+
+    @Test(arguments: TrackerKind.available)
     func executionOnAnotherThreadIsTracked(tracker: TrackerKind) async throws {
         let tracked = try Self.emptyMemory(pages: 8, tracker: tracker)
         let dirty = try await Task.detached {
@@ -152,7 +166,9 @@ struct AsyncWriteProtectTrackerTests {
         }
         #expect(seen == 7)
         #expect(tracked.memory.bytes[2 * Page.size] == 0)
-        #expect(try tracked.execute { _ in }.1.count == 0, "a query's writes are never tracked")
+        let (_, none) = try tracked.execute { _ in }
+        #expect(none.count == 0, "a query's writes are never tracked")
+        try tracked.commit(none)
         #expect(tracked.memory.shown.page(2)[0] == 0)
     }
 

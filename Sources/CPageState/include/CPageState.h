@@ -99,4 +99,13 @@ void ps_fault_tracker_remove(int region);
 /// Pages recorded since the last call (may exceed `capacity`: the rest were not stored); resets the count.
 size_t ps_fault_tracker_take(int region);
 
+// MARK: raw mechanism costs for `pagestate bench tracking` (raw_tracking.c)
+/// Nanoseconds per page to write `writes` scattered pages of `pages` under async uffd write
+/// protection and collect them with one re-arming PAGEMAP_SCAN; negative errno on failure.
+double ps_raw_uffd_write_ns(size_t pages, size_t writes);
+/// Nanoseconds per page to write-protect `pages` pages with mprotect and take `writes` scattered
+/// first-write faults in a minimal SIGSEGV handler that unprotects the page; negative errno on failure.
+/// Temporarily replaces the SIGSEGV handler: call while no tracker is active.
+double ps_raw_mprotect_write_ns(size_t pages, size_t writes);
+
 #endif
