@@ -103,6 +103,7 @@ public enum TrackingSuite {
             var start = ContinuousClock.now
             let (_, dirty) = try tracked.execute { memory in touch(memory, count: count) }
             execute.append(nanoseconds(since: start) / Double(count))
+            precondition(dirty.count == count, "the tracker reported \(dirty.count) of \(count) pages written")
             start = ContinuousClock.now
             try tracked.rollback(dirty)
             rollback.append(nanoseconds(since: start) / Double(count))

@@ -111,8 +111,11 @@ public final class AsyncWriteProtectTracker: DirtyPageTracker, @unchecked Sendab
             for region in regions.prefix(scan.count) {
                 dirty.append(PageIndex((UInt(region.start) - begin) / UInt(Page.size))..<PageIndex((UInt(region.end) - begin) / UInt(Page.size)))
             }
-            // A full buffer stops the walk early; `walk_end` says where to resume.
-            cursor = scan.count < regions.count ? end : max(UInt(scan.walkEnd), cursor + UInt(Page.size))
+            // A full buffer stops the walk early; resume after both `walk_end` and the last region
+            // returned: when the regions exactly fill the buffer, Linux 6.18 reports a stale
+            // `walk_end` below regions it already returned (seen: 14344 with regions up to 16382).
+            let lastEnd = scan.count > 0 ? UInt(regions[scan.count - 1].end) : cursor + UInt(Page.size)
+            cursor = scan.count < regions.count ? end : max(UInt(scan.walkEnd), lastEnd)
         }
         return dirty
     }

@@ -96,6 +96,22 @@ struct Trap: Error {}
 @Suite(.enabled(if: KernelFeatures.probe().asyncWriteTracking,
                 "needs async userfaultfd write protection (Linux 6.7+ with WP_ASYNC, WP_UNPOPULATED and PAGEMAP_SCAN)"))
 struct AsyncWriteProtectTrackerTests {
+    /// Regression: regions that exactly fill the buffer came back with a stale `walk_end`, and
+    /// resuming there reported 512 pages twice.
+    @Test func regionsExactlyFillingTheBufferAreReportedOnce() throws {
+        let pages = try TestPages()
+        var map = PageMap(allocator: pages.allocator)
+        map.grow(toPages: 16_384)
+        let memory = try MappedMemory(showing: map, capacityInPages: 16_384)
+        memory.bytes.initializeMemory(as: UInt8.self, repeating: 1)
+        let tracker = try AsyncWriteProtectTracker(address: memory.address, pages: 16_384, scanBufferRegions: 4096)
+        let written = Set((0..<4096).map { PageIndex(($0 * 7919) % 16_384) })
+        for page in written { memory.bytes[Int(page) * Page.size] &+= 1 }
+        let dirty = try tracker.collect()
+        #expect(dirty.count == 4096)
+        #expect(dirty.indices == written.sorted())
+    }
+
     @Test func collectAndRearmResumeWhenTheBufferFills() throws {
         let pages = try TestPages()
         var map = PageMap(allocator: pages.allocator)
@@ -111,6 +127,28 @@ struct AsyncWriteProtectTrackerTests {
         #expect(try tracker.collect().count == 0, "rearming re-protects every written page")
         memory.bytes[9 * Page.size] = 2
         #expect(try tracker.collect().indices == [9])
+    }
+}
+
+extension AsyncWriteProtectTrackerTests {
+    /// Any set of written pages, any buffer size: collect and rearm resume until the walk ends.
+    @Test(.shrinking)
+    func collectFindsEveryWrittenPageWhateverTheBufferSize() async throws {
+        let pages = try TestPages()
+        var map = PageMap(allocator: pages.allocator)
+        map.grow(toPages: 512)
+        let memory = try MappedMemory(showing: map, capacityInPages: 512)
+        memory.bytes.initializeMemory(as: UInt8.self, repeating: 1)  // populated pages, as after earlier executions
+        await propertyCheck(count: 100, input: Gen.int(in: 0...511).set(ofAtMost: 0...300), Gen.int(in: 1...5)) {
+            written, bufferRegions in
+            let tracker = try AsyncWriteProtectTracker(address: memory.address, pages: 512, scanBufferRegions: bufferRegions)
+            for page in written { memory.bytes[page * Page.size] &+= 1 }
+            let dirty = try tracker.collect()
+            #expect(dirty.indices == written.sorted().map(PageIndex.init))
+            #expect(dirty.count == written.count)
+            try tracker.rearm(dirty)
+            #expect(try tracker.collect().count == 0)
+        }
     }
 }
 
