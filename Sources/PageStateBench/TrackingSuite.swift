@@ -15,7 +15,8 @@ public enum TrackingSuite {
         var report = BenchReport(suite: "tracking")
         // Raw mechanisms first: the mprotect probe swaps the SIGSEGV handler while no tracker runs.
         for count in dirtyCounts {
-            report.figures["raw_uffd_ns_per_page_at_\(count)"] = median(5) { ps_raw_uffd_write_ns(Int(memoryPages), count) }
+            let uffd = median(5) { ps_raw_uffd_write_ns(Int(memoryPages), count) }
+            if uffd > 0 { report.figures["raw_uffd_ns_per_page_at_\(count)"] = uffd }  // negative: errno, unavailable
             report.figures["raw_mprotect_ns_per_page_at_\(count)"] = median(5) { ps_raw_mprotect_write_ns(Int(memoryPages), count) }
         }
         let allocator = try PageAllocator(options: .init(backing: .memfd(name: "pagestate-bench-tracking")))

@@ -42,6 +42,19 @@ func runPageState(_ arguments: [String]) throws -> (status: Int32, output: Strin
         }
     }
 
+    @Test func benchTrackingJSONHasTheRequiredFigures() throws {
+        let (status, output) = try runPageState(["bench", "tracking", "--json"])
+        #expect(status == 0)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        #expect(object["suite"] as? String == "tracking")
+        let figures = try #require(object["figures"] as? [String: Double])
+        var required = ["mprotect_ns_per_page", "raw_mprotect_ns_per_page", "commit_ns_per_page", "rollback_ns_per_page"]
+        if figures["raw_uffd_ns_per_page"].map({ $0 > 0 }) == true {
+            required += ["uffd_ns_per_page", "uffd_vs_raw", "mprotect_vs_uffd"]  // where the kernel has async uffd-wp
+        }
+        for key in required { #expect((figures[key] ?? 0) > 0, "\(key) must be a positive figure") }
+    }
+
     @Test func badArgumentsFailWithoutCrashing() throws {
         #expect(try runPageState(["bench", "nonsense"]).status == 64)
         #expect(try runPageState(["bench", "delta", "--entries", "5"]).status == 64)
