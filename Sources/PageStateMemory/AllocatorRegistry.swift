@@ -28,7 +28,8 @@ enum AllocatorRegistry {
         let (allocator, isNew) = entries.withLock { entries in
             if let existing = entries[description.identity]?.allocator { return (existing, false) }
             let attached = PageAllocator(descriptor: description.descriptor, identity: description.identity,
-                                         isOwner: false, attachedLength: description.length, reclaimBatchPages: 1)
+                                         isOwner: false, attachedLength: description.length, reclaimBatchPages: 1,
+                                         reservedReleasedPages: 0)
             entries[description.identity] = WeakAllocator(allocator: attached)
             return (attached, true)
         }

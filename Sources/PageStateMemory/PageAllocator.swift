@@ -7,8 +7,9 @@ import SystemPackage
 ///
 /// The owner allocates immutable, reference-counted `Page`s; another process attaches the same file
 /// from an `AllocatorDescription` and resolves `PageLocation`s to the same bytes without copying.
-/// Released slots are reused; once `reclaimBatchPages` of them accumulate their storage is punched
-/// out of the file (`fallocate(PUNCH_HOLE)`), so the file's allocated blocks drop.
+/// Released slots are reused, most recent first. The newest `reservedReleasedPages` of them stay
+/// resident for that; once `reclaimBatchPages` more accumulate, the oldest batch is punched out of
+/// the file (`fallocate(PUNCH_HOLE)`), so the file's allocated blocks drop.
 ///
 /// Thread safety: every operation may be called from any thread. Slot bookkeeping is behind one
 /// mutex; page bytes are read without locking (they never change while a `Page` refers to them).
@@ -27,12 +28,18 @@ public final class PageAllocator: @unchecked Sendable {
             case unnamedFile(directory: FilePath)
         }
         public var backing: Backing
-        /// Released pages accumulated before their storage is punched out in one batch.
+        /// Released pages punched out together, beyond the reserve.
         public var reclaimBatchPages: Int
+        /// Most recently released pages kept resident for reuse, never punched by the batch: a
+        /// workload that releases and reallocates pages (every commit replaces pages) then reuses
+        /// resident memory instead of faulting punched pages back in.
+        public var reservedReleasedPages: Int
 
-        public init(backing: Backing = .memfd(name: "pagestate"), reclaimBatchPages: Int = 4096) {
+        public init(backing: Backing = .memfd(name: "pagestate"), reclaimBatchPages: Int = 4096,
+                    reservedReleasedPages: Int = 4096) {
             self.backing = backing
             self.reclaimBatchPages = max(1, reclaimBatchPages)
+            self.reservedReleasedPages = max(0, reservedReleasedPages)
         }
     }
 
@@ -43,6 +50,7 @@ public final class PageAllocator: @unchecked Sendable {
     /// The backing file; owned by the allocator (do not close it).
     public let descriptor: FileDescriptor
     private let reclaimBatchPages: Int
+    private let reservedReleasedPages: Int
     private let chunkBases: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     private let state: Mutex<SlotState>
 
@@ -64,15 +72,18 @@ public final class PageAllocator: @unchecked Sendable {
             }
         }
         self.init(descriptor: descriptor, identity: UInt64.random(in: 1...UInt64.max), isOwner: true,
-                  attachedLength: 0, reclaimBatchPages: options.reclaimBatchPages)
+                  attachedLength: 0, reclaimBatchPages: options.reclaimBatchPages,
+                  reservedReleasedPages: options.reservedReleasedPages)
         AllocatorRegistry.register(self)
     }
 
-    init(descriptor: FileDescriptor, identity: UInt64, isOwner: Bool, attachedLength: UInt64, reclaimBatchPages: Int) {
+    init(descriptor: FileDescriptor, identity: UInt64, isOwner: Bool, attachedLength: UInt64,
+         reclaimBatchPages: Int, reservedReleasedPages: Int) {
         self.descriptor = descriptor
         self.identity = identity
         self.isOwner = isOwner
         self.reclaimBatchPages = reclaimBatchPages
+        self.reservedReleasedPages = reservedReleasedPages
         chunkBases = .allocate(capacity: AllocatorGeometry.maximumChunks)
         chunkBases.initialize(repeating: nil, count: AllocatorGeometry.maximumChunks)
         state = Mutex(SlotState(attachedLength: attachedLength))
@@ -176,14 +187,14 @@ public final class PageAllocator: @unchecked Sendable {
             tagPointer(ofSlot: slot).pointee = 0
             state.livePages -= 1
             state.released.append(slot)
-            guard state.released.count >= reclaimBatchPages else { return nil }
-            defer { state.released = [] }
-            return state.released
+            guard state.released.count >= reservedReleasedPages + reclaimBatchPages else { return nil }
+            defer { state.released.removeFirst(reclaimBatchPages) }
+            return Array(state.released.prefix(reclaimBatchPages))  // the oldest: least likely still cached
         }
         if let batch { reclaim(batch) }
     }
 
-    /// Punches out the storage of every released, not yet reclaimed slot now, regardless of the batch size.
+    /// Punches out the storage of every released, not yet reclaimed slot now, the reserve included.
     public func reclaimReleasedPages() {
         let batch = state.withLock { state in
             defer { state.released = [] }

@@ -37,7 +37,7 @@ enum AllocatorOperation: CustomStringConvertible, Sendable {
     @Test(.shrinking)
     func contentsSurviveAndLiveSlotsNeverCollide() async throws {
         await propertyCheck(count: 200, input: AllocatorOperation.generator.array(of: 0...150)) { operations in
-            let allocator = try PageAllocator(options: .init(reclaimBatchPages: 8))
+            let allocator = try PageAllocator(options: .init(reclaimBatchPages: 8, reservedReleasedPages: 4))
             let attachedIdentity = UInt64.random(in: 1...UInt64.max)
             var attached: PageAllocator?
             var live: [(page: Page, fill: UInt8)] = []

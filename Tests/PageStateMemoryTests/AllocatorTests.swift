@@ -5,7 +5,7 @@ import Testing
 
 @Suite struct AllocatorTests {
     @Test func reclaimPunchesStorageOnceTheBatchFills() throws {
-        let allocator = try PageAllocator(options: .init(reclaimBatchPages: 1024))
+        let allocator = try PageAllocator(options: .init(reclaimBatchPages: 1024, reservedReleasedPages: 0))
         var pages = try (0..<2048).map { _ in try allocator.allocate(copying: [UInt8](repeating: 7, count: Page.size)) }
         let before = try allocator.allocatedFileBytes()
         #expect(before >= 2048 * UInt64(Page.size))
@@ -20,6 +20,19 @@ import Testing
         let reused = try allocator.allocate(copying: [UInt8](repeating: 9, count: 100))
         #expect(reused.bytes == [UInt8](repeating: 9, count: 100) + [UInt8](repeating: 0, count: Page.size - 100))
         #expect(allocator.statistics.slotsUsed == 2048)
+    }
+
+    @Test func aReserveOfReleasedPagesStaysResidentAndIsReusedFirst() throws {
+        let allocator = try PageAllocator(options: .init(reclaimBatchPages: 256, reservedReleasedPages: 512))
+        var pages = try (0..<1024).map { _ in try allocator.allocate(copying: [UInt8](repeating: 7, count: Page.size)) }
+        let before = try allocator.allocatedFileBytes()
+        pages.removeLast(767)
+        #expect(try allocator.allocatedFileBytes() == before, "reserve + batch not yet crossed")
+        let newest = pages.removeLast().location.offset
+        #expect(before - (try allocator.allocatedFileBytes()) >= 256 * UInt64(Page.size), "the oldest batch is punched")
+        #expect(allocator.statistics.releasedPages == 512)
+        #expect(try allocator.allocate(copying: [1]).location.offset == newest, "the most recently released slot comes first")
+        withExtendedLifetime(pages) {}
     }
 
     @Test func memfdIsSealedAgainstShrinking() throws {
@@ -82,7 +95,7 @@ import Testing
     }
 
     @Test func concurrentAllocationAndRelease() async throws {
-        let allocator = try PageAllocator(options: .init(reclaimBatchPages: 64))
+        let allocator = try PageAllocator(options: .init(reclaimBatchPages: 64, reservedReleasedPages: 32))
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<8 {
                 group.addTask {
