@@ -38,9 +38,10 @@ public final class ProtectionFaultTracker: DirtyPageTracker, @unchecked Sendable
         try protect(0..<pages)
     }
 
+    /// Stops recording. The pages keep their protection: the tracker cannot know the range is still
+    /// mapped (it may already be unmapped and reused), so the mapping's owner decides what to do with it.
     deinit {
         ps_fault_tracker_remove(region)
-        try? protectMemory(address, length: Int(pages) * Page.size, [.read, .write])
         records.deallocate()
     }
 
