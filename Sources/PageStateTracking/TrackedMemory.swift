@@ -77,6 +77,19 @@ public final class TrackedMemory: @unchecked Sendable {
         unsettled = nil
     }
 
+    /// Brings the memory to `newer`, a later version produced elsewhere (say, by another worker),
+    /// remapping only the pages that differ and tracking them again. The current execution, if
+    /// any, must be settled first.
+    ///
+    /// - Complexity: O(pages changed), not O(memory size).
+    public func synchronize(to newer: PageMap) throws {
+        guard unsettled == nil else { throw TrackingError.unsettledExecution }
+        let old = memory.sizeInPages
+        let replaced = try memory.synchronize(to: newer)
+        try tracker.protect(old..<memory.sizeInPages)
+        for run in replaced.runs { try tracker.protect(run) }
+    }
+
     /// Grows the accessible memory (like Wasm `memory.grow`); new pages are tracked.
     public func grow(toPages pages: UInt64) throws {
         let old = memory.sizeInPages

@@ -111,6 +111,9 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
             for snapshot in snapshots {
                 #expect(snapshot.delta.model == snapshot.model, "a snapshot changed after later operations")
                 #expect(snapshot.delta.count == snapshot.model.count)
+                // The structural diff agrees with comparing the models (ids identify pages uniquely).
+                let expected = Set(snapshot.model.keys).union(model.keys).filter { snapshot.model[$0] != model[$0] }
+                #expect(snapshot.delta.changedIndices(comparedTo: delta) == expected.sorted())
             }
         }
     }

@@ -210,6 +210,30 @@ extension AsyncWriteProtectTrackerTests {
         #expect(tracked.memory.shown.page(2)[0] == 0)
     }
 
+    /// A long-lived mapping follows versions produced elsewhere, replacing only the changed pages,
+    /// and stays tracked.
+    @Test(.shrinking, arguments: TrackerKind.available)
+    func synchronizingRemapsOnlyChangedPages(tracker: TrackerKind) async throws {
+        let pages = try TestPages()
+        let (base, _) = try PageMapPropertyTests.makeBaseFile()
+        await propertyCheck(count: 40, input: PageWrite.generator.array(of: 0...10), PageWrite.generator.array(of: 0...10)) {
+            first, second in
+            let v1 = try MappedMemoryTests.makeMap(first, pages: pages, base: base)
+            let tracked = try TrackedMemory(showing: v1, capacityInPages: 64, tracker: tracker)
+            var v2 = v1
+            for write in second { try v2.write([UInt8](repeating: write.fill, count: write.count), at: write.address) }
+            let changed = v2.delta.changedIndices(comparedTo: v1.delta)
+            try tracked.synchronize(to: v2)
+            #expect(firstDifference(Array(tracked.memory.bytes), try v2.read(at: 0, count: Int(v2.sizeInPages) * Page.size)) == nil)
+            #expect(changed.count <= second.reduce(0) { $0 + ($1.offset + $1.count + Page.size - 1) / Page.size })
+            // Still tracked: a write after synchronizing is reported and commits on top of v2.
+            let (_, dirty) = try tracked.execute { memory in memory.bytes[0] &+= 1 }
+            #expect(dirty.indices == [0])
+            let v3 = try tracked.commit(dirty)
+            #expect(try v3.read(at: 0, count: 1) == [try v2.read(at: 0, count: 1)[0] &+ 1])
+        }
+    }
+
     @Test func bestTrackerMatchesTheKernel() {
         #expect(TrackerKind.best == (KernelFeatures.probe().asyncWriteTracking ? .asyncWriteProtect : .protectionFaults))
         #expect(TrackerKind.available.contains(.protectionFaults))
