@@ -1,3 +1,5 @@
+import CPageState
+import Dispatch
 import Glibc
 import PageStateMemory
 
@@ -28,15 +30,27 @@ extension MappedMemory {
     }
 
     /// Copies the shown version's bytes back over the dirty pages, undoing an execution's writes.
+    /// The copies use non-temporal stores (no read of the page being overwritten, no cache
+    /// pollution), and large sets are copied by several threads: one core cannot saturate memory.
     ///
     /// - Complexity: O(dirty pages): one 4 KiB copy each, no system calls.
     public func restore(_ dirty: DirtyPages) {
-        for run in dirty.runs {
-            for index in run {
-                shown.withPage(index) { pageAddress(index).copyMemory(from: $0.baseAddress!, byteCount: Page.size) }
+        let indices = dirty.indices
+        let workers = indices.count >= Self.parallelCopyThreshold ? min(Self.copyThreads, indices.count) : 1
+        let version = shown
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let chunk = (indices.count + workers - 1) / workers
+            for index in indices[min(worker * chunk, indices.count)..<min((worker + 1) * chunk, indices.count)] {
+                version.withPage(index) { ps_copy_page_streaming(pageAddress(index), $0.baseAddress!) }
             }
+            ps_store_fence()
         }
     }
+
+    /// Dirty sets at least this large are restored by several threads.
+    static var parallelCopyThreshold: Int { 256 }
+    /// Threads that restore a large dirty set: the processors this process may run on, at most 8.
+    static let copyThreads = min(8, max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 
     /// Makes pages up to `pages` accessible (new ones read as zeros), within the reservation.
     ///

@@ -108,4 +108,11 @@ double ps_raw_uffd_write_ns(size_t pages, size_t writes);
 /// Temporarily replaces the SIGSEGV handler: call while no tracker is active.
 double ps_raw_mprotect_write_ns(size_t pages, size_t writes);
 
+// MARK: page copies Swift cannot express
+/// Copies one 4 KiB page (both pointers 16-byte aligned) with non-temporal stores, which skip reading
+/// the target's cache lines first. Call `ps_store_fence` before the copies must be visible to others.
+void ps_copy_page_streaming(void *target, const void *source);
+/// Orders earlier non-temporal stores before later stores (`sfence`).
+void ps_store_fence(void);
+
 #endif
