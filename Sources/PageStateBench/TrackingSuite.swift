@@ -97,7 +97,7 @@ public enum TrackingSuite {
         return tracked
     }
 
-    /// Medians over 5 rounds of: execute (writes + harvest), rollback, then execute again and commit.
+    /// Medians over 5 rounds of: execute (writes + collect), rollback, then execute again and commit.
     static func measure(_ tracked: TrackedMemory, dirtyPages count: Int) throws -> (execute: Double, rollback: Double, commit: Double) {
         var execute: [Double] = [], rollback: [Double] = [], commit: [Double] = []
         for _ in 0..<5 {

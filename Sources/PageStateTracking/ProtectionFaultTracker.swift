@@ -10,12 +10,12 @@ import SystemPackage
 /// Faults outside every tracked region go to the handler installed before, or kill the process as
 /// they would have without PageState.
 ///
-/// Every page can be recorded once per harvest, so the record buffer holds one entry per page of the
+/// Every page can be recorded once per cycle (collect, rearm), so the record buffer holds one entry per page of the
 /// reservation (8 bytes per 4 KiB) and never truncates the dirty set, also when the memory grows
 /// during an execution. Faults on pages beyond the accessible size are not tracked writes: they
 /// stay faults. Each first write costs a user-space fault and an
-/// `mprotect` (several µs, see design/tracking.md); each written page splits the mapping until the
-/// harvest re-protects it, so `vm.max_map_count` bounds the pages one execution may write.
+/// `mprotect` (several µs, see design/tracking.md); each written page splits the mapping until `rearm`
+/// re-protects it, so `vm.max_map_count` bounds the pages one execution may write.
 public final class ProtectionFaultTracker: DirtyPageTracker, @unchecked Sendable {
     private let address: UnsafeMutableRawPointer
     private var pages: UInt64

@@ -81,13 +81,17 @@ public final class TrackedMemory: @unchecked Sendable {
     /// remapping only the pages that differ and tracking them again. The current execution, if
     /// any, must be settled first.
     ///
+    /// Returns the pages replaced.
+    ///
     /// - Complexity: O(pages changed), not O(memory size).
-    public func synchronize(to newer: PageMap) throws {
+    @discardableResult
+    public func synchronize(to newer: PageMap) throws -> DirtyPages {
         guard unsettled == nil else { throw TrackingError.unsettledExecution }
         let old = memory.sizeInPages
         let replaced = try memory.synchronize(to: newer)
         try tracker.protect(old..<memory.sizeInPages)
         for run in replaced.runs { try tracker.protect(run) }
+        return replaced
     }
 
     /// Grows the accessible memory (like Wasm `memory.grow`); new pages are tracked.
