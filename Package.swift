@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Kernel definitions Debian's headers lack, variadic/macro shims, and C-only code.
@@ -35,8 +36,17 @@ let package = Package(
             name: "PageStateTracking",
             dependencies: ["PageStateMemory", "PageStateKernel", "CPageState", .product(name: "SystemPackage", package: "swift-system")]
         ),
+        // State manager: commits, overlay files, checkpoints, manifests, merge, recovery.
+        .target(
+            name: "PageStateStore",
+            dependencies: [
+                "PageStateMemory", "PageStateKernel",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // The umbrella module execution layers import.
-        .target(name: "PageState", dependencies: ["PageStateMemory", "PageStateKernel", "PageStateTracking"]),
+        .target(name: "PageState", dependencies: ["PageStateMemory", "PageStateKernel", "PageStateTracking", "PageStateStore"]),
         // Side-by-side measurement suites behind `pagestate bench`.
         .target(
             name: "PageStateBench",
@@ -57,7 +67,11 @@ let package = Package(
         .testTarget(name: "PageStateCLITests", dependencies: ["pagestate"]),
         .testTarget(
             name: "PageStateKernelTests",
-            dependencies: ["PageStateKernel"]
+            dependencies: ["PageStateKernel", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(
+            name: "PageStateStoreTests",
+            dependencies: ["PageState", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(
             name: "PageStateMemoryTests",

@@ -1,4 +1,5 @@
-// The module execution layers import: memory, tracking, and the kernel wrappers they are built on.
+// The module execution layers import: memory, tracking, the state manager, and the kernel wrappers they are built on.
 @_exported import PageStateKernel
 @_exported import PageStateMemory
 @_exported import PageStateTracking
+@_exported import PageStateStore

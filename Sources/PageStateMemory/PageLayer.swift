@@ -14,6 +14,16 @@ public protocol PageLayer: Sendable {
     ///
     /// - Complexity: O(runs) for files; O(n) for sparse layers.
     var fileRuns: [FileRun] { get }
+
+    /// The index ranges of the pages the layer holds, ascending.
+    ///
+    /// - Complexity: O(runs) for files; O(n) for sparse layers.
+    var pageRanges: [Range<PageIndex>] { get }
+}
+
+extension PageLayer {
+    /// Derived from `fileRuns`; layers that know their ranges without a descriptor override it.
+    public var pageRanges: [Range<PageIndex>] { fileRuns.map { $0.firstPage..<($0.firstPage + $0.pageCount) } }
 }
 
 /// A frozen `PageDelta` used as a layer.

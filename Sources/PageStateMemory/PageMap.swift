@@ -33,6 +33,17 @@ public struct PageMap: Sendable {
         return try body(ZeroPage.bytes)
     }
 
+    /// Calls `body` with the bytes of each page in `indices`, in order, without copying: the buffers
+    /// stay valid for the whole call because `self` holds the pages and layers they point into.
+    ///
+    /// - Complexity: O(k × (log₆₄ n + layers)) for k indices.
+    public func withPages<R, E: Error>(
+        _ indices: [PageIndex], _ body: ([UnsafeRawBufferPointer]) throws(E) -> R
+    ) throws(E) -> R {
+        let buffers = indices.map { index in withPage(index) { $0 } }
+        return try withExtendedLifetime(self) { () throws(E) -> R in try body(buffers) }
+    }
+
     /// A copy of page `index`.
     public func page(_ index: PageIndex) -> [UInt8] { withPage(index) { Array($0) } }
 

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <linux/userfaultfd.h>
 
 // MARK: memfd, seals, fallocate (values are kernel ABI; defined here so no _GNU_SOURCE is needed)
@@ -80,6 +81,32 @@ ssize_t ps_recv_with_fds(int sock, void *buf, size_t len, int *fds, int maxfds, 
 // MARK: io_uring (liburing's headers stay out of Swift's view)
 /// Sets up and tears down a small ring: 0 when io_uring works, -errno otherwise.
 int ps_io_uring_probe(void);
+
+// MARK: batched positional writes (uring_writer.c), shared by both file writers
+/// One piece of a batched write: `length` bytes from `base` land at byte `offset` of the file.
+struct ps_write_segment { const void *base; size_t length; uint64_t offset; };
+/// One positional vectored write: `iovcnt` (1...IOV_MAX) buffers land back to back from byte `offset`.
+struct ps_write_run { struct iovec *iov; int iovcnt; uint64_t offset; };
+/// Coalesces `count` segments, in order, into runs: a segment that starts where the previous one ends in
+/// the file extends its buffer when it also does in memory, else joins its run as another buffer (up to
+/// IOV_MAX); zero-length segments are skipped. `iov` and `runs` need room for `count` entries each.
+/// Returns the number of runs, or -1 with errno EINVAL when a segment ends beyond INT64_MAX.
+ssize_t ps_write_plan(const struct ps_write_segment *segments, size_t count, struct iovec *iov,
+                      struct ps_write_run *runs);
+/// Moves `run` past `written` bytes (a write's result): 1 when bytes remain, 0 when the run is complete,
+/// -EIO when `written` is 0 (a write that makes no progress would otherwise be repeated forever).
+int ps_write_run_advance(struct ps_write_run *run, size_t written);
+
+/// An io_uring for batched writes.
+struct ps_uring;
+/// Sets up a ring that keeps at most `depth` requests queued or in flight; NULL with errno on failure.
+struct ps_uring *ps_uring_create(unsigned depth);
+void ps_uring_destroy(struct ps_uring *uring);
+/// Writes every run (IORING_OP_WRITEV, at most `depth` at a time; short writes are continued and
+/// -EAGAIN/-EINTR resubmitted, advancing `runs` in place) then, when `sync` is nonzero, fsyncs `fd`
+/// (IORING_OP_FSYNC with IOSQE_IO_DRAIN, so it starts after the writes). Waits for every request it
+/// submitted, even after an error. Returns 0 or the first -errno. Not thread-safe: one call at a time.
+int ps_uring_write(struct ps_uring *uring, int fd, struct ps_write_run *runs, size_t count, int sync);
 
 // MARK: mprotect + SIGSEGV dirty-page tracking (the handler must be C: async-signal-safe)
 /// Most regions tracked at once in one process.

@@ -1,0 +1,73 @@
+import Crypto
+import SystemPackage
+
+/// Computes and checks the manifest's per-file chunk hashes.
+enum FileHashing {
+    /// Hashes the file at `path`. When `previous` (the same immutable file's entry in the previous
+    /// checkpoint) has the same size, its chunk hashes are reused, except those `reverify` selects,
+    /// which are recomputed and must match.
+    ///
+    /// - Throws: `.hashMismatch` when a re-verified chunk changed, `.system`, `.missingFile`.
+    /// - Complexity: O(bytes hashed): all of a new file, the re-verified chunks of a reused one.
+    static func entry(name: String, path: FilePath, previous: Manifest.File?, reverify: (Int) -> Bool) throws(StoreError) -> Manifest.File {
+        try withFile(path) { (file, size) throws(StoreError) in
+            guard let previous, previous.size == size else {
+                let count = (Int(size) + Manifest.fileChunkBytes - 1) / Manifest.fileChunkBytes
+                var chunks: [ContentHash] = []
+                chunks.reserveCapacity(count)
+                for chunk in 0..<count { chunks.append(try hash(chunk: chunk, of: file, size: size, path: path)) }
+                return Manifest.File(name: name, size: size, chunks: chunks)
+            }
+            for chunk in previous.chunks.indices where reverify(chunk) {
+                guard try hash(chunk: chunk, of: file, size: size, path: path) == previous.chunks[chunk] else {
+                    throw .hashMismatch(path: path.string, offset: UInt64(chunk * Manifest.fileChunkBytes))
+                }
+            }
+            return Manifest.File(name: name, size: size, chunks: previous.chunks)
+        }
+    }
+
+    /// Checks every chunk of the file at `path` against `expected`.
+    ///
+    /// - Complexity: O(bytes).
+    static func verify(path: FilePath, against expected: Manifest.File) throws(StoreError) {
+        try withFile(path) { (file, size) throws(StoreError) in
+            guard size == expected.size else {
+                throw .malformedFile(path: path.string, offset: min(size, expected.size), reason: "size \(size), manifest says \(expected.size)")
+            }
+            for (chunk, hash) in expected.chunks.enumerated() {
+                guard try Self.hash(chunk: chunk, of: file, size: size, path: path) == hash else {
+                    throw .hashMismatch(path: path.string, offset: UInt64(chunk * Manifest.fileChunkBytes))
+                }
+            }
+        }
+    }
+
+    private static func withFile<R>(_ path: FilePath, _ body: (FileDescriptor, UInt64) throws(StoreError) -> R) throws(StoreError) -> R {
+        let file: FileDescriptor
+        do { file = try FileDescriptor.open(path, .readOnly, options: .closeOnExec) } catch Errno.noSuchFileOrDirectory {
+            throw .missingFile(path: path.string)
+        } catch { throw .system(operation: "open", path: path.string, error as? Errno ?? .ioError) }
+        defer { try? file.close() }
+        let size = try system("stat", path) { UInt64(try file.stat().size) }
+        return try body(file, size)
+    }
+
+    /// SHA-256 of chunk `chunk` (1 MiB, the last one shorter).
+    private static func hash(chunk: Int, of file: FileDescriptor, size: UInt64, path: FilePath) throws(StoreError) -> ContentHash {
+        let offset = UInt64(chunk * Manifest.fileChunkBytes)
+        let length = Int(min(UInt64(Manifest.fileChunkBytes), size - offset))
+        return try system("read", path) {
+            try withUnsafeTemporaryAllocation(byteCount: length, alignment: 4096) { buffer in
+                var done = 0
+                while done < length {
+                    let read = try file.read(fromAbsoluteOffset: Int64(offset) + Int64(done),
+                                             into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
+                    guard read > 0 else { throw Errno.ioError }
+                    done += read
+                }
+                return ContentHash.of(UnsafeRawBufferPointer(buffer))
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import PageStateKernel
+import PageStateMemory
+import SystemPackage
+
+extension StateManager {
+    /// Makes committed height `height` a durable checkpoint and returns when it is: the overlays are
+    /// flushed and synced, the checkpoint is assembled in scratch/ (hard links to the overlays, STATE,
+    /// MANIFEST, each synced, then the directory), renamed into checkpoints/, and checkpoints/ synced.
+    /// A crash at any moment leaves either the complete checkpoint or none.
+    ///
+    /// Committed heights below `height` are dropped from memory afterwards.
+    ///
+    /// - Throws: `.notCommitted`; an error a background flush hit since the last checkpoint; `.system`.
+    /// - Complexity: O(pages changed since the last flush + files + bytes hashed), where the hashed
+    ///   bytes are the new files, one in `reverifyPeriod` reused file chunks and the changed 64 KiB chunks.
+    @discardableResult
+    public func checkpoint(height: Height) throws(StoreError) -> CheckpointInfo {
+        let (state, backgroundError) = commits.withLock { commits in
+            defer { commits.backgroundError = nil }
+            return (commits.states[height], commits.backgroundError)
+        }
+        if let backgroundError { throw backgroundError }
+        guard let state else { throw .notCommitted(height) }
+        let info = try tip.withLock { (tip) throws(StoreError) in
+            try flush(&tip, to: state, height: height)
+            return try writeCheckpoint(&tip, state: state, height: height)
+        }
+        commits.withLock { commits in commits.states = commits.states.filter { $0.key >= height } }
+        return info
+    }
+
+    private func writeCheckpoint(_ tip: inout Tip, state: ReplicatedState, height: Height) throws(StoreError) -> CheckpointInfo {
+        let scratch = layout.scratch.appending("checkpoint-\(StateDirectory.name(of: height))")
+        if (try? layout.entries(of: scratch)) != nil { try layout.removeTree(scratch) }
+        try system("mkdir", scratch) { try makeDirectory(scratch) }
+        let guests = state.guests.keys.sorted()
+        var stateGuests: [StateFile.Guest] = []
+        var references: [OverlayReference] = []
+        for guest in guests {
+            let memories = state.guests[guest]!.memories.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            stateGuests.append(StateFile.Guest(id: guest, metadata: state.guests[guest]!.metadata, memories: memories.map { name in
+                let record = tip.records[guest]![name]!
+                references += record.overlays
+                return StateFile.Memory(name: name, sizeInPages: record.sizeInPages, overlays: record.overlays.map(\.id))
+            }))
+        }
+        for reference in references {
+            let link = scratch.appending(StateDirectory.overlayName(reference.id))
+            try system("link", reference.path) { try hardLink(reference.path, to: link) }
+        }
+        step(.checkpointLinked)
+        let stateFile = StateFile(height: height, guests: stateGuests)
+        try layout.writeNew(scratch.appending(StateFile.name), bytes: stateFile.encoded(), writer: writer)
+        step(.stateWritten)
+        let manifest = try buildManifest(&tip, state: state, stateFile: stateFile, in: scratch, height: height)
+        try layout.writeNew(scratch.appending(Manifest.name), bytes: manifest.encoded(), writer: writer)
+        step(.manifestWritten)
+        try layout.sync(scratch, writer: writer)
+        step(.checkpointSynced)
+        let destination = layout.checkpoint(height)
+        try system("rename", destination) { try renameEntry(scratch, to: destination) }
+        step(.checkpointRenamed)
+        try layout.sync(layout.checkpoints, writer: writer)
+        step(.checkpointPublished)
+        adopt(&tip, checkpoint: destination, height: height, manifest: manifest)
+        return CheckpointInfo(height: height, rootHash: manifest.rootHash, overlayFiles: references.count,
+                              overlayBytes: manifest.files.filter { $0.name != StateFile.name }.reduce(0) { $0 + $1.size })
+    }
+
+    /// File hashes (reusing the previous checkpoint's for the same overlays) and memory chunk hashes
+    /// (recomputing only chunks written since).
+    private func buildManifest(_ tip: inout Tip, state: ReplicatedState, stateFile: StateFile, in directory: FilePath,
+                               height: Height) throws(StoreError) -> Manifest {
+        let period = max(1, options.reverifyPeriod)
+        var files: [Manifest.File] = []
+        files.append(try FileHashing.entry(name: StateFile.name, path: directory.appending(StateFile.name), previous: nil, reverify: { _ in false }))
+        // Overlays are immutable and never renamed, so the same name means the same bytes.
+        for name in stateFile.overlayIDs.map(StateDirectory.overlayName) {
+            files.append(try FileHashing.entry(
+                name: name, path: directory.appending(name), previous: tip.previousManifest?.file(named: name),
+                reverify: { ($0 &+ Int(truncatingIfNeeded: height)) % period == 0 }))
+        }
+        var guests: [Manifest.Guest] = []
+        for guest in stateFile.guests {
+            let guestState = state.guests[guest.id]!
+            let memories = guest.memories.map { entry in
+                let memory = guestState.memories[entry.name]!
+                let record = tip.records[guest.id]![entry.name]!
+                let chunks = record.chunks.map { MemoryHashing.chunks(of: memory, previous: $0, dirty: record.dirtyChunks) }
+                    ?? MemoryHashing.chunks(of: memory)
+                tip.records[guest.id]![entry.name]!.chunks = chunks
+                tip.records[guest.id]![entry.name]!.dirtyChunks = []
+                return Manifest.Memory(name: entry.name, sizeInPages: entry.sizeInPages, chunks: chunks)
+            }
+            guests.append(Manifest.Guest(id: guest.id, metadataHash: guest.metadata.withUnsafeBytes { ContentHash.of($0) }, memories: memories))
+        }
+        return Manifest(height: height, files: files, guests: guests)
+    }
+
+    /// After publishing: records point at the checkpoint's links, the tip's names go.
+    private func adopt(_ tip: inout Tip, checkpoint: FilePath, height: Height, manifest: Manifest) {
+        for (guest, memories) in tip.records {
+            for (name, record) in memories {
+                tip.records[guest]![name]!.overlays = record.overlays.map { reference in
+                    if reference.path.removingLastComponent() == layout.tip { try? removeFileEntry(reference.path) }
+                    var moved = reference
+                    moved.path = checkpoint.appending(StateDirectory.overlayName(reference.id))
+                    return moved
+                }
+            }
+        }
+        tip.previousManifest = manifest
+        tip.baseCheckpoint = height
+    }
+}

@@ -1,0 +1,65 @@
+import PageStateMemory
+import SystemPackage
+
+extension StateManager {
+    /// Flushes the latest committed height now (the background queue does this after commits).
+    public func flush() throws(StoreError) {
+        guard let (height, state) = commits.withLock({ commits in commits.latest.flatMap { h in commits.states[h].map { (h, $0) } } }) else { return }
+        try tip.withLock { (tip) throws(StoreError) in
+            try flush(&tip, to: state, height: height)
+            if options.mergeAfterFlush { try merge(&tip) }
+        }
+    }
+
+    /// The background job: flush (and merge) the latest commit; errors are kept for the next checkpoint.
+    func flushLatestInBackground() {
+        commits.withLock { $0.flushScheduled = false }
+        do { try flush() } catch { commits.withLock { $0.backgroundError = error } }
+    }
+
+    /// Brings the files to `state`: for every memory, one overlay holding the pages that differ from
+    /// what was last flushed (in either direction — a flush to an older height writes its pages back).
+    ///
+    /// - Complexity: O(changed pages × log n) per memory whose layers are unchanged; a memory whose
+    ///   layers changed (built elsewhere) is rewritten whole.
+    func flush(_ tip: inout Tip, to state: ReplicatedState, height: Height) throws(StoreError) {
+        if tip.flushedHeight == height { return }
+        var records: [GuestID: [String: MemoryRecord]] = [:]
+        for (guest, guestState) in state.guests {
+            for (name, memory) in guestState.memories {
+                var record: MemoryRecord
+                let changed: [PageIndex]
+                if let flushed = tip.records[guest]?[name], flushed.hasSameLayers(as: memory) {
+                    record = flushed
+                    changed = memory.delta.changedIndices(comparedTo: flushed.delta)
+                } else {
+                    record = MemoryRecord(layers: [], delta: PageDelta(), sizeInPages: 0, overlays: [], chunks: nil)
+                    changed = Self.presentIndices(of: memory)
+                }
+                if !changed.isEmpty {
+                    let id = tip.takeOverlayID()
+                    let path = layout.tip.appending(StateDirectory.overlayName(id))
+                    try OverlayFile.write(pages: changed, of: memory, to: path, writer: writer)
+                    step(.overlayWritten)
+                    record.overlays.append(OverlayReference(id: id, path: path, storedPages: UInt64(changed.count)))
+                    if record.chunks != nil { for index in changed { record.dirtyChunks.insert(index / MemoryHashing.pagesPerChunk) } }
+                }
+                record.layers = memory.layers
+                record.delta = memory.delta
+                record.sizeInPages = memory.sizeInPages
+                records[guest, default: [:]][name] = record
+            }
+        }
+        tip.records = records
+        tip.flushedHeight = height
+    }
+
+    /// Every page index `memory` holds in its delta or layers, ascending.
+    static func presentIndices(of memory: PageMap) -> [PageIndex] {
+        var indices = Set(memory.delta.indices)
+        for layer in memory.layers {
+            for range in layer.pageRanges { indices.formUnion(range) }
+        }
+        return indices.sorted()
+    }
+}

@@ -1,0 +1,41 @@
+import PageStateKernel
+import PageStateMemory
+import SystemPackage
+
+extension StateManager {
+    /// Merges overlays until every memory's files form a pyramid (each at least as large as all
+    /// newer ones together). What every height reads is unchanged: a merged file holds the newest
+    /// version of each page of the files it replaces.
+    public func merge() throws(StoreError) {
+        try tip.withLock { (tip) throws(StoreError) in try merge(&tip) }
+    }
+
+    func merge(_ tip: inout Tip) throws(StoreError) {
+        for (guest, memories) in tip.records {
+            for name in memories.keys {
+                while let range = MergePolicy.filesToMerge(sizes: tip.records[guest]![name]!.overlays.map(\.storedPages)) {
+                    let merged = try mergeFiles(Array(tip.records[guest]![name]!.overlays[range]), id: tip.takeOverlayID())
+                    let replaced = tip.records[guest]![name]!.overlays[range]
+                    tip.records[guest]![name]!.overlays.replaceSubrange(range, with: [merged])
+                    for reference in replaced where reference.path.removingLastComponent() == layout.tip {
+                        try? removeFileEntry(reference.path)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes one overlay holding the newest version of every page of `references` (oldest first).
+    ///
+    /// - Complexity: O(pages × log files).
+    private func mergeFiles(_ references: [OverlayReference], id: UInt64) throws(StoreError) -> OverlayReference {
+        var layers: [OverlayLayer] = []
+        for reference in references { layers.append(try OverlayLayer(path: reference.path)) }
+        let merged = PageMap(allocator: allocator, layers: layers)
+        let indices = Self.presentIndices(of: merged)
+        let path = layout.tip.appending(StateDirectory.overlayName(id))
+        try OverlayFile.write(pages: indices, of: merged, to: path, writer: writer)
+        step(.mergeWritten)
+        return OverlayReference(id: id, path: path, storedPages: UInt64(indices.count))
+    }
+}
