@@ -45,6 +45,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The crash-injection soak behind `pagestate soak crash` and the crash tests.
+        .target(name: "PageStateSoak", dependencies: ["PageStateStore", .product(name: "SystemPackage", package: "swift-system")]),
         // The umbrella module execution layers import.
         .target(name: "PageState", dependencies: ["PageStateMemory", "PageStateKernel", "PageStateTracking", "PageStateStore"]),
         // Side-by-side measurement suites behind `pagestate bench`.
@@ -58,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "pagestate",
             dependencies: [
-                "PageState", "PageStateBench",
+                "PageState", "PageStateBench", "PageStateSoak",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -71,7 +73,11 @@ let package = Package(
         ),
         .testTarget(
             name: "PageStateStoreTests",
-            dependencies: ["PageState", .product(name: "PropertyBased", package: "swift-property-based")]
+            dependencies: [
+                "PageState", "PageStateSoak", "pagestate",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .testTarget(
             name: "PageStateMemoryTests",

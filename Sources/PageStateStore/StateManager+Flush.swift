@@ -25,8 +25,11 @@ extension StateManager {
     func flush(_ tip: inout Tip, to state: ReplicatedState, height: Height) throws(StoreError) {
         if tip.flushedHeight == height { return }
         var records: [GuestID: [String: MemoryRecord]] = [:]
-        for (guest, guestState) in state.guests {
-            for (name, memory) in guestState.memories {
+        // In canonical order, so the same history gives the same overlay ids and files everywhere.
+        for guest in state.guests.keys.sorted() {
+            let memories = state.guests[guest]!.memories
+            for name in memories.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+                let memory = memories[name]!
                 var record: MemoryRecord
                 let changed: [PageIndex]
                 if let flushed = tip.records[guest]?[name], flushed.hasSameLayers(as: memory) {

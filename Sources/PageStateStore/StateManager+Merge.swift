@@ -11,8 +11,8 @@ extension StateManager {
     }
 
     func merge(_ tip: inout Tip) throws(StoreError) {
-        for (guest, memories) in tip.records {
-            for name in memories.keys {
+        for guest in tip.records.keys.sorted() {
+            for name in tip.records[guest]!.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
                 while let range = MergePolicy.filesToMerge(sizes: tip.records[guest]![name]!.overlays.map(\.storedPages)) {
                     let merged = try mergeFiles(Array(tip.records[guest]![name]!.overlays[range]), id: tip.takeOverlayID())
                     let replaced = tip.records[guest]![name]!.overlays[range]

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import PageStateSoak
+import SystemPackage
+
+struct SoakCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "soak", abstract: "Long-running robustness runs.", subcommands: [CrashCommand.self, CrashChildCommand.self])
+
+    struct CrashCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "crash",
+            abstract: "Kill a checkpointing child with SIGKILL at random moments and check that recovery loads the latest complete checkpoint exactly.")
+
+        @Option(help: "Kill-and-recover rounds.")
+        var iterations = 200
+
+        @Option(help: "State directory to use (default: a fresh one under /tmp, removed afterwards).")
+        var directory: String?
+
+        @Option(help: "Seed of the workload and of the kill schedule (default: random, printed).")
+        var seed: UInt64?
+
+        @Flag(help: "Print the report as one JSON object.")
+        var json = false
+
+        func validate() throws {
+            guard iterations > 0 else { throw ValidationError("--iterations must be positive") }
+        }
+
+        func run() throws {
+            let seed = self.seed ?? UInt64.random(in: 0...UInt64.max)
+            let temporary = directory == nil
+            let path = FilePath(directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("pagestate-soak-\(seed)").path)
+            defer { if temporary { try? FileManager.default.removeItem(atPath: path.string) } }
+            let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+            if !json { print("crash soak: \(iterations) iterations, seed \(seed), directory \(path)") }
+            let report = CrashSoak.run(iterations: iterations, executable: executable, directory: path, seed: seed) { line in
+                if !json { print(line) }
+            }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            } else {
+                print("""
+                    killed by timer \(report.killedByTimer), at a file step \(report.killedAtStep), finished first \(report.finishedBeforeKill); \
+                    leftovers cleaned \(report.leftoversCleaned) times; \(report.checkpointsVerified) checkpoint verifications; \
+                    latest recovered height \(report.latestRecoveredHeight)
+                    """)
+                for failure in report.failures { print("FAILURE: \(failure)") }
+            }
+            if !report.failures.isEmpty { throw ExitCode.failure }
+        }
+    }
+
+    /// The child the crash soak spawns and kills.
+    struct CrashChildCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "crash-child", shouldDisplay: false)
+
+        @Option var directory: String
+        @Option var seed: UInt64
+        @Option var heights = 12
+        @Option var crashAtStep: Int?
+
+        func run() throws {
+            try CrashSoak.child(directory: FilePath(directory), seed: seed, heights: heights, crashAtStep: crashAtStep)
+        }
+    }
+}
