@@ -53,8 +53,10 @@ let package = Package(
         .target(
             name: "PageStateBench",
             dependencies: [
-                "PageStateMemory", "PageStateKernel", "PageStateTracking", "CPageState",
+                "PageStateMemory", "PageStateKernel", "PageStateTracking", "PageStateStore", "CPageState",
                 .product(name: "HashTreeCollections", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .executableTarget(

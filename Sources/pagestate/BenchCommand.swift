@@ -1,5 +1,6 @@
 import ArgumentParser
 import PageStateBench
+import SystemPackage
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -8,6 +9,7 @@ struct BenchCommand: ParsableCommand {
     enum Suite: String, ExpressibleByArgument, CaseIterable {
         case delta
         case tracking
+        case checkpoint
     }
 
     @Argument(help: "The suite to run: \(Suite.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -21,6 +23,12 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "The delta suite draws page indices from 0..<2^index-bits (20 with a million entries: a dense 4 GiB memory).")
     var indexBits = 20
+
+    @Option(help: "Where the checkpoint suite writes its files (the device measured).")
+    var directory = "/tmp"
+
+    @Option(help: "Guests the checkpoint suite loads.")
+    var guests = 10_000
 
     @Option(help: "Run the whole suite this many times and report each figure's median (the machines are noisy).")
     var runs = 1
@@ -38,6 +46,7 @@ struct BenchCommand: ParsableCommand {
             switch suite {
             case .delta: try DeltaSuite.run(entries: entries, indexBits: indexBits)
             case .tracking: try TrackingSuite.run()
+            case .checkpoint: try CheckpointSuite.run(directory: FilePath(directory), guests: guests)
             }
         }
         let report = BenchReport.median(of: reports)
