@@ -44,6 +44,13 @@ public struct PageMap: Sendable {
         return try withExtendedLifetime(self) { () throws(E) -> R in try body(buffers) }
     }
 
+    /// Whether page `index` was ever written or applied, or is held by a layer (else it reads as zeros).
+    ///
+    /// - Complexity: O(log₆₄ n + layers).
+    public func contains(_ index: PageIndex) -> Bool {
+        delta.bytes(ofPage: index) != nil || layers.contains { $0.bytes(ofPage: index) != nil }
+    }
+
     /// A copy of page `index`.
     public func page(_ index: PageIndex) -> [UInt8] { withPage(index) { Array($0) } }
 

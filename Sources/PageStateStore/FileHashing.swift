@@ -2,7 +2,34 @@ import Crypto
 import SystemPackage
 
 /// Computes and checks the manifest's per-file chunk hashes.
+///
+/// A file is cut into 1 MiB chunks and each chunk into 4 KiB blocks; a chunk's hash is the SHA-256
+/// of its blocks' SHA-256 hashes. Every byte is covered, and an overlay's page blocks hash exactly
+/// like the pages they came from, so the hashes computed while flushing serve both the file and the
+/// memory parts of the manifest — each flushed byte is hashed once.
 enum FileHashing {
+    static let blockBytes = 4096
+    static let blocksPerChunk = Manifest.fileChunkBytes / blockBytes
+
+    /// The entry of a file of `size` bytes whose 4 KiB blocks hash to `blockHashes`.
+    ///
+    /// - Complexity: O(blocks).
+    static func entry(name: String, size: UInt64, blockHashes: [ContentHash]) -> Manifest.File {
+        let chunks = stride(from: 0, to: blockHashes.count, by: blocksPerChunk).map {
+            ContentHash.combining(blockHashes[$0..<min($0 + blocksPerChunk, blockHashes.count)])
+        }
+        return Manifest.File(name: name, size: size, chunks: chunks)
+    }
+
+    /// The block hashes of `bytes`.
+    ///
+    /// - Complexity: O(bytes).
+    static func blockHashes(of bytes: UnsafeRawBufferPointer) -> [ContentHash] {
+        stride(from: 0, to: bytes.count, by: blockBytes).map {
+            ContentHash.of(UnsafeRawBufferPointer(rebasing: bytes[$0..<min($0 + blockBytes, bytes.count)]))
+        }
+    }
+
     /// Hashes the file at `path`. When `previous` (the same immutable file's entry in the previous
     /// checkpoint) has the same size, its chunk hashes are reused, except those `reverify` selects,
     /// which are recomputed and must match.
@@ -53,7 +80,7 @@ enum FileHashing {
         return try body(file, size)
     }
 
-    /// SHA-256 of chunk `chunk` (1 MiB, the last one shorter).
+    /// The hash of chunk `chunk` (1 MiB, the last one shorter), read from the file.
     private static func hash(chunk: Int, of file: FileDescriptor, size: UInt64, path: FilePath) throws(StoreError) -> ContentHash {
         let offset = UInt64(chunk * Manifest.fileChunkBytes)
         let length = Int(min(UInt64(Manifest.fileChunkBytes), size - offset))
@@ -66,7 +93,7 @@ enum FileHashing {
                     guard read > 0 else { throw Errno.ioError }
                     done += read
                 }
-                return ContentHash.of(UnsafeRawBufferPointer(buffer))
+                return ContentHash.combining(blockHashes(of: UnsafeRawBufferPointer(buffer)))
             }
         }
     }

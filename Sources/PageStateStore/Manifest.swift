@@ -2,10 +2,11 @@ import Crypto
 
 /// The `MANIFEST` of a checkpoint, version 1 (design/formats.md).
 ///
-/// Two parts. *Files*: every other file of the checkpoint, ascending by name, with the SHA-256 of
-/// each 1 MiB chunk and a file hash — what `verify` checks byte for byte. *State*: for every guest
+/// Two parts. *Files*: every other file of the checkpoint, ascending by name, with the hash of each
+/// 1 MiB chunk (SHA-256 of its 4 KiB blocks' SHA-256s, see `FileHashing`) and a file hash — what
+/// `verify` checks byte for byte. *State*: for every guest
 /// (ascending id) the hash of its metadata and, for every memory (ascending name), its size and the
-/// SHA-256 of every 64 KiB chunk of its contents that is not all zeros. The root hash covers only the
+/// hash of every 64 KiB chunk of its contents that is not all zeros (SHA-256 of its 16 pages' SHA-256s). The root hash covers only the
 /// state part, so it is a function of the contents alone: the same guests, metadata and bytes give
 /// the same root hash whatever history (flushes, merges, overlay files) produced them.
 ///

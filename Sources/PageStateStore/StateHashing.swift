@@ -1,3 +1,5 @@
+import PageStateMemory
+
 extension ReplicatedState {
     /// The root hash a checkpoint of this state records (see `Manifest`): a function of the guests,
     /// their metadata and the bytes of their memories only.
@@ -14,7 +16,8 @@ extension ReplicatedState {
                 id: id, metadataHash: guest.metadata.withUnsafeBytes { ContentHash.of($0) },
                 memories: names.map { name in
                     let memory = guest.memories[name]!
-                    return Manifest.Memory(name: name, sizeInPages: memory.sizeInPages, chunks: MemoryHashing.chunks(of: memory))
+                    var cache: [PageIndex: ContentHash] = [:]
+                    return Manifest.Memory(name: name, sizeInPages: memory.sizeInPages, chunks: MemoryHashing.chunks(of: memory, cache: &cache))
                 })
         }
     }

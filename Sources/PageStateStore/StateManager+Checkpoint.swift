@@ -51,7 +51,7 @@ extension StateManager {
         }
         step(.checkpointLinked)
         let stateFile = StateFile(height: height, guests: stateGuests)
-        try layout.writeNew(scratch.appending(StateFile.name), bytes: stateFile.encoded(), writer: writer)
+        try layout.writeNew(scratch.appending(StateFile.name), bytes: stateFile.encoded(), writer: writer)  // hashed from memory below
         step(.stateWritten)
         let manifest = try buildManifest(&tip, state: state, stateFile: stateFile, in: scratch, height: height)
         try layout.writeNew(scratch.appending(Manifest.name), bytes: manifest.encoded(), writer: writer)
@@ -73,24 +73,35 @@ extension StateManager {
     private func buildManifest(_ tip: inout Tip, state: ReplicatedState, stateFile: StateFile, in directory: FilePath,
                                height: Height) throws(StoreError) -> Manifest {
         let period = max(1, options.reverifyPeriod)
-        var files: [Manifest.File] = []
-        files.append(try FileHashing.entry(name: StateFile.name, path: directory.appending(StateFile.name), previous: nil, reverify: { _ in false }))
-        // Overlays are immutable and never renamed, so the same name means the same bytes.
-        for name in stateFile.overlayIDs.map(StateDirectory.overlayName) {
-            files.append(try FileHashing.entry(
-                name: name, path: directory.appending(name), previous: tip.previousManifest?.file(named: name),
-                reverify: { ($0 &+ Int(truncatingIfNeeded: height)) % period == 0 }))
+        let references = Dictionary(tip.records.values.flatMap { $0.values.flatMap(\.overlays) }.map { ($0.id, $0) }) { a, _ in a }
+        let stateBytes = stateFile.encoded()
+        var files = [stateBytes.withUnsafeBytes {
+            FileHashing.entry(name: StateFile.name, size: UInt64($0.count), blockHashes: FileHashing.blockHashes(of: $0))
+        }]
+        for id in stateFile.overlayIDs {
+            let name = StateDirectory.overlayName(id)
+            // Written since the last checkpoint: hashed while writing. Otherwise the previous manifest's
+            // entry (overlays are immutable and never renamed), re-verifying one chunk in `period`.
+            if let entry = references[id]?.entry {
+                files.append(entry)
+            } else {
+                files.append(try FileHashing.entry(
+                    name: name, path: directory.appending(name), previous: tip.previousManifest?.file(named: name),
+                    reverify: { ($0 &+ Int(truncatingIfNeeded: height)) % period == 0 }))
+            }
         }
         var guests: [Manifest.Guest] = []
         for guest in stateFile.guests {
             let guestState = state.guests[guest.id]!
             let memories = guest.memories.map { entry in
                 let memory = guestState.memories[entry.name]!
-                let record = tip.records[guest.id]![entry.name]!
-                let chunks = record.chunks.map { MemoryHashing.chunks(of: memory, previous: $0, dirty: record.dirtyChunks) }
-                    ?? MemoryHashing.chunks(of: memory)
-                tip.records[guest.id]![entry.name]!.chunks = chunks
-                tip.records[guest.id]![entry.name]!.dirtyChunks = []
+                var record = tip.records[guest.id]![entry.name]!
+                let chunks = record.chunks.map {
+                    MemoryHashing.chunks(of: memory, previous: $0, dirty: record.dirtyChunks, cache: &record.pageHashes)
+                } ?? MemoryHashing.chunks(of: memory, cache: &record.pageHashes)
+                record.chunks = chunks
+                record.dirtyChunks = []
+                tip.records[guest.id]![entry.name] = record
                 return Manifest.Memory(name: entry.name, sizeInPages: entry.sizeInPages, chunks: chunks)
             }
             guests.append(Manifest.Guest(id: guest.id, metadataHash: guest.metadata.withUnsafeBytes { ContentHash.of($0) }, memories: memories))
@@ -106,6 +117,7 @@ extension StateManager {
                     if reference.path.removingLastComponent() == layout.tip { try? removeFileEntry(reference.path) }
                     var moved = reference
                     moved.path = checkpoint.appending(StateDirectory.overlayName(reference.id))
+                    moved.entry = nil  // the manifest has it now
                     return moved
                 }
             }

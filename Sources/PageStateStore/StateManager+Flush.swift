@@ -42,10 +42,13 @@ extension StateManager {
                 if !changed.isEmpty {
                     let id = tip.takeOverlayID()
                     let path = layout.tip.appending(StateDirectory.overlayName(id))
-                    try OverlayFile.write(pages: changed, of: memory, to: path, writer: writer)
+                    let written = try OverlayFile.write(pages: changed, of: memory, to: path, writer: writer)
                     step(.overlayWritten)
-                    record.overlays.append(OverlayReference(id: id, path: path, storedPages: UInt64(changed.count)))
-                    if record.chunks != nil { for index in changed { record.dirtyChunks.insert(index / MemoryHashing.pagesPerChunk) } }
+                    record.overlays.append(OverlayReference(id: id, path: path, storedPages: UInt64(changed.count), entry: written.entry))
+                    for (index, hash) in zip(changed, written.pageHashes) {
+                        record.pageHashes[index] = hash
+                        if record.chunks != nil { record.dirtyChunks.insert(index / MemoryHashing.pagesPerChunk) }
+                    }
                 }
                 record.layers = memory.layers
                 record.delta = memory.delta

@@ -34,8 +34,8 @@ extension StateManager {
         let merged = PageMap(allocator: allocator, layers: layers)
         let indices = Self.presentIndices(of: merged)
         let path = layout.tip.appending(StateDirectory.overlayName(id))
-        try OverlayFile.write(pages: indices, of: merged, to: path, writer: writer)
+        let written = try OverlayFile.write(pages: indices, of: merged, to: path, writer: writer)
         step(.mergeWritten)
-        return OverlayReference(id: id, path: path, storedPages: UInt64(indices.count))
+        return OverlayReference(id: id, path: path, storedPages: UInt64(indices.count), entry: written.entry)
     }
 }

@@ -6,6 +6,8 @@ struct OverlayReference: Sendable, Hashable {
     var id: UInt64
     var path: FilePath
     var storedPages: UInt64
+    /// The manifest entry computed while writing, until a checkpoint's manifest records it.
+    var entry: Manifest.File?
 }
 
 /// What the files say about one memory as of the last flush, and how to bring them up to date.
@@ -22,6 +24,8 @@ struct MemoryRecord: Sendable {
     var chunks: [Manifest.Chunk]?
     /// Chunks written since the last checkpoint.
     var dirtyChunks: Set<UInt64> = []
+    /// SHA-256 of pages hashed so far (written by flushes, or read for a checkpoint), by index.
+    var pageHashes: [PageIndex: ContentHash] = [:]
 
     /// Whether `memory`'s layers are the flushed ones (so only its delta can differ).
     func hasSameLayers(as memory: PageMap) -> Bool {
