@@ -30,11 +30,17 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Guests the checkpoint suite loads.")
     var guests = 10_000
 
+    @Option(parsing: .upToNextOption, help: "Scattered dirty page counts the checkpoint suite flushes.")
+    var dirtyPages = [4096, 65_536]
+
     @Option(help: "Run the whole suite this many times and report each figure's median (the machines are noisy).")
     var runs = 1
 
     func validate() throws {
         guard (1...50).contains(runs) else { throw ValidationError("--runs must be in 1...50") }
+        guard !dirtyPages.isEmpty, dirtyPages.allSatisfy({ (1...1_000_000).contains($0) }), (1...100_000).contains(guests) else {
+            throw ValidationError("--dirty-pages must be in 1...1000000 and --guests in 1...100000")
+        }
         guard entries >= 20_000 else { throw ValidationError("--entries must be at least 20000") }
         guard (1...40).contains(indexBits), 1 << indexBits >= entries else {
             throw ValidationError("--index-bits must be in 1...40 and leave room for --entries distinct indices")
@@ -46,7 +52,7 @@ struct BenchCommand: ParsableCommand {
             switch suite {
             case .delta: try DeltaSuite.run(entries: entries, indexBits: indexBits)
             case .tracking: try TrackingSuite.run()
-            case .checkpoint: try CheckpointSuite.run(directory: FilePath(directory), guests: guests)
+            case .checkpoint: try CheckpointSuite.run(directory: FilePath(directory), dirtyCounts: dirtyPages, guests: guests)
             }
         }
         let report = BenchReport.median(of: reports)

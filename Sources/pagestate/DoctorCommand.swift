@@ -37,6 +37,7 @@ struct DoctorCommand: ParsableCommand {
             row(.memfd), row(.memfdSeals), row(.userfaultfd),
             row(.userfaultfdWriteProtectAsync), row(.userfaultfdWriteProtectUnpopulated), row(.pagemapScan),
             row(.ioUring),
+            ("checkpoint writer", FileWriters.best().kind.rawValue, "what checkpoints write with; PAGESTATE_WRITER=pwrite forces the fallback"),
             setting("kernel.io_uring_disabled", features.ioUringDisabledSysctl) {
                 ["0": "io_uring allowed", "1": "privileged processes and io_uring_group only"][$0] ?? "io_uring disabled"
             },

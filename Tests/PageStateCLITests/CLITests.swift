@@ -61,3 +61,39 @@ func runPageState(_ arguments: [String]) throws -> (status: Int32, output: Strin
         #expect(try runPageState(["bench", "delta", "--index-bits", "99"]).status == 64)
     }
 }
+
+@Suite struct StateCLITests {
+    @Test func benchCheckpointJSONHasTheRequiredFigures() throws {
+        let (status, output) = try runPageState(["bench", "checkpoint", "--json", "--dirty-pages", "64", "--guests", "20"])
+        #expect(status == 0)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        #expect(object["suite"] as? String == "checkpoint")
+        let figures = try #require(object["figures"] as? [String: Double])
+        for key in ["flush_mib_per_s", "sequential_mib_per_s", "flush_vs_sequential", "hash_mib_per_s", "load_20_guests_ms"] {
+            #expect((figures[key] ?? 0) > 0, "\(key)")
+        }
+    }
+
+    @Test func verifyAndInspectReportIntactAndDamagedDirectories() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pagestate-cli-\(UInt64.random(in: 0...UInt64.max))").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let soak = try runPageState(["soak", "crash", "--iterations", "4", "--directory", directory, "--seed", "11"])
+        #expect(soak.status == 0, "\(soak.output)")
+        #expect(try runPageState(["verify", directory]).status == 0)
+        let inspect = try runPageState(["inspect", directory, "--json"])
+        #expect(inspect.status == 0)
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(inspect.output.utf8)) as? [String: Any])
+        let checkpoints = try #require(summary["checkpoints"] as? [[String: Any]])
+        #expect(!checkpoints.isEmpty && checkpoints.allSatisfy { $0["error"] == nil && ($0["guests"] as? Int ?? 0) > 0 })
+        // Damage one byte of the newest checkpoint's STATE: verify fails and names the file.
+        let newest = try #require(try FileManager.default.contentsOfDirectory(atPath: directory + "/checkpoints").sorted().last)
+        let state = directory + "/checkpoints/" + newest + "/STATE"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: state))
+        bytes[bytes.count / 2] ^= 1
+        try bytes.write(to: URL(fileURLWithPath: state))
+        let damaged = try runPageState(["verify", directory])
+        #expect(damaged.status != 0)
+        #expect(damaged.output.contains(newest + "/STATE"))
+        #expect(try runPageState(["verify", directory + "/missing"]).status != 0)
+    }
+}
