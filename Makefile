@@ -1,13 +1,17 @@
 # PageState: `make demo` and `make test` on a fresh Debian machine.
 SWIFT ?= swift
 SYSTEM_PACKAGES := liburing-dev libseccomp-dev
+BENCHMARK_PACKAGES := liblmdb-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test demo benchmarks benchmarks-build
+.PHONY: deps benchmark-deps build test demo benchmarks benchmarks-build
 
-# Installs the C libraries PageState links when they are missing (refreshing the package index only if needed).
-deps:
-	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Installs the C libraries PageState (deps) or the benchmarks (benchmark-deps: LMDB) link when they are missing
+# (refreshing the package index only if needed).
+deps: PACKAGES := $(SYSTEM_PACKAGES)
+benchmark-deps: PACKAGES := $(BENCHMARK_PACKAGES)
+deps benchmark-deps:
+	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; \
 	  $(SUDO) apt-get install -y $$missing || { $(SUDO) apt-get update && $(SUDO) apt-get install -y $$missing; }; \
@@ -27,9 +31,9 @@ demo: deps
 	.build/release/pagestate doctor
 	.build/release/pagestate bench delta
 
-benchmarks-build: deps
+benchmarks-build: deps benchmark-deps
 	cd Benchmarks && RUNTIME_INTERPOSER_LOCAL_PATH=$$PWD/LocalPackages/swift-runtime-interposer $(SWIFT) build -c release
 
 # package-benchmark microbenchmarks (see Benchmarks/README.md).
-benchmarks: deps
+benchmarks: deps benchmark-deps
 	Benchmarks/run.sh
