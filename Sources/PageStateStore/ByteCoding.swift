@@ -80,6 +80,14 @@ struct ByteReader {
         return name
     }
 
+    /// A name (see `readName`) that must sort after `previous` in UTF-8 byte order.
+    mutating func readName(after previous: String?, what: String) throws(StoreError) -> String {
+        let start = position
+        let name = try readName()
+        if let previous, !previous.utf8.lexicographicallyPrecedes(name.utf8) { throw failure("\(what) not ascending", at: start) }
+        return name
+    }
+
     mutating func readHash() throws(StoreError) -> ContentHash { try ContentHash(Array(read(count: 32))) }
 
     /// Checks that the last 32 bytes are the SHA-256 of everything before them.

@@ -130,10 +130,7 @@ struct Manifest: Hashable, Sendable {
         files = []
         for _ in 0..<fileCount {
             let start = reader.position
-            let name = try reader.readName()
-            if let last = files.last, !last.name.utf8.lexicographicallyPrecedes(name.utf8) {
-                throw reader.failure("file names not ascending", at: start)
-            }
+            let name = try reader.readName(after: files.last?.name, what: "file names")
             let size: UInt64 = try reader.read()
             let chunkCount = try reader.readCount(limit: reader.remaining / 32, what: "chunk count")
             guard UInt64(chunkCount) == (size + UInt64(Self.fileChunkBytes) - 1) / UInt64(Self.fileChunkBytes) else {
@@ -157,11 +154,7 @@ struct Manifest: Hashable, Sendable {
             let memoryCount: UInt32 = try reader.read()
             var memories: [Memory] = []
             for _ in 0..<memoryCount {
-                let memoryStart = reader.position
-                let name = try reader.readName()
-                if let last = memories.last, !last.name.utf8.lexicographicallyPrecedes(name.utf8) {
-                    throw reader.failure("memory names not ascending", at: memoryStart)
-                }
+                let name = try reader.readName(after: memories.last?.name, what: "memory names")
                 let size: UInt64 = try reader.read()
                 let chunkCount = try reader.readCount(limit: reader.remaining / 40, what: "chunk count")
                 var chunks: [Chunk] = []

@@ -75,10 +75,7 @@ struct StateFile: Hashable, Sendable {
             var memories: [Memory] = []
             for _ in 0..<memoryCount {
                 let memoryStart = reader.position
-                let name = try reader.readName()
-                if let last = memories.last, !(Array(last.name.utf8).lexicographicallyPrecedes(name.utf8)) {
-                    throw reader.failure("memory names not ascending", at: memoryStart)
-                }
+                let name = try reader.readName(after: memories.last?.name, what: "memory names")
                 let size: UInt64 = try reader.read()
                 guard size <= PageMapLimits.maximumPages else { throw reader.failure("memory size \(size) out of range", at: memoryStart) }
                 let overlayCount: UInt32 = try reader.read()
