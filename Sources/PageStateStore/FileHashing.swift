@@ -71,10 +71,7 @@ enum FileHashing {
     }
 
     private static func withFile<R>(_ path: FilePath, _ body: (FileDescriptor, UInt64) throws(StoreError) -> R) throws(StoreError) -> R {
-        let file: FileDescriptor
-        do { file = try FileDescriptor.open(path, .readOnly, options: .closeOnExec) } catch Errno.noSuchFileOrDirectory {
-            throw .missingFile(path: path.string)
-        } catch { throw .system(operation: "open", path: path.string, error as? Errno ?? .ioError) }
+        let file = try FileReading.open(path)
         defer { try? file.close() }
         let size = try system("stat", path) { UInt64(try file.stat().size) }
         return try body(file, size)
@@ -84,17 +81,6 @@ enum FileHashing {
     private static func hash(chunk: Int, of file: FileDescriptor, size: UInt64, path: FilePath) throws(StoreError) -> ContentHash {
         let offset = UInt64(chunk * Manifest.fileChunkBytes)
         let length = Int(min(UInt64(Manifest.fileChunkBytes), size - offset))
-        return try system("read", path) {
-            try withUnsafeTemporaryAllocation(byteCount: length, alignment: 4096) { buffer in
-                var done = 0
-                while done < length {
-                    let read = try file.read(fromAbsoluteOffset: Int64(offset) + Int64(done),
-                                             into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]))
-                    guard read > 0 else { throw Errno.ioError }
-                    done += read
-                }
-                return ContentHash.combining(blockHashes(of: UnsafeRawBufferPointer(buffer)))
-            }
-        }
+        return try FileReading.read(file, path: path, at: offset, count: length).withUnsafeBytes { ContentHash.combining(blockHashes(of: $0)) }
     }
 }

@@ -15,14 +15,9 @@ enum MemoryHashing {
     ///
     /// - Complexity: O(present pages) hashes of uncached pages.
     static func chunks(of memory: PageMap, cache: inout [PageIndex: ContentHash]) -> [Manifest.Chunk] {
-        var candidates = Set<UInt64>()
-        for (index, _) in memory.delta { candidates.insert(index / pagesPerChunk) }
-        for layer in memory.layers {
-            for range in layer.pageRanges where !range.isEmpty {
-                for chunk in (range.lowerBound / pagesPerChunk)...((range.upperBound - 1) / pagesPerChunk) { candidates.insert(chunk) }
-            }
-        }
-        return candidates.sorted().compactMap { hash(chunk: $0, of: memory, cache: &cache) }
+        var chunks = memory.presentIndices.map { $0 / pagesPerChunk }
+        chunks.removeDuplicates()
+        return chunks.compactMap { hash(chunk: $0, of: memory, cache: &cache) }
     }
 
     /// `previous` with the chunks in `dirty` recomputed.

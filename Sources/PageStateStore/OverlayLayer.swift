@@ -30,7 +30,7 @@ public final class OverlayLayer: PageLayer, @unchecked Sendable {
     public init(path: FilePath, retaining: AnyObject? = nil) throws(StoreError) {
         self.path = path
         self.retaining = retaining
-        let descriptor = try system("open", path) { try FileDescriptor.open(path, .readOnly, options: .closeOnExec) }
+        let descriptor = try FileReading.open(path)
         defer { try? descriptor.close() }
         let fileSize = try system("stat", path) { UInt64(try descriptor.stat().size) }
         self.fileSize = fileSize
@@ -67,12 +67,7 @@ public final class OverlayLayer: PageLayer, @unchecked Sendable {
         guard UInt64(count) <= fileSize else {
             throw .malformedFile(path: path.string, offset: 0, reason: "index larger than the file")
         }
-        var tail = [UInt8](repeating: 0, count: count)
-        let read = try system("read", path) {
-            try tail.withUnsafeMutableBytes { try descriptor.read(fromAbsoluteOffset: Int64(fileSize) - Int64(count), into: $0) }
-        }
-        guard read == count else { throw .malformedFile(path: path.string, offset: fileSize, reason: "file shrank while being read") }
-        return tail
+        return try FileReading.read(descriptor, path: path, at: fileSize - UInt64(count), count: count)
     }
 
     /// - Complexity: O(log ranges).

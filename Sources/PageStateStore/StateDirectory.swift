@@ -74,24 +74,10 @@ struct StateDirectory: Sendable {
 
     /// Reads a whole (small) file.
     func read(_ path: FilePath) throws(StoreError) -> [UInt8] {
-        let descriptor: FileDescriptor
-        do { descriptor = try FileDescriptor.open(path, .readOnly, options: .closeOnExec) } catch Errno.noSuchFileOrDirectory {
-            throw .missingFile(path: path.string)
-        } catch { throw .system(operation: "open", path: path.string, error as? Errno ?? .ioError) }
+        let descriptor = try FileReading.open(path)
         defer { try? descriptor.close() }
-        return try system("read", path) {
-            let size = Int(try descriptor.stat().size)
-            var bytes = [UInt8](repeating: 0, count: size)
-            var done = 0
-            while done < size {
-                let read = try bytes.withUnsafeMutableBytes {
-                    try descriptor.read(fromAbsoluteOffset: Int64(done), into: UnsafeMutableRawBufferPointer(rebasing: $0[done...]))
-                }
-                guard read > 0 else { throw Errno.ioError }
-                done += read
-            }
-            return bytes
-        }
+        let size = try system("stat", path) { Int(try descriptor.stat().size) }
+        return try FileReading.read(descriptor, path: path, at: 0, count: size)
     }
 
     /// Writes a new file (never replacing one) and syncs it.

@@ -1,3 +1,4 @@
+import PageStateKernel
 import PageStateMemory
 import SystemPackage
 
@@ -37,7 +38,7 @@ extension StateManager {
                     changed = memory.delta.changedIndices(comparedTo: flushed.delta)
                 } else {
                     record = MemoryRecord(layers: [], delta: PageDelta(), sizeInPages: 0, overlays: [], chunks: nil)
-                    changed = Self.presentIndices(of: memory)
+                    changed = memory.presentIndices
                 }
                 if !changed.isEmpty {
                     let id = tip.takeOverlayID()
@@ -56,16 +57,14 @@ extension StateManager {
                 records[guest, default: [:]][name] = record
             }
         }
+        // Overlays in tip/ that no memory uses any more (its guest removed, or rewritten whole) go now.
+        let kept = Set(records.values.flatMap { $0.values.flatMap { $0.overlays.map(\.id) } })
+        for reference in tip.records.values.flatMap({ $0.values.flatMap(\.overlays) })
+        where !kept.contains(reference.id) && reference.path.removingLastComponent() == layout.tip {
+            try? removeFileEntry(reference.path)
+        }
         tip.records = records
         tip.flushedHeight = height
     }
 
-    /// Every page index `memory` holds in its delta or layers, ascending.
-    static func presentIndices(of memory: PageMap) -> [PageIndex] {
-        var indices = Set(memory.delta.indices)
-        for layer in memory.layers {
-            for range in layer.pageRanges { indices.formUnion(range) }
-        }
-        return indices.sorted()
-    }
 }

@@ -32,7 +32,7 @@ extension StateManager {
         var layers: [OverlayLayer] = []
         for reference in references { layers.append(try OverlayLayer(path: reference.path)) }
         let merged = PageMap(allocator: allocator, layers: layers)
-        let indices = Self.presentIndices(of: merged)
+        let indices = merged.presentIndices
         let path = layout.tip.appending(StateDirectory.overlayName(id))
         let written = try OverlayFile.write(pages: indices, of: merged, to: path, writer: writer)
         step(.mergeWritten)

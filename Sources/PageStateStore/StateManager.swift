@@ -111,11 +111,11 @@ public final class StateManager: Sendable {
             throw .system(operation: "flock", path: layout.lock.string, error)
         }
         lockDescriptor = lock
-        do {
-            allocator = try options.allocator ?? PageAllocator()
+        do throws(PageAllocatorError) {
+            if let given = options.allocator { allocator = given } else { allocator = try PageAllocator() }
         } catch {
             try? lock.close()
-            throw .system(operation: "create page allocator", path: directory.string, .noMemory)
+            throw .allocator(error)
         }
         let writer = options.writer ?? FileWriters.best()
         self.writer = writer

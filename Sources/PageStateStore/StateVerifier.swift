@@ -21,7 +21,7 @@ public enum StateVerifier {
     public static func verify(directory: FilePath) throws(StoreError) -> [Result] {
         let layout = StateDirectory(root: directory)
         let allocator: PageAllocator
-        do { allocator = try PageAllocator() } catch { throw .system(operation: "create page allocator", path: directory.string, .noMemory) }
+        do { allocator = try PageAllocator() } catch { throw .allocator(error) }
         return try layout.checkpointHeights().map { height in
             do throws(StoreError) {
                 return Result(height: height, rootHash: try verify(layout: layout, height: height, allocator: allocator), error: nil)

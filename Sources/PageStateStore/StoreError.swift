@@ -1,3 +1,5 @@
+import Foundation
+import PageStateMemory
 import SystemPackage
 
 /// Why the state manager refused or failed an operation. Every error about a file names it, and
@@ -5,6 +7,8 @@ import SystemPackage
 public enum StoreError: Error, Hashable, CustomStringConvertible {
     /// A system call failed while `operation` ran on `path`.
     case system(operation: String, path: String, Errno)
+    /// The page allocator for loaded memories could not be created or grown.
+    case allocator(PageAllocatorError)
     /// A file's bytes do not follow its format.
     case malformedFile(path: String, offset: UInt64, reason: String)
     /// A file's bytes do not match the hash its checkpoint's manifest recorded.
@@ -29,6 +33,7 @@ public enum StoreError: Error, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .system(let operation, let path, let errno): "\(operation) \(path): \(errno)"
+        case .allocator(let error): error.description
         case .malformedFile(let path, let offset, let reason): "\(path): malformed at byte \(offset): \(reason)"
         case .hashMismatch(let path, let offset): "\(path): contents differ from the manifest at byte \(offset)"
         case .missingFile(let path): "\(path): missing or of the wrong size"
@@ -60,6 +65,9 @@ func system<R>(_ operation: String, _ path: FilePath, _ body: () throws -> R) th
     do { return try body() } catch let errno as Errno {
         throw .system(operation: operation, path: path.string, errno)
     } catch {
-        throw .system(operation: operation, path: path.string, .ioError)
+        // Foundation (directory listing, removal) reports POSIX failures as NSErrors with the errno underneath.
+        let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError
+        let code = underlying?.domain == NSPOSIXErrorDomain ? underlying!.code : (error as NSError).domain == NSPOSIXErrorDomain ? (error as NSError).code : Int(EIO)
+        throw .system(operation: operation, path: path.string, Errno(rawValue: Int32(code)))
     }
 }
