@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "PageState", targets: ["PageState"]),
         .executable(name: "pagestate", targets: ["pagestate"]),
+        .executable(name: "pagestate-worker", targets: ["pagestate-worker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -45,10 +46,19 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Sandbox shim: launcher, worker processes, worker runtime, pool, in-process executor.
+        .target(
+            name: "PageStateSandbox",
+            dependencies: ["PageStateTracking", "PageStateMemory", "PageStateKernel", "CPageState",
+                           .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        // The default worker's entry points (demo workload and hostile guests for the tests).
+        .target(name: "PageStateWorkloads", dependencies: ["PageStateSandbox", "CPageState"]),
+        .executableTarget(name: "pagestate-worker", dependencies: ["PageStateSandbox", "PageStateWorkloads"]),
         // The crash-injection soak behind `pagestate soak crash` and the crash tests.
         .target(name: "PageStateSoak", dependencies: ["PageStateStore", .product(name: "SystemPackage", package: "swift-system")]),
         // The umbrella module execution layers import.
-        .target(name: "PageState", dependencies: ["PageStateMemory", "PageStateKernel", "PageStateTracking", "PageStateStore"]),
+        .target(name: "PageState", dependencies: ["PageStateMemory", "PageStateKernel", "PageStateTracking", "PageStateStore", "PageStateSandbox"]),
         // Side-by-side measurement suites behind `pagestate bench`.
         .target(
             name: "PageStateBench",
@@ -69,6 +79,13 @@ let package = Package(
         // Second process for cross-process attach tests: receives an allocator over SCM_RIGHTS.
         .executableTarget(name: "pagestate-test-helper", dependencies: ["PageState"]),
         .testTarget(name: "PageStateCLITests", dependencies: ["pagestate"]),
+        .testTarget(
+            name: "PageStateSandboxTests",
+            dependencies: [
+                "PageState", "PageStateWorkloads", "pagestate-worker",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
         .testTarget(
             name: "PageStateKernelTests",
             dependencies: ["PageStateKernel", .product(name: "PropertyBased", package: "swift-property-based")]

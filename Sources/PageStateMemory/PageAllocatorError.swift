@@ -1,3 +1,4 @@
+import PageStateKernel
 import SystemPackage
 
 /// The allocator operation a system error came from.
@@ -9,6 +10,7 @@ public enum PageAllocatorOperation: String, Sendable, Hashable {
     case punchHole = "punch hole"
     case inspectBackingFile = "inspect backing file"
     case duplicateDescriptor = "duplicate descriptor"
+    case writeSealedFile = "write sealed page file"
 }
 
 /// Why an allocator operation or a received description was refused.
@@ -23,6 +25,8 @@ public enum PageAllocatorError: Error, Hashable, CustomStringConvertible {
     case invalidLength(claimed: UInt64, actual: UInt64)
     /// A memfd handed over without `F_SEAL_SHRINK`: any holder could shrink it and crash every mapper.
     case unsealedMemfd
+    /// A sealed page file that lacks a seal that makes it immutable (`F_SEAL_WRITE`, `SHRINK`, `GROW`).
+    case mutableFile(missing: FileSeals)
     /// A page offset beyond the described length.
     case offsetOutOfRange(offset: UInt64, length: UInt64)
     /// A page offset that is not a multiple of 4 KiB.
@@ -42,6 +46,8 @@ public enum PageAllocatorError: Error, Hashable, CustomStringConvertible {
         case .invalidLength(let claimed, let actual):
             "page allocator: described length \(claimed) is not a chunk boundary within the file (\(actual) bytes)"
         case .unsealedMemfd: "page allocator: received memfd is not sealed against shrinking"
+        case .mutableFile(let missing):
+            "page allocator: received page file is not immutable (missing seals 0x\(String(missing.rawValue, radix: 16)))"
         case .offsetOutOfRange(let offset, let length): "page allocator: offset \(offset) is beyond length \(length)"
         case .misalignedOffset(let offset): "page allocator: offset \(offset) is not page aligned"
         case .metadataOffset(let offset): "page allocator: offset \(offset) points at allocator metadata"

@@ -31,12 +31,12 @@ public final class AsyncWriteProtectTracker: DirtyPageTracker, @unchecked Sendab
             regions.deallocate()
             throw error
         }
-        do {
-            pagemap = try FileDescriptor.open("/proc/self/pagemap", .readOnly, options: .closeOnExec)
+        do throws(Errno) {
+            pagemap = try Self.sharedPagemap.get()
         } catch {
             regions.deallocate()
             try? userfaultfd.close()
-            throw .system(.openPagemap, error as? Errno ?? .ioError)
+            throw .system(.openPagemap, error)
         }
         try protect(0..<pages)
     }
@@ -44,7 +44,19 @@ public final class AsyncWriteProtectTracker: DirtyPageTracker, @unchecked Sendab
     deinit {
         regions.deallocate()
         try? userfaultfd.close()
-        try? pagemap.close()
+    }
+
+    /// `/proc/self/pagemap`, opened once per process and never closed: every tracker scans through
+    /// it, and a confined process (a sandbox worker) can no longer open files.
+    private static let sharedPagemap = Result { () throws(Errno) in
+        do { return try FileDescriptor.open("/proc/self/pagemap", .readOnly, options: .closeOnExec) } catch {
+            throw error as? Errno ?? .ioError
+        }
+    }
+
+    /// Opens what trackers need from the file system now, before the process gives up opening files.
+    public static func prepareForConfinement() throws(TrackingError) {
+        do throws(Errno) { _ = try sharedPagemap.get() } catch { throw .system(.openPagemap, error) }
     }
 
     private static func openUserfaultfd() throws(TrackingError) -> FileDescriptor {

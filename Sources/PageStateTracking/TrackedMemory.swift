@@ -14,6 +14,8 @@ public final class TrackedMemory: @unchecked Sendable {
     /// The mechanism in use.
     public let trackerKind: TrackerKind
     private let tracker: any DirtyPageTracker
+    /// Threads a large rollback may use; 1 in a process that must not start threads (a sandbox worker).
+    public var restoreThreads = MappedMemory.copyThreads
     /// The dirty pages of the execution not yet committed or rolled back.
     private var unsettled: DirtyPages?
 
@@ -62,7 +64,17 @@ public final class TrackedMemory: @unchecked Sendable {
     /// - Complexity: O(pages written).
     @discardableResult
     public func commit(_ dirty: DirtyPages) throws -> PageMap {
-        memory.adopt(try memory.capture(dirty))
+        try commit(dirty, adopting: try memory.capture(dirty))
+    }
+
+    /// Makes an execution's writes the new version of the memory, with its changed pages already
+    /// captured elsewhere (a sandbox worker captures them into a sealed file): `changed` must hold
+    /// exactly the dirty pages whose bytes differ from the shown version, with the mapping's bytes.
+    ///
+    /// - Complexity: O(pages written).
+    @discardableResult
+    public func commit(_ dirty: DirtyPages, adopting changed: PageDelta) throws -> PageMap {
+        memory.adopt(changed)
         try tracker.rearm(dirty)
         unsettled = nil
         return memory.shown
@@ -72,7 +84,7 @@ public final class TrackedMemory: @unchecked Sendable {
     ///
     /// - Complexity: O(pages written) copies, plus one re-arming walk of the page tables.
     public func rollback(_ dirty: DirtyPages) throws(TrackingError) {
-        memory.restore(dirty)
+        memory.restore(dirty, threads: restoreThreads)
         try tracker.rearm(dirty)
         unsettled = nil
     }

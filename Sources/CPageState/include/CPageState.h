@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <linux/userfaultfd.h>
 
@@ -141,5 +142,53 @@ double ps_raw_mprotect_write_ns(size_t pages, size_t writes);
 void ps_copy_page_streaming(void *target, const void *source);
 /// Orders earlier non-temporal stores before later stores (`sfence`).
 void ps_store_fence(void);
+
+// MARK: sandbox launcher (launcher.c): the fork path stays in C
+/// Wire format of the launcher's control socket (SOCK_SEQPACKET), one struct per message.
+enum { PS_LAUNCH_MAGIC = 0x4C535350 /* "PSSL" */, PS_LAUNCH_SPAWN = 1,
+       PS_LAUNCH_SPAWNED = 1, PS_LAUNCH_FAILED = 2, PS_LAUNCH_EXITED = 3 };
+/// Host → launcher: fork a worker; the worker's socket travels as SCM_RIGHTS.
+struct ps_launch_request { uint32_t magic, kind; uint64_t id; };
+/// Launcher → host: `PS_LAUNCH_SPAWNED` (pid, with the worker's pidfd as SCM_RIGHTS), `PS_LAUNCH_FAILED`
+/// (`value` = errno) for request `id`, or `PS_LAUNCH_EXITED` (pid, `value` = wait status).
+struct ps_launch_event { uint32_t magic, kind; uint64_t id; int32_t pid, value; };
+/// Resource limits a worker gets before it returns to Swift; 0 leaves a limit unchanged.
+struct ps_worker_limits { uint64_t address_space_bytes, open_files, core_bytes; };
+/// Threads in this process (entries of /proc/self/task), or -1 with errno.
+int ps_thread_count(void);
+/// Runs the launcher: compiles the worker's seccomp filter once, then forks one worker per request on
+/// `control`, reports spawns and exits, and returns -1 when the host has gone or on a fatal error
+/// (errno set; the launcher should exit). Must be called while the process has one thread (EBUSY
+/// otherwise). In a forked worker it returns the worker's socket descriptor (3), after: PDEATHSIG
+/// SIGKILL (tied to the launcher), NO_NEW_PRIVS, the socket moved to 3, every descriptor above 3
+/// closed, the resource limits set. 0-2 stay as the launcher's (the host gives them explicitly).
+int ps_launcher_serve(int control, const struct ps_worker_limits *limits);
+
+// MARK: worker confinement (worker_confine.c)
+/// What the SIGSYS reporter writes to the worker's socket before the worker exits.
+enum { PS_VIOLATION_MAGIC = 0x49565350 /* "PSVI" */, PS_VIOLATION_SYSCALL = 1, PS_VIOLATION_ABORT = 2,
+       PS_VIOLATION_EXIT_STATUS = 159 };
+struct ps_violation_report { uint32_t magic, kind; int32_t syscall, arch; };
+/// In a worker forked by `ps_launcher_serve`: installs the SIGSYS reporter (which writes a
+/// `ps_violation_report` to `report_fd` and exits with `PS_VIOLATION_EXIT_STATUS`) and loads the
+/// allow-list the launcher compiled. Afterwards any other system call traps. 0 or -1 with errno.
+int ps_worker_confine(int report_fd);
+/// Whether this process is confined by `ps_worker_confine`.
+int ps_worker_is_confined(void);
+/// The name of system call `number` on this architecture (libseccomp), or NULL; free() the result.
+char *ps_syscall_name(int number);
+/// System call numbers the hostile-guest tests use (SYS_* are macros Swift does not import).
+enum { PS_SYS_OPENAT = SYS_openat, PS_SYS_SOCKET = SYS_socket, PS_SYS_EXECVE = SYS_execve, PS_SYS_CLONE = SYS_clone,
+       PS_SYS_PTRACE = SYS_ptrace, PS_SYS_KILL = SYS_kill, PS_SYS_FTRUNCATE = SYS_ftruncate };
+/// Raw `syscall(number, a, b, c, d)` for the hostile-guest tests (variadic in C).
+long ps_raw_syscall(long number, long a, long b, long c, long d);
+/// `posix_spawn(pid, path, NULL, NULL, argv, envp)` with file actions: `dup2(sources[i], i)` for each
+/// `i < count`, then close every descriptor from `count` up (`posix_spawn_file_actions_addclosefrom_np`,
+/// a GNU extension). Each source must be `i` itself or at least `count`. Returns 0 or an error number.
+int ps_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[], const int *sources, int count);
+/// `pidfd_open(pid, 0)`.
+int ps_pidfd_open(pid_t pid);
+/// `pidfd_send_signal(pidfd, signal, NULL, 0)`.
+int ps_pidfd_send_signal(int pidfd, int signal);
 
 #endif

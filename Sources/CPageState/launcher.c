@@ -1,0 +1,132 @@
+// The sandbox launcher's loop and fork path. It runs in a process that has a single thread, so the
+// forked child may go on to run Swift code (the worker runtime); everything between fork and the
+// return to Swift uses only async-signal-safe calls.
+#define _GNU_SOURCE
+#include "CPageState.h"
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+int ps_worker_filter_compile(void);
+
+int ps_thread_count(void) {
+    DIR *tasks = opendir("/proc/self/task");
+    if (!tasks) return -1;
+    int count = 0;
+    for (struct dirent *entry; (entry = readdir(tasks));) {
+        if (entry->d_name[0] != '.') count++;
+    }
+    closedir(tasks);
+    return count;
+}
+
+/// Sends one event; exit events must never block the launcher (a host that stopped reading loses
+/// them and falls back to its pidfd), spawn replies may.
+static void send_event(int control, uint32_t kind, uint64_t id, int32_t pid, int32_t value, int fd, int flags) {
+    struct ps_launch_event event = { PS_LAUNCH_MAGIC, kind, id, pid, value };
+    struct iovec iov = { .iov_base = &event, .iov_len = sizeof event };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control_buffer;
+    if (fd >= 0) {
+        msg.msg_control = control_buffer.buf;
+        msg.msg_controllen = sizeof control_buffer.buf;
+        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
+    }
+    while (sendmsg(control, &msg, MSG_NOSIGNAL | flags) < 0 && errno == EINTR) {}
+}
+
+static void reap(int control) {
+    for (;;) {
+        int status = 0;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) return;
+        send_event(control, PS_LAUNCH_EXITED, 0, pid, status, -1, MSG_DONTWAIT);
+    }
+}
+
+static void set_limit(int resource, uint64_t value) {
+    if (value == 0) return;
+    struct rlimit limit = { value, value };
+    if (setrlimit(resource, &limit) != 0) _exit(127);
+}
+
+/// The child's set-up before it returns to Swift as a worker; any failure ends it (the host sees its
+/// socket close before the worker said it was ready).
+static int become_worker(int socket, pid_t launcher, const sigset_t *mask, const struct ps_worker_limits *limits) {
+    signal(SIGCHLD, SIG_DFL);
+    if (sigprocmask(SIG_SETMASK, mask, NULL) != 0) _exit(127);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != launcher) _exit(127);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) _exit(127);
+    if (socket != 3) {
+        if (dup2(socket, 3) != 3) _exit(127);  // the copy at 3 is not close-on-exec; nothing is exec'd anyway
+    }
+    if (syscall(SYS_close_range, 4, ~0U, 0) != 0) _exit(127);
+    set_limit(RLIMIT_AS, limits->address_space_bytes);
+    set_limit(RLIMIT_NOFILE, limits->open_files);
+    struct rlimit core = { limits->core_bytes, limits->core_bytes };
+    if (setrlimit(RLIMIT_CORE, &core) != 0) _exit(127);
+    return 3;
+}
+
+int ps_launcher_serve(int control, const struct ps_worker_limits *limits) {
+    if (ps_thread_count() != 1) { errno = EBUSY; return -1; }
+    if (ps_worker_filter_compile() != 0) return -1;
+    sigset_t children, previous;
+    sigemptyset(&children);
+    sigaddset(&children, SIGCHLD);
+    if (sigprocmask(SIG_BLOCK, &children, &previous) != 0) return -1;
+    int exits = signalfd(-1, &children, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (exits < 0) return -1;
+    pid_t self = getpid();
+    for (;;) {
+        struct pollfd watched[2] = { { control, POLLIN, 0 }, { exits, POLLIN, 0 } };
+        if (poll(watched, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (watched[1].revents) {
+            struct signalfd_siginfo info;
+            while (read(exits, &info, sizeof info) == sizeof info) {}
+            reap(control);
+        }
+        if (!watched[0].revents) continue;
+        struct ps_launch_request request;
+        int socket = -1, received = 0, truncated = 0;
+        ssize_t length = ps_recv_with_fds(control, &request, sizeof request, &socket, 1, &received, &truncated);
+        if (length < 0) {
+            if (errno == EINTR || errno == EAGAIN) continue;
+            return -1;
+        }
+        if (length == 0 && received == 0) { errno = 0; return -1; }  // the host has gone
+        if (length != sizeof request || truncated || received != 1 || request.magic != PS_LAUNCH_MAGIC
+            || request.kind != PS_LAUNCH_SPAWN) {
+            if (received == 1) close(socket);
+            send_event(control, PS_LAUNCH_FAILED, length == sizeof request ? request.id : 0, 0, EINVAL, -1, 0);
+            continue;
+        }
+        pid_t pid = fork();
+        if (pid == 0) return become_worker(socket, self, &previous, limits);
+        int failure = errno;
+        close(socket);
+        if (pid < 0) {
+            send_event(control, PS_LAUNCH_FAILED, request.id, 0, failure, -1, 0);
+            continue;
+        }
+        int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        send_event(control, PS_LAUNCH_SPAWNED, request.id, pid, pidfd >= 0 ? 0 : errno, pidfd, 0);
+        if (pidfd >= 0) close(pidfd);
+    }
+}

@@ -1,0 +1,29 @@
+import SystemPackage
+
+/// How a `SandboxPool` runs workers.
+public struct SandboxConfiguration: Sendable {
+    /// The worker executable (one that calls `WorkerMain.run`).
+    public var workerExecutable: FilePath
+    /// Most workers alive at once; beyond it the least recently used is evicted.
+    public var maximumLiveWorkers: Int = 1024
+    /// Workers idle longer than this are terminated.
+    public var idleTimeout: Duration = .seconds(60)
+    /// Most resident memory (anonymous + shared, from /proc) all workers may hold together.
+    public var rssBudgetBytes: UInt64 = 8 << 30
+    /// Longest an execution may run before its worker is killed.
+    public var executionTimeout: Duration = .seconds(10)
+    /// Longest to wait for a new worker to say it is ready.
+    public var spawnTimeout: Duration = .seconds(5)
+    /// Largest output, host-call request or result a worker may send.
+    public var maximumResultBytes: Int = 64 << 20
+    /// Address space each worker may use (RLIMIT_AS); bounds what a guest can allocate.
+    public var workerAddressSpaceBytes: UInt64 = 64 << 30
+    /// Descriptors each worker may hold (RLIMIT_NOFILE).
+    public var workerOpenFiles: UInt64 = 256
+    /// Pages of a guest's state in segment files before the host copies them into the guest's allocator.
+    public var compactionThresholdFiles: Int = 32
+
+    public init(workerExecutable: FilePath) {
+        self.workerExecutable = workerExecutable
+    }
+}

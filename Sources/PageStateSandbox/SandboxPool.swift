@@ -1,0 +1,273 @@
+import Dispatch
+import PageStateKernel
+import PageStateMemory
+import Synchronization
+import SystemPackage
+
+/// Runs every guest in its own worker process: forked by one launcher, confined by seccomp, with the
+/// guest's memories mapped zero-copy. An update's changed pages come back in a sealed file that the
+/// host validates and adopts without copying. Workers stay alive between executions (they only
+/// remap what changed) until they are idle too long, the pool is full, or the RSS budget is
+/// exceeded; an evicted guest's next execution transparently gets a new worker.
+public final class SandboxPool: GuestExecutor {
+    public let configuration: SandboxConfiguration
+    private let launcher: Launcher
+    private let budget: MemoryBudget
+    private let hostCall: HostCallHandler
+    private let state = Mutex(PoolState())
+    /// Set up in `init`, cancelled in `deinit`; never touched in between (hence safe to share).
+    private nonisolated(unsafe) let maintenance: DispatchSourceTimer
+
+    /// Counts and latencies the pool has seen.
+    public struct Statistics: Sendable, Hashable {
+        public var liveWorkers = 0
+        public var spawned = 0
+        public var executions = 0
+        public var evictedIdle = 0
+        public var evictedLeastRecentlyUsed = 0
+        public var evictedForMemory = 0
+        /// Workers discarded because they crashed, were killed or misbehaved.
+        public var discarded = 0
+        public var launcherRestarts = 0
+        /// Median and 99th percentile of recent spawns (request to ready), in microseconds.
+        public var spawnP50Microseconds = 0.0
+        public var spawnP99Microseconds = 0.0
+        /// Median and 99th percentile of recent executions, in microseconds.
+        public var executionP50Microseconds = 0.0
+        public var executionP99Microseconds = 0.0
+    }
+
+    struct PoolState: @unchecked Sendable {  // worker objects are used only by their busy owner
+        var workers: [UInt64: Slot] = [:]
+        var statistics = Statistics()
+        var spawnSamples = LatencySamples()
+        var executionSamples = LatencySamples()
+        var closed = false
+    }
+
+    struct Slot {
+        var worker: WorkerProcess
+        var busy: Bool
+        var lastUsed: ContinuousClock.Instant
+    }
+
+    /// A pool that runs `configuration.workerExecutable`; growth is charged against `budget`; guests'
+    /// host calls go to `hostCall`.
+    public init(configuration: SandboxConfiguration, budget: MemoryBudget, hostCall: @escaping HostCallHandler = { _, _ in [] }) {
+        self.configuration = configuration
+        self.budget = budget
+        self.hostCall = hostCall
+        launcher = Launcher(configuration: configuration)
+        maintenance = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pagestate.sandbox.maintenance"))
+        let interval = min(configuration.idleTimeout / 2, .seconds(1))
+        maintenance.schedule(deadline: .now() + .milliseconds(Launcher.milliseconds(interval)),
+                             repeating: .milliseconds(max(1, Launcher.milliseconds(interval))))
+        maintenance.setEventHandler { [weak self] in self?.maintain() }
+        maintenance.resume()
+    }
+
+    deinit {
+        maintenance.cancel()
+        shutDown()
+    }
+
+    /// Terminates every worker and the launcher. Later executions fail with `spawnFailed`.
+    public func shutDown() {
+        let workers = state.withLock { state in
+            state.closed = true
+            defer { state.workers = [:] }
+            return state.workers.values.map(\.worker)
+        }
+        for worker in workers { worker.terminate(launcher: launcher) }
+        launcher.shutDown()
+    }
+
+    public var statistics: Statistics {
+        state.withLock { state in
+            var statistics = state.statistics
+            statistics.liveWorkers = state.workers.count
+            statistics.launcherRestarts = launcher.restarts
+            (statistics.spawnP50Microseconds, statistics.spawnP99Microseconds) = state.spawnSamples.percentiles()
+            (statistics.executionP50Microseconds, statistics.executionP99Microseconds) = state.executionSamples.percentiles()
+            return statistics
+        }
+    }
+
+    /// The launcher's pid (for tests and diagnostics).
+    public var launcherProcessID: ProcessID? { launcher.processID }
+
+    /// The pid of the worker serving `guest`, if one is alive.
+    public func workerProcessID(of guest: Guest) -> ProcessID? { state.withLock { $0.workers[guest.id]?.worker.pid } }
+
+    // MARK: Execution
+
+    public func execute(_ guest: Guest, _ request: ExecutionRequest) throws(ExecutionError) -> ExecutionOutcome {
+        try guest.serialized { () throws(ExecutionError) -> ExecutionOutcome in
+            let started = ContinuousClock.now
+            let worker = try checkOut(guest)
+            var healthy = false
+            defer {
+                checkIn(worker, guest: guest, healthy: healthy)
+                state.withLock { state in
+                    state.statistics.executions += 1
+                    state.executionSamples.add(ContinuousClock.now - started)
+                }
+            }
+            let outcome: ExecutionOutcome
+            do throws(ExecutionError) {
+                outcome = try run(request, of: guest, in: worker)
+            } catch {
+                healthy = error.isDeterministic
+                throw error
+            }
+            healthy = true
+            return outcome
+        }
+    }
+
+    private func run(_ request: ExecutionRequest, of guest: Guest, in worker: WorkerProcess) throws(ExecutionError) -> ExecutionOutcome {
+        let (heap, stable) = guest.versions
+        let sync = try MemorySync(worker: worker, heap: heap, heapCapacity: guest.heapCapacityInPages,
+                                  stable: stable, stableCapacity: guest.stableCapacityInPages)
+        defer { sync.close() }
+        var granted = request
+        granted.memoryAllowancePages = request.kind == .update ? budget.reserve(request.memoryAllowancePages) : request.memoryAllowancePages
+        var used: UInt64 = 0
+        defer { if request.kind == .update { budget.settle(granted: granted.memoryAllowancePages, used: used) } }
+        let message = ExecuteMessage(requestID: 0, request: granted, files: sync.files, heap: sync.heap, stable: sync.stable)
+        let handler = hostCall
+        let (result, file) = try worker.execute(message, descriptors: sync.descriptors, limits: configuration, launcher: launcher) { bytes in
+            do { return .answered(try handler(guest, bytes)) } catch { return .failed("\(error)") }
+        }
+        sync.close()
+        worker.heldHeap = heap
+        worker.heldStable = stable
+        switch result {
+        case .failure(let error):
+            try? file?.close()
+            // The worker rolled back: it still shows `heap` and `stable`.
+            throw error
+        case .success(let success):
+            let outcome = try ResultAdoption.adopt(success, file: file, kind: request.kind, guest: guest, from: (heap, stable),
+                                                   allowance: granted.memoryAllowancePages)
+            used = outcome.grownPages
+            if request.kind == .update { (worker.heldHeap, worker.heldStable) = guest.versions }
+            return outcome
+        }
+    }
+
+    // MARK: Workers
+
+    /// The guest's worker, marked busy: the live one, or a new one (evicting the least recently used
+    /// idle worker first when the pool is full).
+    private func checkOut(_ guest: Guest) throws(ExecutionError) -> WorkerProcess {
+        let (existing, evicted): (WorkerProcess?, WorkerProcess?) = try state.withLock { (state) throws(ExecutionError) in
+            guard !state.closed else { throw .spawnFailed("the pool was shut down") }
+            if var slot = state.workers[guest.id] {
+                slot.busy = true
+                state.workers[guest.id] = slot
+                return (slot.worker, nil)
+            }
+            var evicted: WorkerProcess?
+            if state.workers.count >= configuration.maximumLiveWorkers,
+               let victim = state.workers.filter({ !$0.value.busy }).min(by: { $0.value.lastUsed < $1.value.lastUsed }) {
+                evicted = state.workers.removeValue(forKey: victim.key)?.worker
+                state.statistics.evictedLeastRecentlyUsed += 1
+            }
+            return (nil, evicted)
+        }
+        evicted?.terminate(launcher: launcher)
+        if let existing { return existing }
+        let started = ContinuousClock.now
+        let worker = try WorkerProcess(guestID: guest.id, launcher: launcher, timeout: configuration.spawnTimeout)
+        let stillOpen = state.withLock { state in
+            guard !state.closed else { return false }
+            state.workers[guest.id] = Slot(worker: worker, busy: true, lastUsed: .now)
+            state.statistics.spawned += 1
+            state.spawnSamples.add(ContinuousClock.now - started)
+            return true
+        }
+        guard stillOpen else {
+            worker.terminate(launcher: launcher)
+            throw .spawnFailed("the pool was shut down")
+        }
+        return worker
+    }
+
+    private func checkIn(_ worker: WorkerProcess, guest: Guest, healthy: Bool) {
+        let discard = state.withLock { state in
+            guard state.workers[guest.id]?.worker === worker else { return true }
+            if healthy {
+                state.workers[guest.id]?.busy = false
+                state.workers[guest.id]?.lastUsed = .now
+                return false
+            }
+            state.workers[guest.id] = nil
+            state.statistics.discarded += 1
+            return true
+        }
+        if discard { worker.terminate(launcher: launcher) }
+    }
+
+    /// Terminates idle workers, then the least recently used while the workers' resident memory is over
+    /// budget. Runs periodically; callable any time.
+    public func maintain() {
+        let now = ContinuousClock.now
+        var victims = state.withLock { state in
+            let idle = state.workers.filter { !$0.value.busy && now - $0.value.lastUsed > configuration.idleTimeout }
+            for key in idle.keys { state.workers[key] = nil }
+            state.statistics.evictedIdle += idle.count
+            return idle.values.map(\.worker)
+        }
+        let candidates = state.withLock { state in
+            state.workers.filter { !$0.value.busy }.sorted { $0.value.lastUsed < $1.value.lastUsed }.map(\.value.worker)
+        }
+        var resident = state.withLock { $0.workers.values.map(\.worker) }.reduce(UInt64(0)) { $0 + ($1.residentBytes() ?? 0) }
+        for worker in candidates where resident > configuration.rssBudgetBytes {
+            let removed = state.withLock { state in
+                guard let slot = state.workers[worker.guestID], slot.worker === worker, !slot.busy else { return false }
+                state.workers[worker.guestID] = nil
+                state.statistics.evictedForMemory += 1
+                return true
+            }
+            if removed {
+                resident -= min(resident, worker.residentBytes() ?? 0)
+                victims.append(worker)
+            }
+        }
+        for worker in victims { worker.terminate(launcher: launcher) }
+    }
+
+    /// Terminates the worker of `guest`, if any (its next execution gets a new one).
+    public func evict(_ guest: Guest) {
+        let worker = state.withLock { state -> WorkerProcess? in
+            guard let slot = state.workers[guest.id], !slot.busy else { return nil }
+            state.workers[guest.id] = nil
+            return slot.worker
+        }
+        worker?.terminate(launcher: launcher)
+    }
+}
+
+/// The most recent latencies, for percentiles.
+struct LatencySamples {
+    private var samples: [Duration] = []
+    private var next = 0
+    static let capacity = 4096
+
+    mutating func add(_ sample: Duration) {
+        if samples.count < Self.capacity { samples.append(sample) } else { samples[next] = sample }
+        next = (next + 1) % Self.capacity
+    }
+
+    /// Median and 99th percentile in microseconds (0 when empty).
+    func percentiles() -> (Double, Double) {
+        guard !samples.isEmpty else { return (0, 0) }
+        let sorted = samples.sorted()
+        func microseconds(_ q: Double) -> Double {
+            let d = sorted[min(sorted.count - 1, Int(q * Double(sorted.count)))]
+            return Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12
+        }
+        return (microseconds(0.5), microseconds(0.99))
+    }
+}

@@ -1,0 +1,183 @@
+import CPageState
+import PageStateKernel
+import PageStateMemory
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The host's side of one worker: its pid, pidfd and socket, the versions of its guest's memories
+/// it shows, and the allocator files it holds. Used by one execution at a time.
+final class WorkerProcess: @unchecked Sendable {
+    let pid: ProcessID
+    let guestID: UInt64
+    private let pidfd: FileDescriptor
+    private let channel: MessageChannel
+    /// The versions the worker's mappings show; nil until it received an image.
+    var heldHeap: PageMap?
+    var heldStable: PageMap?
+    /// Allocator files the worker holds, by identity, with the length it knows.
+    var sentAllocators: [UInt64: UInt64] = [:]
+    private var nextRequest: UInt64 = 0
+    private var closed = false
+
+    /// Spawns a worker through `launcher` and waits until it is confined and ready.
+    init(guestID: UInt64, launcher: Launcher, timeout: Duration) throws(ExecutionError) {
+        let spawned = try launcher.spawn()
+        pid = spawned.pid
+        pidfd = spawned.pidfd
+        channel = MessageChannel(socket: spawned.socket)
+        self.guestID = guestID
+        do {
+            guard try spawned.socket.waitReadable(timeoutMilliseconds: Int32(Launcher.milliseconds(timeout))) else {
+                throw ExecutionError.spawnFailed("worker \(pid) not ready within \(timeout)")
+            }
+            let received = try channel.receive(limit: 0, maximumDescriptors: 0)
+            guard case .message(.ready, _, _) = received else {
+                throw ExecutionError.spawnFailed("worker \(pid) failed before it was ready: \(cause(of: received, launcher: launcher))")
+            }
+        } catch {
+            terminate(launcher: launcher)
+            throw error as? ExecutionError ?? .spawnFailed("worker \(pid): \(error)")
+        }
+    }
+
+    deinit { closeDescriptors() }
+
+    private func closeDescriptors() {
+        guard !closed else { return }
+        closed = true
+        try? channel.socket.close()
+        try? pidfd.close()
+    }
+
+    /// Kills the worker (if still alive), closes its descriptors and drops its exit report.
+    func terminate(launcher: Launcher) {
+        guard !closed else { return }
+        try? pidfd.sendSignal(SIGKILL)
+        closeDescriptors()
+        launcher.forgetExit(of: pid)
+    }
+
+    /// Resident memory: anonymous plus shared pages (`RssAnon + RssShmem` of /proc/PID/status).
+    func residentBytes() -> UInt64? { ProcessMemory.residentBytes(of: pid) }
+
+    /// Sends one execution and waits for its result, answering host calls meanwhile. Any failure of
+    /// the worker (death, timeout, broken protocol) throws, and the worker must then be discarded.
+    func execute(_ message: ExecuteMessage, descriptors: [FileDescriptor], limits: SandboxConfiguration,
+                 launcher: Launcher, hostCall: (_ request: [UInt8]) -> HostCallAnswer)
+        throws(ExecutionError) -> (ResultMessage, FileDescriptor?)
+    {
+        nextRequest += 1
+        var message = message
+        message.requestID = nextRequest
+        do { try channel.send(.execute, message.encoded(), descriptors: descriptors) } catch {
+            throw died(launcher: launcher)
+        }
+        let deadline = ContinuousClock.now + limits.executionTimeout
+        while true {
+            let remaining = Launcher.milliseconds(deadline - ContinuousClock.now)
+            let ready: [FileDescriptor]
+            do { ready = try waitForAnyReadable([channel.socket, pidfd], timeoutMilliseconds: Int32(max(0, remaining))) } catch {
+                throw .system("poll: \(error)")
+            }
+            if ready.isEmpty {
+                terminate(launcher: launcher)
+                throw .timedOut(milliseconds: Launcher.milliseconds(limits.executionTimeout))
+            }
+            let received: Received
+            do { received = try channel.receive(limit: limits.maximumResultBytes, maximumDescriptors: 1) } catch {
+                terminate(launcher: launcher)
+                throw .malformedResult(error.description)
+            }
+            switch received {
+            case .message(.result, let body, let files):
+                do {
+                    let (requestID, result) = try ResultMessage.decode(body, outputLimit: limits.maximumResultBytes)
+                    guard requestID == nextRequest else { throw ProtocolError.unexpected("result for request \(requestID)") }
+                    return (result, files.first)
+                } catch {
+                    for file in files { try? file.close() }
+                    terminate(launcher: launcher)
+                    throw .malformedResult("\(error)")
+                }
+            case .message(.hostCall, let body, let files):
+                for file in files { try? file.close() }
+                let call: HostCallMessage
+                do { call = try HostCallMessage(decoding: body, limit: limits.maximumResultBytes) } catch {
+                    terminate(launcher: launcher)
+                    throw .malformedResult(error.description)
+                }
+                let reply: HostCallMessage
+                switch hostCall(call.bytes) {
+                case .answered(let bytes): reply = HostCallMessage(callID: call.callID, succeeded: true, bytes: bytes)
+                case .failed(let message): reply = HostCallMessage(callID: call.callID, succeeded: false, bytes: Array(message.utf8))
+                }
+                do { try channel.send(.hostCallReply, reply.encoded()) } catch { throw died(launcher: launcher) }
+            case .message(let type, _, let files):
+                for file in files { try? file.close() }
+                terminate(launcher: launcher)
+                throw .malformedResult("unexpected message \(type)")
+            case .violation, .closed:
+                throw died(launcher: launcher, received)
+            }
+        }
+    }
+
+    /// The worker is gone or going: find out why, then make sure it is dead.
+    private func died(launcher: Launcher, _ received: Received? = nil) -> ExecutionError {
+        var received = received
+        if received == nil { received = try? channel.receive(limit: 0, maximumDescriptors: 0) }
+        let error = cause(of: received ?? .closed, launcher: launcher)
+        terminate(launcher: launcher)
+        return error
+    }
+
+    /// Why the worker stopped: its seccomp report if it wrote one, else how the launcher saw it end.
+    private func cause(of received: Received, launcher: Launcher) -> ExecutionError {
+        if case .violation(let report) = received {
+            try? pidfd.sendSignal(SIGKILL)
+            _ = launcher.termination(of: pid, timeout: .seconds(2))
+            if report.kind == UInt32(PS_VIOLATION_ABORT) { return .crashed(signal: SIGABRT) }
+            return .policyViolation(syscall: Self.syscallName(report.syscall))
+        }
+        try? pidfd.sendSignal(SIGKILL)
+        switch launcher.termination(of: pid, timeout: .seconds(2)) {
+        case .signaled(SIGSYS): return .policyViolation(syscall: "unknown (the kernel did not say)")
+        case .signaled(let signal): return .crashed(signal: signal)
+        case .exited(let status): return .workerExited(status: status)
+        case nil: return .workerExited(status: -1)
+        }
+    }
+
+    static func syscallName(_ number: Int32) -> String {
+        guard let name = ps_syscall_name(number) else { return "#\(number)" }
+        defer { free(name) }
+        return String(cString: name)
+    }
+}
+
+/// The host's answer to a guest's host call.
+enum HostCallAnswer {
+    case answered([UInt8])
+    /// The handler threw; the guest sees `trapped("host call failed: MESSAGE")`.
+    case failed(String)
+}
+
+/// Resident memory of processes, from /proc.
+enum ProcessMemory {
+    /// `RssAnon + RssShmem` of /proc/PID/status in bytes, or nil when the process is gone.
+    static func residentBytes(of pid: ProcessID) -> UInt64? {
+        guard let file = try? FileDescriptor.open("/proc/\(pid.rawValue)/status", .readOnly, options: .closeOnExec) else { return nil }
+        defer { try? file.close() }
+        var bytes = [UInt8](repeating: 0, count: 8192)
+        guard let count = try? bytes.withUnsafeMutableBytes({ try file.read(into: $0) }), count > 0 else { return nil }
+        var total: UInt64 = 0
+        for line in String(decoding: bytes[..<count], as: UTF8.self).split(separator: "\n")
+        where line.hasPrefix("RssAnon:") || line.hasPrefix("RssShmem:") {
+            if let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ UInt64($0) }) { total += kilobytes * 1024 }
+        }
+        return total
+    }
+}

@@ -1,0 +1,213 @@
+import CPageState
+import PageStateKernel
+import PageStateMemory
+import PageStateTracking
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The worker side of a sandbox: one process per guest, forked by the launcher, confined by seccomp
+/// before it runs any guest code. It keeps the guest's memories mapped between executions, applies
+/// only the pages the host says changed, runs entry points, and returns an update's changed pages in
+/// a sealed file. Single-threaded.
+final class WorkerServer {
+    private let channel: MessageChannel
+    private let runtime: WorkerRuntime
+    private var session: GuestSession?
+    /// Allocator files the host handed over, by identity (the host mirrors this set).
+    private var allocators: [UInt64: PageAllocator] = [:]
+    /// Backs the worker's `PageMap`s, which never allocate here: results go to sealed files.
+    private let placeholder: PageAllocator
+    private var nextCallID: UInt64 = 0
+
+    /// Exit statuses when the worker cannot go on (the host reports them as `workerExited`).
+    enum ExitStatus: Int32 {
+        case setupFailed = 120
+        case confinementFailed = 121
+        case protocolBroken = 122
+    }
+
+    init(socket: FileDescriptor, runtime: WorkerRuntime) throws {
+        channel = MessageChannel(socket: socket)
+        self.runtime = runtime
+        if TrackerKind.best == .asyncWriteProtect { try AsyncWriteProtectTracker.prepareForConfinement() }
+        placeholder = try PageAllocator(options: .init(backing: .memfd(name: "pagestate-worker")))
+    }
+
+    /// Confines the process, says it is ready, and serves until the host closes the socket.
+    func run() -> Never {
+        guard ps_worker_confine(channel.socket.rawValue) == 0 else { exit(ExitStatus.confinementFailed.rawValue) }
+        do { try channel.send(.ready, []) } catch { exit(ExitStatus.protocolBroken.rawValue) }
+        while true {
+            let received: Received
+            do { received = try channel.receive(limit: 1 << 30, maximumDescriptors: ExecuteMessage.maximumFiles) } catch {
+                exit(ExitStatus.protocolBroken.rawValue)
+            }
+            guard case .message(.execute, let body, let descriptors) = received else {
+                if case .closed = received { exit(0) }
+                exit(ExitStatus.protocolBroken.rawValue)
+            }
+            serve(body, descriptors)
+        }
+    }
+
+    private func serve(_ body: [UInt8], _ descriptors: [FileDescriptor]) {
+        let message: ExecuteMessage
+        do { message = try ExecuteMessage(decoding: body, inputLimit: 1 << 30) } catch { exit(ExitStatus.protocolBroken.rawValue) }
+        guard message.files.count == descriptors.count else { exit(ExitStatus.protocolBroken.rawValue) }
+        var result: ResultMessage
+        var resultFile: PageAllocator?
+        do {
+            try prepare(message, descriptors)
+            (result, resultFile) = try execute(message.request)
+        } catch {
+            result = .failure(error)
+        }
+        do {
+            try channel.send(.result, result.encoded(requestID: message.requestID),
+                             descriptors: resultFile.map { [$0.descriptor] } ?? [])
+        } catch {
+            exit(ExitStatus.protocolBroken.rawValue)
+        }
+    }
+
+    // MARK: Memory
+
+    /// Takes over the message's files and brings the mappings to the versions it describes.
+    private func prepare(_ message: ExecuteMessage, _ descriptors: [FileDescriptor]) throws(ExecutionError) {
+        var layerFiles: [Int: FileDescriptor] = [:]
+        if case .image = message.heap { allocators = [:] }
+        for (index, (entry, descriptor)) in zip(message.files, descriptors).enumerated() {
+            switch entry {
+            case .allocator(let identity, let length):
+                do {
+                    allocators[identity] = try PageAllocator.attach(AllocatorDescription(descriptor: descriptor, identity: identity, length: length))
+                } catch {
+                    throw .workerFailure("attaching allocator \(identity): \(error)")
+                }
+            case .layer:
+                layerFiles[index] = descriptor
+            }
+        }
+        defer { for descriptor in layerFiles.values { try? descriptor.close() } }
+        switch (message.heap, message.stable) {
+        case (.unchanged, .unchanged):
+            guard session != nil else { throw .workerFailure("no memory image received yet") }
+        case (.image(let heapSize, let heapCapacity, let heapLayers, let heapPages),
+              .image(let stableSize, let stableCapacity, let stableLayers, let stablePages)):
+            session = nil
+            let heap = try map(size: heapSize, layers: heapLayers, pages: heapPages, files: &layerFiles)
+            let stable = try map(size: stableSize, layers: stableLayers, pages: stablePages, files: &layerFiles)
+            session = try GuestSession(heap: heap, heapCapacity: heapCapacity, stable: stable, stableCapacity: stableCapacity,
+                                       restoreThreads: 1)
+        default:
+            guard let session else { throw .workerFailure("memory changes before any image") }
+            let (heap, heapSize) = try changed(session.heap.memory.shown, message.heap, current: session.heapSize)
+            let (stable, stableSize) = try changed(session.stable.memory.shown, message.stable, current: session.stableSize)
+            try session.synchronize(heap: heap, stable: stable, heapSize: heapSize, stableSize: stableSize)
+        }
+    }
+
+    private func map(size: UInt64, layers: [[RunReference]], pages: [PageReference],
+                     files: inout [Int: FileDescriptor]) throws(ExecutionError) -> PageMap {
+        var mapped: [any PageLayer] = []
+        for runs in layers {
+            var fileRuns: [FileRun] = []
+            var taken: [Int: FileDescriptor] = [:]
+            for run in runs {
+                guard let descriptor = taken[Int(run.file)] ?? files.removeValue(forKey: Int(run.file)) else {
+                    throw .workerFailure("layer run names file \(run.file), which is not a layer file of this message")
+                }
+                taken[Int(run.file)] = descriptor
+                fileRuns.append(FileRun(firstPage: run.firstPage, pageCount: run.pageCount, descriptor: descriptor, offset: run.offset))
+            }
+            do { mapped.append(try MappedRunsLayer(runs: fileRuns)) } catch { throw .workerFailure("mapping a layer: \(error)") }
+        }
+        var map = PageMap(allocator: placeholder, layers: mapped)
+        map.apply(try resolve(pages))
+        map.grow(toPages: size)
+        return map
+    }
+
+    private func changed(_ shown: PageMap, _ update: MemoryUpdate, current: UInt64) throws(ExecutionError) -> (PageMap, UInt64) {
+        switch update {
+        case .unchanged: return (shown, current)
+        case .image: throw .workerFailure("an image for one memory and changes for the other")
+        case .changes(let size, let pages):
+            var newer = shown
+            newer.apply(try resolve(pages))
+            newer.grow(toPages: size)
+            return (newer, size)
+        }
+    }
+
+    private func resolve(_ pages: [PageReference]) throws(ExecutionError) -> PageDelta {
+        var resolved: [(index: PageIndex, page: Page)] = []
+        resolved.reserveCapacity(pages.count)
+        for reference in pages {
+            guard let allocator = allocators[reference.allocator] else {
+                throw .workerFailure("page \(reference.index) names unknown allocator \(reference.allocator)")
+            }
+            do { resolved.append((reference.index, try allocator.page(at: reference.place))) } catch {
+                throw .workerFailure("resolving page \(reference.index): \(error)")
+            }
+        }
+        return PageDelta(resolved)
+    }
+
+    // MARK: Execution
+
+    private func execute(_ request: ExecutionRequest) throws(ExecutionError) -> (ResultMessage, PageAllocator?) {
+        guard let session else { throw .workerFailure("no memory image received yet") }
+        guard let body = runtime.entryPoint(named: request.entryPoint) else { throw .unknownEntryPoint(request.entryPoint) }
+        guard request.kind == .update else {
+            let output = try session.runQuery(body, request, hostCall: hostCall)
+            return (.success(.init(output: output, heapSize: session.heapSize, stableSize: session.stableSize, grownPages: 0,
+                                   heapPages: [], stablePages: [])), nil)
+        }
+        let update = try session.runUpdate(body, request, hostCall: hostCall)
+        let heapChanged = session.heap.memory.changedPages(update.heapDirty)
+        let stableChanged = session.stable.memory.changedPages(update.stableDirty)
+        var file: PageAllocator?
+        var heapChanges = PageDelta(), stableChanges = PageDelta()
+        var heapPages: [PageLocation] = [], stablePages: [PageLocation] = []
+        if !heapChanged.isEmpty || !stableChanged.isEmpty {
+            do {
+                let buffers = heapChanged.map { session.heap.memory.bytes(ofPage: $0) } + stableChanged.map { session.stable.memory.bytes(ofPage: $0) }
+                let (descriptor, places) = try SealedPageFile.write(buffers)
+                let imported = try PageAllocator.importSealed(descriptor)
+                heapPages = zip(heapChanged, places).map { PageLocation(index: $0, place: $1) }
+                stablePages = zip(stableChanged, places[heapChanged.count...]).map { PageLocation(index: $0, place: $1) }
+                heapChanges = try imported.resolve(heapPages)
+                stableChanges = try imported.resolve(stablePages)
+                file = imported
+            } catch {
+                try? session.rollback(update)
+                throw .workerFailure("writing the result file: \(error)")
+            }
+        }
+        try session.commit(update, heapChanges: heapChanges, stableChanges: stableChanges)
+        return (.success(.init(output: update.output, heapSize: update.heapSize, stableSize: update.stableSize,
+                               grownPages: update.grownPages, heapPages: heapPages, stablePages: stablePages)), file)
+    }
+
+    /// Sends a host call and waits for its answer (the host answers each in order).
+    private func hostCall(_ request: [UInt8]) throws(ExecutionError) -> [UInt8] {
+        nextCallID += 1
+        do {
+            try channel.send(.hostCall, HostCallMessage(callID: nextCallID, succeeded: true, bytes: request).encoded())
+            guard case .message(.hostCallReply, let body, let descriptors) = try channel.receive(limit: 1 << 30, maximumDescriptors: 0),
+                  descriptors.isEmpty else { exit(ExitStatus.protocolBroken.rawValue) }
+            let reply = try HostCallMessage(decoding: body, limit: 1 << 30)
+            guard reply.callID == nextCallID else { exit(ExitStatus.protocolBroken.rawValue) }
+            guard reply.succeeded else { throw ExecutionError.trapped("host call failed: \(String(decoding: reply.bytes, as: UTF8.self))") }
+            return reply.bytes
+        } catch let error as ExecutionError {
+            throw error
+        } catch {
+            exit(ExitStatus.protocolBroken.rawValue)
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import Foundation
+import PageState
+import PageStateWorkloads
+import SystemPackage
+
+/// The default worker, built beside the test bundle.
+let workerExecutable: FilePath = {
+    let directory = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "")
+        .deletingLastPathComponent()
+    return FilePath(directory.appendingPathComponent("pagestate-worker").path)
+}()
+
+/// The default worker's entry points, for in-process runs.
+let demoRuntime: WorkerRuntime = {
+    var runtime = WorkerRuntime()
+    DemoEntryPoints.register(in: &runtime)
+    return runtime
+}()
+
+/// A pool of the default worker with limits small enough for tests.
+func makePool(budgetPages: UInt64 = 1 << 20, configure: (inout SandboxConfiguration) -> Void = { _ in },
+              hostCall: @escaping HostCallHandler = { _, bytes in bytes.reversed() }) -> SandboxPool {
+    var configuration = SandboxConfiguration(workerExecutable: workerExecutable)
+    configuration.executionTimeout = .seconds(10)
+    configuration.workerAddressSpaceBytes = 4 << 30
+    configure(&configuration)
+    return SandboxPool(configuration: configuration, budget: MemoryBudget(pages: budgetPages), hostCall: hostCall)
+}
+
+func request(_ entryPoint: String, _ input: [UInt8] = [], kind: ExecutionKind = .update, guest: UInt64 = 1,
+             allowance: UInt64 = 1 << 16) -> ExecutionRequest {
+    ExecutionRequest(entryPoint: entryPoint, input: input, kind: kind, system: SystemData(guestID: guest, caller: 7, height: 3, time: 11),
+                     memoryAllowancePages: allowance)
+}
+
+func u64(_ bytes: [UInt8]) -> UInt64 {
+    bytes.count >= 8 ? bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) } : 0
+}
+
+/// Every byte of a memory, for comparing versions.
+func contents(_ map: PageMap) -> [UInt8] {
+    (0..<map.sizeInPages).flatMap { map.page($0) }
+}
+
+func putInput(_ key: String, _ value: String) -> [UInt8] {
+    let keyBytes = Array(key.utf8)
+    return [UInt8(keyBytes.count & 0xff), UInt8(keyBytes.count >> 8)] + keyBytes + Array(value.utf8)
+}
