@@ -161,22 +161,29 @@ public final class SandboxPool: GuestExecutor {
     /// The guest's worker, marked busy: the live one, or a new one (evicting the least recently used
     /// idle worker first when the pool is full).
     private func checkOut(_ guest: Guest) throws(ExecutionError) -> WorkerProcess {
-        let (existing, evicted): (WorkerProcess?, WorkerProcess?) = try state.withLock { (state) throws(ExecutionError) in
+        let (existing, evicted): (WorkerProcess?, [WorkerProcess]) = try state.withLock { (state) throws(ExecutionError) in
             guard !state.closed else { throw .spawnFailed("the pool was shut down") }
-            if var slot = state.workers[guest.id] {
-                slot.busy = true
-                state.workers[guest.id] = slot
-                return (slot.worker, nil)
-            }
             var evicted: WorkerProcess?
+            if var slot = state.workers[guest.id] {
+                guard slot.worker.hasExited else {
+                    slot.busy = true
+                    state.workers[guest.id] = slot
+                    return (slot.worker, [])
+                }
+                // Died while idle (killed from outside, out of memory): replace it transparently.
+                state.workers[guest.id] = nil
+                state.statistics.discarded += 1
+                evicted = slot.worker
+            }
+            var victims = evicted.map { [$0] } ?? []
             if state.workers.count >= configuration.maximumLiveWorkers,
                let victim = state.workers.filter({ !$0.value.busy }).min(by: { $0.value.lastUsed < $1.value.lastUsed }) {
-                evicted = state.workers.removeValue(forKey: victim.key)?.worker
+                victims += [state.workers.removeValue(forKey: victim.key)!.worker]
                 state.statistics.evictedLeastRecentlyUsed += 1
             }
-            return (nil, evicted)
+            return (nil, victims)
         }
-        evicted?.terminate(launcher: launcher)
+        for worker in evicted { worker.terminate(launcher: launcher) }
         if let existing { return existing }
         let started = ContinuousClock.now
         let worker = try WorkerProcess(guestID: guest.id, launcher: launcher, timeout: configuration.spawnTimeout)

@@ -60,6 +60,9 @@ final class WorkerProcess: @unchecked Sendable {
         launcher.forgetExit(of: pid)
     }
 
+    /// Whether the worker has died since its last execution (its pidfd became readable).
+    var hasExited: Bool { closed || ((try? pidfd.waitReadable(timeoutMilliseconds: 0)) ?? true) }
+
     /// Resident memory: anonymous plus shared pages (`RssAnon + RssShmem` of /proc/PID/status).
     func residentBytes() -> UInt64? { ProcessMemory.residentBytes(of: pid) }
 
