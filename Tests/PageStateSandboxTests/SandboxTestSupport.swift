@@ -42,6 +42,19 @@ func contents(_ map: PageMap) -> [UInt8] {
     (0..<map.sizeInPages).flatMap { map.page($0) }
 }
 
+/// The first byte offset where two memories differ (sizes included), or nil when they are equal.
+/// (Comparing whole arrays with `#expect(==)` would make a failure's diff take minutes.)
+func firstDifference(_ a: PageMap, _ b: PageMap) -> UInt64? {
+    for page in 0..<max(a.sizeInPages, b.sizeInPages) {
+        let left = page < a.sizeInPages ? a.page(page) : []
+        let right = page < b.sizeInPages ? b.page(page) : []
+        if left != right {
+            return page * UInt64(Page.size) + UInt64(zip(left, right).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(left.count, right.count))
+        }
+    }
+    return nil
+}
+
 func putInput(_ key: String, _ value: String) -> [UInt8] {
     let keyBytes = Array(key.utf8)
     return [UInt8(keyBytes.count & 0xff), UInt8(keyBytes.count >> 8)] + keyBytes + Array(value.utf8)
