@@ -64,6 +64,7 @@ let package = Package(
             name: "PageStateBench",
             dependencies: [
                 "PageStateMemory", "PageStateKernel", "PageStateTracking", "PageStateStore", "CPageState",
+                "PageStateSandbox", "PageStateWorkloads",
                 .product(name: "HashTreeCollections", package: "swift-collections"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -72,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "pagestate",
             dependencies: [
-                "PageState", "PageStateBench", "PageStateSoak",
+                "PageState", "PageStateBench", "PageStateSoak", "pagestate-worker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

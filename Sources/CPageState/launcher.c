@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 
 int ps_worker_filter_compile(void);
 
@@ -129,4 +130,16 @@ int ps_launcher_serve(int control, const struct ps_worker_limits *limits) {
         send_event(control, PS_LAUNCH_SPAWNED, request.id, pid, pidfd >= 0 ? 0 : errno, pidfd, 0);
         if (pidfd >= 0) close(pidfd);
     }
+}
+
+double ps_bare_fork_us(void) {
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    pid_t pid = fork();
+    if (pid == 0) _exit(0);
+    if (pid < 0) return -errno;
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    return (double)(end.tv_sec - start.tv_sec) * 1e6 + (double)(end.tv_nsec - start.tv_nsec) / 1e3;
 }

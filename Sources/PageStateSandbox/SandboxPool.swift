@@ -245,6 +245,16 @@ public final class SandboxPool: GuestExecutor {
         for worker in victims { worker.terminate(launcher: launcher) }
     }
 
+    /// Makes sure `guest` has a live worker (spawning one now rather than at its next execution).
+    public func warmUp(_ guest: Guest) throws(ExecutionError) {
+        try guest.serialized { () throws(ExecutionError) in checkIn(try checkOut(guest), guest: guest, healthy: true) }
+    }
+
+    /// Resident memory of the worker serving `guest` (anonymous + shared, from /proc), if one is alive.
+    public func residentBytes(of guest: Guest) -> UInt64? {
+        state.withLock { $0.workers[guest.id]?.worker }?.residentBytes()
+    }
+
     /// Terminates the worker of `guest`, if any (its next execution gets a new one).
     public func evict(_ guest: Guest) {
         let worker = state.withLock { state -> WorkerProcess? in

@@ -31,6 +31,7 @@ public enum DemoEntryPoints {
         runtime.register("pages.write", writePages)
         runtime.register("stable.bench", stableBenchmark)
         runtime.register("host.echo") { context in try context.hostCall(context.input) }
+        runtime.register("host.calls", hostCalls)
         runtime.register("system.data") { context in
             bytes(of: context.system.guestID) + bytes(of: context.system.caller) + bytes(of: context.system.height)
                 + bytes(of: context.system.time)
@@ -150,6 +151,17 @@ public enum DemoEntryPoints {
         }
         let nanoseconds = Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9
         return bytes(of: UInt64(nanoseconds / Double(max(1, iterations * 2)))) + bytes(of: sum)
+    }
+
+    /// Input: calls u64. Makes that many 8-byte host calls and returns nanoseconds per round trip (u64).
+    static func hostCalls(_ context: ExecutionContext) throws -> [UInt8] {
+        guard context.input.count == 8 else { throw DemoError.malformedInput }
+        let calls = context.input.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+        let elapsed = try ContinuousClock().measure {
+            for i in 0..<calls { _ = try context.hostCall(bytes(of: i)) }
+        }
+        let nanoseconds = Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9
+        return bytes(of: UInt64(nanoseconds / Double(max(1, calls))))
     }
 
     static func bytes(of value: UInt64) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }

@@ -10,6 +10,8 @@ struct BenchCommand: ParsableCommand {
         case delta
         case tracking
         case checkpoint
+        case spawn
+        case sandbox
     }
 
     @Argument(help: "The suite to run: \(Suite.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -33,6 +35,12 @@ struct BenchCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Scattered dirty page counts the checkpoint suite flushes.")
     var dirtyPages = [4096, 65_536]
 
+    @Option(help: "The worker executable for the spawn and sandbox suites (default: pagestate-worker beside this program).")
+    var worker: String?
+
+    @Option(parsing: .upToNextOption, help: "Live worker counts the spawn suite measures at.")
+    var liveWorkers = [1, 100, 1000]
+
     @Option(help: "Run the whole suite this many times and report each figure's median (the machines are noisy).")
     var runs = 1
 
@@ -40,6 +48,9 @@ struct BenchCommand: ParsableCommand {
         guard (1...50).contains(runs) else { throw ValidationError("--runs must be in 1...50") }
         guard !dirtyPages.isEmpty, dirtyPages.allSatisfy({ (1...1_000_000).contains($0) }), (1...100_000).contains(guests) else {
             throw ValidationError("--dirty-pages must be in 1...1000000 and --guests in 1...100000")
+        }
+        guard !liveWorkers.isEmpty, liveWorkers.allSatisfy({ (1...5000).contains($0) }) else {
+            throw ValidationError("--live-workers must be in 1...5000")
         }
         guard entries >= 20_000 else { throw ValidationError("--entries must be at least 20000") }
         guard (1...40).contains(indexBits), 1 << indexBits >= entries else {
@@ -53,6 +64,8 @@ struct BenchCommand: ParsableCommand {
             case .delta: try DeltaSuite.run(entries: entries, indexBits: indexBits)
             case .tracking: try TrackingSuite.run()
             case .checkpoint: try CheckpointSuite.run(directory: FilePath(directory), dirtyCounts: dirtyPages, guests: guests)
+            case .spawn: try SpawnSuite.run(worker: try WorkerLocation.path(worker), liveCounts: liveWorkers)
+            case .sandbox: try SandboxSuite.run(worker: try WorkerLocation.path(worker))
             }
         }
         let report = BenchReport.median(of: reports)

@@ -164,6 +164,10 @@ int ps_thread_count(void);
 /// closed, the resource limits set. 0-2 stay as the launcher's (the host gives them explicitly).
 int ps_launcher_serve(int control, const struct ps_worker_limits *limits);
 
+/// Microseconds to fork a child that exits at once and reap it: the floor under a worker spawn
+/// (`pagestate bench spawn`); the child runs no code but `_exit`. Negative errno on failure.
+double ps_bare_fork_us(void);
+
 // MARK: worker confinement (worker_confine.c)
 /// What the SIGSYS reporter writes to the worker's socket before the worker exits.
 enum { PS_VIOLATION_MAGIC = 0x49565350 /* "PSVI" */, PS_VIOLATION_SYSCALL = 1, PS_VIOLATION_ABORT = 2,
