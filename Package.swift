@@ -56,7 +56,7 @@ let package = Package(
         .target(name: "PageStateWorkloads", dependencies: ["PageStateSandbox", "CPageState"]),
         .executableTarget(name: "pagestate-worker", dependencies: ["PageStateSandbox", "PageStateWorkloads"]),
         // The crash-injection soak behind `pagestate soak crash` and the crash tests.
-        .target(name: "PageStateSoak", dependencies: ["PageStateStore", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(name: "PageStateSoak", dependencies: ["PageStateStore", "PageStateSandbox", .product(name: "SystemPackage", package: "swift-system")]),
         // The umbrella module execution layers import.
         .target(name: "PageState", dependencies: ["PageStateMemory", "PageStateKernel", "PageStateTracking", "PageStateStore", "PageStateSandbox"]),
         // Side-by-side measurement suites behind `pagestate bench`.

@@ -30,31 +30,50 @@ int ps_thread_count(void) {
     return count;
 }
 
-/// Sends one event; exit events must never block the launcher (a host that stopped reading loses
-/// them and falls back to its pidfd), spawn replies may.
-static void send_event(int control, uint32_t kind, uint64_t id, int32_t pid, int32_t value, int fd, int flags) {
+/// Sends one event with up to two descriptors; exit events must never block the launcher (a host that
+/// stopped reading loses them and falls back to its pidfd), spawn replies may.
+static void send_event(int control, uint32_t kind, uint64_t id, int32_t pid, int32_t value, const int *fds, int nfds, int flags) {
     struct ps_launch_event event = { PS_LAUNCH_MAGIC, kind, id, pid, value };
     struct iovec iov = { .iov_base = &event, .iov_len = sizeof event };
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control_buffer;
-    if (fd >= 0) {
+    union { char buf[CMSG_SPACE(2 * sizeof(int))]; struct cmsghdr align; } control_buffer;
+    if (nfds > 0) {
         msg.msg_control = control_buffer.buf;
-        msg.msg_controllen = sizeof control_buffer.buf;
+        msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
         struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
         cmsg->cmsg_level = SOL_SOCKET;
         cmsg->cmsg_type = SCM_RIGHTS;
-        cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
+        cmsg->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+        memcpy(CMSG_DATA(cmsg), fds, (size_t)nfds * sizeof(int));
     }
     while (sendmsg(control, &msg, MSG_NOSIGNAL | flags) < 0 && errno == EINTR) {}
 }
 
+/// A forked worker the host has not been given yet: its pid, a pidfd, the host's end of its socket.
+struct spare { pid_t pid; int pidfd; int host; };
+enum { MAX_SPARES = 16 };
+static struct spare spares[MAX_SPARES];
+static int spare_count;
+
+static void discard(struct spare *worker) {
+    close(worker->pidfd);
+    close(worker->host);
+}
+
+/// Reaps every exited child; a spare that died before it was handed over is dropped.
 static void reap(int control) {
     for (;;) {
         int status = 0;
         pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid <= 0) return;
-        send_event(control, PS_LAUNCH_EXITED, 0, pid, status, -1, MSG_DONTWAIT);
+        for (int i = 0; i < spare_count; i++) {
+            if (spares[i].pid == pid) {
+                discard(&spares[i]);
+                spares[i] = spares[--spare_count];
+                break;
+            }
+        }
+        send_event(control, PS_LAUNCH_EXITED, 0, pid, status, NULL, 0, MSG_DONTWAIT);
     }
 }
 
@@ -82,6 +101,37 @@ static int become_worker(int socket, pid_t launcher, const sigset_t *mask, const
     return 3;
 }
 
+enum { FORKED_PARENT = 0, FORKED_CHILD = 1 };
+
+/// Forks one worker with a new socket pair. In the child it returns FORKED_CHILD (set up as a worker);
+/// in the launcher FORKED_PARENT with `worker` filled in, or -1 with errno.
+static int fork_worker(pid_t self, const sigset_t *mask, const struct ps_worker_limits *limits, struct spare *worker) {
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        become_worker(pair[1], self, mask, limits);
+        return FORKED_CHILD;
+    }
+    int failure = errno;
+    close(pair[1]);
+    if (pid < 0) {
+        close(pair[0]);
+        errno = failure;
+        return -1;
+    }
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) {
+        failure = errno;
+        kill(pid, SIGKILL);
+        close(pair[0]);
+        errno = failure;
+        return -1;
+    }
+    *worker = (struct spare){ pid, pidfd, pair[0] };
+    return FORKED_PARENT;
+}
+
 int ps_launcher_serve(int control, const struct ps_worker_limits *limits) {
     if (ps_thread_count() != 1) { errno = EBUSY; return -1; }
     if (ps_worker_filter_compile() != 0) return -1;
@@ -92,7 +142,15 @@ int ps_launcher_serve(int control, const struct ps_worker_limits *limits) {
     int exits = signalfd(-1, &children, SFD_CLOEXEC | SFD_NONBLOCK);
     if (exits < 0) return -1;
     pid_t self = getpid();
+    int wanted = limits->spares > MAX_SPARES ? MAX_SPARES : (int)limits->spares;
     for (;;) {
+        // Keep spares ready; a failed fork is retried after the next event.
+        while (spare_count < wanted) {
+            int forked = fork_worker(self, &previous, limits, &spares[spare_count]);
+            if (forked == FORKED_CHILD) return 3;
+            if (forked < 0) break;
+            spare_count++;
+        }
         struct pollfd watched[2] = { { control, POLLIN, 0 }, { exits, POLLIN, 0 } };
         if (poll(watched, 2, -1) < 0) {
             if (errno == EINTR) continue;
@@ -105,30 +163,33 @@ int ps_launcher_serve(int control, const struct ps_worker_limits *limits) {
         }
         if (!watched[0].revents) continue;
         struct ps_launch_request request;
-        int socket = -1, received = 0, truncated = 0;
-        ssize_t length = ps_recv_with_fds(control, &request, sizeof request, &socket, 1, &received, &truncated);
+        int stray = -1, received = 0, truncated = 0;
+        ssize_t length = ps_recv_with_fds(control, &request, sizeof request, &stray, 1, &received, &truncated);
+        if (received == 1) close(stray);
         if (length < 0) {
             if (errno == EINTR || errno == EAGAIN) continue;
             return -1;
         }
         if (length == 0 && received == 0) { errno = 0; return -1; }  // the host has gone
-        if (length != sizeof request || truncated || received != 1 || request.magic != PS_LAUNCH_MAGIC
-            || request.kind != PS_LAUNCH_SPAWN) {
-            if (received == 1) close(socket);
-            send_event(control, PS_LAUNCH_FAILED, length == sizeof request ? request.id : 0, 0, EINVAL, -1, 0);
+        if (length != sizeof request || truncated || request.magic != PS_LAUNCH_MAGIC || request.kind != PS_LAUNCH_SPAWN) {
+            send_event(control, PS_LAUNCH_FAILED, length == sizeof request ? request.id : 0, 0, EINVAL, NULL, 0, 0);
             continue;
         }
-        pid_t pid = fork();
-        if (pid == 0) return become_worker(socket, self, &previous, limits);
-        int failure = errno;
-        close(socket);
-        if (pid < 0) {
-            send_event(control, PS_LAUNCH_FAILED, request.id, 0, failure, -1, 0);
-            continue;
+        struct spare worker;
+        if (spare_count > 0) {
+            worker = spares[0];  // the oldest: most likely initialized by now
+            spares[0] = spares[--spare_count];
+        } else {
+            int forked = fork_worker(self, &previous, limits, &worker);
+            if (forked == FORKED_CHILD) return 3;
+            if (forked < 0) {
+                send_event(control, PS_LAUNCH_FAILED, request.id, 0, errno, NULL, 0, 0);
+                continue;
+            }
         }
-        int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-        send_event(control, PS_LAUNCH_SPAWNED, request.id, pid, pidfd >= 0 ? 0 : errno, pidfd, 0);
-        if (pidfd >= 0) close(pidfd);
+        int fds[2] = { worker.pidfd, worker.host };
+        send_event(control, PS_LAUNCH_SPAWNED, request.id, worker.pid, 0, fds, 2, 0);
+        discard(&worker);
     }
 }
 

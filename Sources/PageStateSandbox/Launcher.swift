@@ -39,61 +39,51 @@ final class Launcher: Sendable {
     /// How many times a dead launcher was replaced.
     var restarts: Int { state.withLock { $0.restarts } }
 
-    /// Asks the launcher for a new worker (starting the launcher if needed, restarting it once if it
-    /// has died). The worker has not said it is ready yet.
+    /// Asks the launcher for a worker — a spare it forked ahead, or a new fork — starting the launcher
+    /// if needed and restarting it once if it has died. The worker may not have said it is ready yet.
     func spawn() throws(ExecutionError) -> Spawned {
-        let (hostEnd, workerEnd): (FileDescriptor, FileDescriptor)
-        do { (hostEnd, workerEnd) = try FileDescriptor.socketPair() } catch { throw .spawnFailed("socketpair: \(error)") }
-        defer { try? workerEnd.close() }
-        do {
-            let (pid, pidfd) = try state.withLock { (state) throws(ExecutionError) -> (ProcessID, FileDescriptor) in
-                do {
-                    return try request(&state, worker: workerEnd)
-                } catch {
-                    // The launcher may have died since the last spawn: start a new one and try once more.
-                    stop(&state)
-                    state.restarts += 1
-                    return try request(&state, worker: workerEnd)
-                }
+        try state.withLock { (state) throws(ExecutionError) -> Spawned in
+            do {
+                return try request(&state)
+            } catch {
+                // The launcher may have died since the last spawn: start a new one and try once more.
+                stop(&state)
+                state.restarts += 1
+                return try request(&state)
             }
-            return Spawned(pid: pid, pidfd: pidfd, socket: hostEnd)
-        } catch {
-            try? hostEnd.close()
-            throw error
         }
     }
 
-    private func request(_ state: inout State, worker: FileDescriptor) throws(ExecutionError) -> (ProcessID, FileDescriptor) {
+    private func request(_ state: inout State) throws(ExecutionError) -> Spawned {
         let control = try start(&state)
         state.nextRequest += 1
         let id = state.nextRequest
         var request = ps_launch_request(magic: UInt32(PS_LAUNCH_MAGIC), kind: UInt32(PS_LAUNCH_SPAWN), id: id)
         let bytes = withUnsafeBytes(of: &request) { Array($0) }
-        do { try control.send(bytes, descriptors: [worker]) } catch { throw .spawnFailed("launcher: \(error)") }
+        do { try control.send(bytes) } catch { throw .spawnFailed("launcher: \(error)") }
         let deadline = ContinuousClock.now + configuration.spawnTimeout
         while true {
-            guard let (event, descriptor) = try nextEvent(&state, control: control, until: deadline) else {
+            guard let (event, descriptors) = try nextEvent(&state, control: control, until: deadline) else {
                 throw .spawnFailed("launcher did not answer within \(configuration.spawnTimeout)")
             }
             switch Int(event.kind) {
-            case Int(PS_LAUNCH_SPAWNED) where event.id == id:
-                guard let descriptor else { throw .spawnFailed("pidfd_open in the launcher: \(Errno(rawValue: event.value))") }
-                return (ProcessID(rawValue: event.pid), descriptor)
+            case Int(PS_LAUNCH_SPAWNED) where event.id == id && descriptors.count == 2:
+                return Spawned(pid: ProcessID(rawValue: event.pid), pidfd: descriptors[0], socket: descriptors[1])
             case Int(PS_LAUNCH_FAILED) where event.id == id:
                 throw .spawnFailed("fork in the launcher: \(Errno(rawValue: event.value))")
             default:
-                try? descriptor?.close()
+                for descriptor in descriptors { try? descriptor.close() }
             }
         }
     }
 
     /// Reads one launcher event, recording exits; nil on timeout.
     private func nextEvent(_ state: inout State, control: FileDescriptor,
-                           until deadline: ContinuousClock.Instant) throws(ExecutionError) -> (ps_launch_event, FileDescriptor?)? {
+                           until deadline: ContinuousClock.Instant) throws(ExecutionError) -> (ps_launch_event, [FileDescriptor])? {
         let remaining = max(0, Self.milliseconds(deadline - ContinuousClock.now))
         do {
             guard try control.waitReadable(timeoutMilliseconds: Int32(remaining)) else { return nil }
-            let message = try control.receive(maximumLength: MemoryLayout<ps_launch_event>.size, maximumDescriptors: 1)
+            let message = try control.receive(maximumLength: MemoryLayout<ps_launch_event>.size, maximumDescriptors: 2)
             guard message.bytes.count == MemoryLayout<ps_launch_event>.size, !message.truncated else {
                 for descriptor in message.descriptors { try? descriptor.close() }
                 throw ExecutionError.spawnFailed(message.bytes.isEmpty ? "the launcher exited" : "malformed launcher event")
@@ -103,7 +93,7 @@ final class Launcher: Sendable {
             if event.kind == UInt32(PS_LAUNCH_EXITED) {
                 state.exits[ProcessID(rawValue: event.pid)] = ProcessTermination(waitStatus: event.value)
             }
-            return (event, message.descriptors.first)
+            return (event, message.descriptors)
         } catch let error as ExecutionError {
             throw error
         } catch {
@@ -139,7 +129,8 @@ final class Launcher: Sendable {
             let path = configuration.workerExecutable
             let pid = try spawnProcess(path, arguments: [path.string, WorkerMain.launcherFlag,
                                                          "--address-space", "\(configuration.workerAddressSpaceBytes)",
-                                                         "--open-files", "\(configuration.workerOpenFiles)"],
+                                                         "--open-files", "\(configuration.workerOpenFiles)",
+                                                         "--spares", "\(configuration.spareWorkers)"],
                                        environment: ["SWIFT_BACKTRACE=enable=no"],  // a confined worker cannot exec the backtracer
                                        descriptors: [null, null, .standardError, launcher])
             state.process = pid

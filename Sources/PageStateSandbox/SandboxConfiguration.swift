@@ -20,8 +20,9 @@ public struct SandboxConfiguration: Sendable {
     public var workerAddressSpaceBytes: UInt64 = 64 << 30
     /// Descriptors each worker may hold (RLIMIT_NOFILE).
     public var workerOpenFiles: UInt64 = 256
-    /// Pages of a guest's state in segment files before the host copies them into the guest's allocator.
-    public var compactionThresholdFiles: Int = 32
+    /// Workers the launcher keeps forked and confined ahead of requests (0...16): a spawn then only
+    /// hands one over. With none left a spawn forks on demand.
+    public var spareWorkers: Int = 2
 
     public init(workerExecutable: FilePath) {
         self.workerExecutable = workerExecutable

@@ -49,6 +49,10 @@ public final class SandboxPool: GuestExecutor {
         var worker: WorkerProcess
         var busy: Bool
         var lastUsed: ContinuousClock.Instant
+        /// Resident bytes when last measured; idle workers do not grow, so only workers that ran
+        /// since are measured again.
+        var residentBytes: UInt64 = 0
+        var usedSinceMeasured = true
     }
 
     /// A pool that runs `configuration.workerExecutable`; growth is charged against `budget`; guests'
@@ -207,6 +211,7 @@ public final class SandboxPool: GuestExecutor {
             if healthy {
                 state.workers[guest.id]?.busy = false
                 state.workers[guest.id]?.lastUsed = .now
+                state.workers[guest.id]?.usedSinceMeasured = true
                 return false
             }
             state.workers[guest.id] = nil
@@ -226,19 +231,26 @@ public final class SandboxPool: GuestExecutor {
             state.statistics.evictedIdle += idle.count
             return idle.values.map(\.worker)
         }
+        let unmeasured = state.withLock { state in state.workers.values.filter { $0.usedSinceMeasured && !$0.busy }.map(\.worker) }
+        let measured = unmeasured.map { ($0, $0.residentBytes() ?? 0) }
         let candidates = state.withLock { state in
-            state.workers.filter { !$0.value.busy }.sorted { $0.value.lastUsed < $1.value.lastUsed }.map(\.value.worker)
+            for (worker, bytes) in measured where state.workers[worker.guestID]?.worker === worker {
+                state.workers[worker.guestID]?.residentBytes = bytes
+                state.workers[worker.guestID]?.usedSinceMeasured = false
+            }
+            return state.workers.values.filter { !$0.busy }.sorted { $0.lastUsed < $1.lastUsed }
         }
-        var resident = state.withLock { $0.workers.values.map(\.worker) }.reduce(UInt64(0)) { $0 + ($1.residentBytes() ?? 0) }
-        for worker in candidates where resident > configuration.rssBudgetBytes {
+        var resident = state.withLock { $0.workers.values.reduce(UInt64(0)) { $0 + $1.residentBytes } }
+        for slot in candidates where resident > configuration.rssBudgetBytes {
+            let worker = slot.worker
             let removed = state.withLock { state in
-                guard let slot = state.workers[worker.guestID], slot.worker === worker, !slot.busy else { return false }
+                guard let current = state.workers[worker.guestID], current.worker === worker, !current.busy else { return false }
                 state.workers[worker.guestID] = nil
                 state.statistics.evictedForMemory += 1
                 return true
             }
             if removed {
-                resident -= min(resident, worker.residentBytes() ?? 0)
+                resident -= min(resident, slot.residentBytes)
                 victims.append(worker)
             }
         }

@@ -18,8 +18,9 @@ final class WorkerServer {
     private var session: GuestSession?
     /// Allocator files the host handed over, by identity (the host mirrors this set).
     private var allocators: [UInt64: PageAllocator] = [:]
-    /// Backs the worker's `PageMap`s, which never allocate here: results go to sealed files.
-    private let placeholder: PageAllocator
+    /// Backs the worker's `PageMap`s, which never allocate here: results go to sealed files. Made at
+    /// the first image, not at spawn.
+    private var placeholder: PageAllocator?
     private var nextCallID: UInt64 = 0
 
     /// Exit statuses when the worker cannot go on (the host reports them as `workerExited`).
@@ -33,7 +34,6 @@ final class WorkerServer {
         channel = MessageChannel(socket: socket)
         self.runtime = runtime
         if TrackerKind.best == .asyncWriteProtect { try AsyncWriteProtectTracker.prepareForConfinement() }
-        placeholder = try PageAllocator(options: .init(backing: .memfd(name: "pagestate-worker")))
     }
 
     /// Confines the process, says it is ready, and serves until the host closes the socket.
@@ -125,7 +125,12 @@ final class WorkerServer {
             }
             do { mapped.append(try MappedRunsLayer(runs: fileRuns)) } catch { throw .workerFailure("mapping a layer: \(error)") }
         }
-        var map = PageMap(allocator: placeholder, layers: mapped)
+        if placeholder == nil {
+            do { placeholder = try PageAllocator(options: .init(backing: .memfd(name: "pagestate-worker"))) } catch {
+                throw .workerFailure("creating the worker's placeholder allocator: \(error)")
+            }
+        }
+        var map = PageMap(allocator: placeholder!, layers: mapped)
         map.apply(try resolve(pages))
         map.grow(toPages: size)
         return map

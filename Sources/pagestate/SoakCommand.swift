@@ -5,7 +5,7 @@ import SystemPackage
 
 struct SoakCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "soak", abstract: "Long-running robustness runs.", subcommands: [CrashCommand.self, CrashChildCommand.self])
+        commandName: "soak", abstract: "Long-running robustness runs.", subcommands: [CrashCommand.self, CrashChildCommand.self, SandboxCommand.self])
 
     struct CrashCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -47,6 +47,46 @@ struct SoakCommand: ParsableCommand {
                     killed by timer \(report.killedByTimer), at a file step \(report.killedAtStep), finished first \(report.finishedBeforeKill); \
                     leftovers cleaned \(report.leftoversCleaned) times; \(report.checkpointsVerified) checkpoint verifications; \
                     latest recovered height \(report.latestRecoveredHeight)
+                    """)
+                for failure in report.failures { print("FAILURE: \(failure)") }
+            }
+            if !report.failures.isEmpty { throw ExitCode.failure }
+        }
+    }
+
+    struct SandboxCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "sandbox",
+            abstract: "Run many executions through a sandbox pool (with evictions, kills and crashes) and check results, descriptors and child processes.")
+
+        @Option(help: "Executions to run.")
+        var executions = 10_000
+
+        @Option(help: "The worker executable (default: pagestate-worker beside this program).")
+        var worker: String?
+
+        @Option(help: "Seed of the workload (default: random, printed).")
+        var seed: UInt64?
+
+        @Flag(help: "Print the report as one JSON object.")
+        var json = false
+
+        func validate() throws {
+            guard executions > 0 else { throw ValidationError("--executions must be positive") }
+        }
+
+        func run() throws {
+            let seed = self.seed ?? UInt64.random(in: 0...UInt64.max)
+            if !json { print("sandbox soak: \(executions) executions, seed \(seed)") }
+            let report = SandboxSoak.run(worker: try WorkerLocation.path(worker), executions: executions, seed: seed)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            } else {
+                print("""
+                    \(report.executions) executions, \(report.spawned) workers spawned, \(report.evicted) evicted, \(report.discarded) discarded; \
+                    descriptors \(report.descriptorsBefore) → \(report.descriptorsAfter), child processes \(report.childrenBefore) → \(report.childrenAfter)
                     """)
                 for failure in report.failures { print("FAILURE: \(failure)") }
             }

@@ -147,21 +147,25 @@ void ps_store_fence(void);
 /// Wire format of the launcher's control socket (SOCK_SEQPACKET), one struct per message.
 enum { PS_LAUNCH_MAGIC = 0x4C535350 /* "PSSL" */, PS_LAUNCH_SPAWN = 1,
        PS_LAUNCH_SPAWNED = 1, PS_LAUNCH_FAILED = 2, PS_LAUNCH_EXITED = 3 };
-/// Host → launcher: fork a worker; the worker's socket travels as SCM_RIGHTS.
+/// Host → launcher: hand over a worker (a ready spare, or a new fork).
 struct ps_launch_request { uint32_t magic, kind; uint64_t id; };
-/// Launcher → host: `PS_LAUNCH_SPAWNED` (pid, with the worker's pidfd as SCM_RIGHTS), `PS_LAUNCH_FAILED`
-/// (`value` = errno) for request `id`, or `PS_LAUNCH_EXITED` (pid, `value` = wait status).
+/// Launcher → host: `PS_LAUNCH_SPAWNED` (pid; the worker's pidfd and the host's end of its socket
+/// travel as SCM_RIGHTS, in that order), `PS_LAUNCH_FAILED` (`value` = errno) for request `id`, or
+/// `PS_LAUNCH_EXITED` (pid, `value` = wait status).
 struct ps_launch_event { uint32_t magic, kind; uint64_t id; int32_t pid, value; };
-/// Resource limits a worker gets before it returns to Swift; 0 leaves a limit unchanged.
-struct ps_worker_limits { uint64_t address_space_bytes, open_files, core_bytes; };
+/// Resource limits a worker gets before it returns to Swift (0 leaves a limit unchanged), and how
+/// many forked, confined workers the launcher keeps ready for the next requests.
+struct ps_worker_limits { uint64_t address_space_bytes, open_files, core_bytes, spares; };
 /// Threads in this process (entries of /proc/self/task), or -1 with errno.
 int ps_thread_count(void);
-/// Runs the launcher: compiles the worker's seccomp filter once, then forks one worker per request on
-/// `control`, reports spawns and exits, and returns -1 when the host has gone or on a fatal error
-/// (errno set; the launcher should exit). Must be called while the process has one thread (EBUSY
-/// otherwise). In a forked worker it returns the worker's socket descriptor (3), after: PDEATHSIG
-/// SIGKILL (tied to the launcher), NO_NEW_PRIVS, the socket moved to 3, every descriptor above 3
-/// closed, the resource limits set. 0-2 stay as the launcher's (the host gives them explicitly).
+/// Runs the launcher: compiles the worker's seccomp filter once, keeps `limits->spares` workers forked
+/// ahead (each initializes and confines itself, then waits for its first message), hands one over per
+/// request on `control` (forking on demand when none is left), reports spawns and exits, and returns
+/// -1 when the host has gone or on a fatal error (errno set; the launcher should exit). Must be called
+/// while the process has one thread (EBUSY otherwise). In a forked worker it returns the worker's
+/// socket descriptor (3), after: PDEATHSIG SIGKILL (tied to the launcher), NO_NEW_PRIVS, the socket
+/// moved to 3, every descriptor above 3 closed, the resource limits set. 0-2 stay as the launcher's
+/// (the host gives them explicitly).
 int ps_launcher_serve(int control, const struct ps_worker_limits *limits);
 
 /// Microseconds to fork a child that exits at once and reap it: the floor under a worker spawn

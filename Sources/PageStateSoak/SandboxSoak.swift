@@ -1,0 +1,117 @@
+import Foundation
+import PageStateSandbox
+import SystemPackage
+
+/// What `pagestate soak sandbox` observed.
+public struct SandboxSoakReport: Codable, Sendable {
+    public var executions = 0
+    public var spawned = 0
+    public var discarded = 0
+    public var evicted = 0
+    public var descriptorsBefore = 0
+    public var descriptorsAfter = 0
+    public var childrenBefore = 0
+    public var childrenAfter = 0
+    /// Processes the launcher still had once every guest's worker was evicted (zombies included): its
+    /// spare workers only.
+    public var launcherChildrenAfterEviction = 0
+    public var spareWorkers = 0
+    public var failures: [String] = []
+}
+
+/// Many executions across guests through one pool — with LRU evictions, worker kills and crashes —
+/// checking results against a model and that the host's descriptors and child processes return to
+/// their baseline afterwards (no leaks, no zombies).
+public enum SandboxSoak {
+    public static func run(worker: FilePath, executions: Int, guests: Int = 16, seed: UInt64) -> SandboxSoakReport {
+        var report = SandboxSoakReport()
+        report.descriptorsBefore = openDescriptors()
+        report.childrenBefore = children(of: getpid()).count
+        do {
+            try exercise(worker: worker, executions: executions, guests: guests, seed: seed, report: &report)
+        } catch {
+            report.failures.append("\(error)")
+        }
+        report.descriptorsAfter = openDescriptors()
+        report.childrenAfter = children(of: getpid()).count
+        if report.descriptorsAfter != report.descriptorsBefore {
+            report.failures.append("descriptors: \(report.descriptorsBefore) before, \(report.descriptorsAfter) after")
+        }
+        if report.childrenAfter != report.childrenBefore {
+            report.failures.append("child processes: \(report.childrenBefore) before, \(report.childrenAfter) after")
+        }
+        return report
+    }
+
+    private static func exercise(worker: FilePath, executions: Int, guests count: Int, seed: UInt64,
+                                 report: inout SandboxSoakReport) throws {
+        var configuration = SandboxConfiguration(workerExecutable: worker)
+        configuration.maximumLiveWorkers = max(1, count / 2)  // forces least-recently-used evictions
+        let pool = SandboxPool(configuration: configuration, budget: MemoryBudget(pages: 1 << 30))
+        defer { pool.shutDown() }
+        let guests = try (0..<count).map { try Guest(id: UInt64($0 + 1), heapCapacityInPages: 512, stableCapacityInPages: 64) }
+        var counters = [UInt64](repeating: 0, count: count)
+        var random = SplitMix64(seed: seed)
+        for step in 0..<executions {
+            let index = Int(random.next() % UInt64(count))
+            let guest = guests[index]
+            let system = SystemData(guestID: guest.id, height: UInt64(step))
+            switch random.next() % 100 {
+            case 0 where step % 50 == 0:
+                if let pid = pool.workerProcessID(of: guest) { kill(pid.rawValue, SIGKILL) }
+            case 1 where step % 50 == 1:
+                do {
+                    _ = try pool.execute(guest, ExecutionRequest(entryPoint: "hostile.segfault", kind: .update, system: system))
+                    report.failures.append("step \(step): a segfault succeeded")
+                } catch {}
+            case 2..<30:
+                let outcome = try pool.execute(guest, ExecutionRequest(entryPoint: "counter.get", kind: .query, system: system))
+                if value(outcome.output) != counters[index] {
+                    report.failures.append("step \(step): guest \(guest.id) counter \(value(outcome.output)), model \(counters[index])")
+                }
+            default:
+                do {
+                    let outcome = try pool.execute(guest, ExecutionRequest(entryPoint: "counter.increment", kind: .update, system: system,
+                                                                           memoryAllowancePages: 1))
+                    counters[index] += 1
+                    if value(outcome.output) != counters[index] { report.failures.append("step \(step): increment diverged") }
+                } catch {
+                    // Only a kill above that raced with this execution's start may stop an update.
+                    guard (error as? ExecutionError) == .crashed(signal: SIGKILL) else { throw error }
+                }
+            }
+            report.executions += 1
+        }
+        for guest in guests { pool.evict(guest) }
+        let launcher = pool.launcherProcessID
+        let deadline = ContinuousClock.now + .seconds(5)
+        repeat {
+            report.launcherChildrenAfterEviction = launcher.map { children(of: $0.rawValue).count } ?? 0
+        } while report.launcherChildrenAfterEviction > configuration.spareWorkers && ContinuousClock.now < deadline
+            && (usleep(10_000) == 0 || true)
+        report.spareWorkers = configuration.spareWorkers
+        if report.launcherChildrenAfterEviction > configuration.spareWorkers {
+            report.failures.append("the launcher has \(report.launcherChildrenAfterEviction) children after every worker was evicted; \(configuration.spareWorkers) are spares")
+        }
+        let statistics = pool.statistics
+        report.spawned = statistics.spawned
+        report.discarded = statistics.discarded
+        report.evicted = statistics.evictedLeastRecentlyUsed + statistics.evictedIdle + statistics.evictedForMemory
+    }
+
+    static func openDescriptors() -> Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).count
+    }
+
+    /// The children of every thread of `pid`, zombies included.
+    static func children(of pid: pid_t) -> [String] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.flatMap { task in
+            ((try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? "").split(separator: " ").map(String.init)
+        }
+    }
+
+    static func value(_ bytes: [UInt8]) -> UInt64 {
+        bytes.count == 8 ? bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) } : 0
+    }
+}

@@ -1,0 +1,35 @@
+import Foundation
+import Testing
+
+@Suite struct SandboxCLITests {
+    /// The issue's leak check: 10,000 executions (with evictions, worker kills and crashes) leave the
+    /// host's descriptors and child processes at their baseline, and the launcher without zombies.
+    @Test func tenThousandExecutionsLeaveNoDescriptorsOrProcessesBehind() throws {
+        let (status, output) = try runPageState(["soak", "sandbox", "--executions", "10000", "--seed", "7", "--json"])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], "output: \(output)")
+        #expect(status == 0, "\(report["failures"] ?? "")")
+        #expect(report["executions"] as? Int == 10_000)
+        #expect(report["descriptorsAfter"] as? Int == report["descriptorsBefore"] as? Int)
+        #expect(report["childrenAfter"] as? Int == report["childrenBefore"] as? Int)
+        #expect(report["launcherChildrenAfterEviction"] as? Int == report["spareWorkers"] as? Int, "only the spares are left")
+        #expect((report["evicted"] as? Int ?? 0) > 0, "the soak exercises evictions")
+        #expect((report["discarded"] as? Int ?? 0) > 0, "the soak exercises crashed workers")
+    }
+
+    @Test func benchSpawnAndSandboxJSONHaveTheRequiredFigures() throws {
+        let (spawnStatus, spawnOutput) = try runPageState(["bench", "spawn", "--json", "--live-workers", "1", "5"])
+        #expect(spawnStatus == 0)
+        let spawn = try #require(try JSONSerialization.jsonObject(with: Data(spawnOutput.utf8)) as? [String: Any])
+        let spawnFigures = try #require(spawn["figures"] as? [String: Double])
+        for key in ["spawn_p50_ms", "spawn_p99_ms", "spawn_p99_5_vs_1", "bare_fork_p50_ms"] {
+            #expect(spawnFigures[key] != nil, "\(key)")
+        }
+        let (status, output) = try runPageState(["bench", "sandbox", "--json"])
+        #expect(status == 0)
+        let sandbox = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        let figures = try #require(sandbox["figures"] as? [String: Double])
+        for key in ["update_sandboxed_vs_inprocess", "query_sandboxed_vs_inprocess", "stable_op_ns", "host_call_us", "idle_worker_rss_mib"] {
+            #expect(figures[key] != nil, "\(key)")
+        }
+    }
+}
