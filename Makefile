@@ -25,11 +25,13 @@ test: deps benchmarks-build
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-# Until the end-to-end demo exists: what this machine supports, then the PageDelta measurements.
+# What this machine supports, the PageDelta measurements, then guests run sandboxed vs in-process.
 demo: deps
 	$(SWIFT) build -c release --product pagestate
+	$(SWIFT) build -c release --product pagestate-worker
 	.build/release/pagestate doctor
 	.build/release/pagestate bench delta
+	.build/release/pagestate bench sandbox
 
 benchmarks-build: deps benchmark-deps
 	cd Benchmarks && RUNTIME_INTERPOSER_LOCAL_PATH=$$PWD/LocalPackages/swift-runtime-interposer $(SWIFT) build -c release
