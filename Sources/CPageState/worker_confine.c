@@ -18,7 +18,6 @@
 
 static struct sock_filter *filter_code;
 static unsigned short filter_length;
-static volatile sig_atomic_t confined;
 static int report_descriptor = -1;
 static pid_t confined_pid;
 
@@ -120,11 +119,8 @@ int ps_worker_confine(int report_fd) {
     if (sigprocmask(SIG_UNBLOCK, &sys, NULL) != 0) return -1;
     struct sock_fprog program = { filter_length, filter_code };
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program, 0, 0) != 0) return -1;
-    confined = 1;
     return 0;
 }
-
-int ps_worker_is_confined(void) { return confined; }
 
 char *ps_syscall_name(int number) { return seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, number); }
 

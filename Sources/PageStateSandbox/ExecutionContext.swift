@@ -37,6 +37,4 @@ public struct WorkerRuntime: Sendable {
     }
 
     public func entryPoint(named name: String) -> EntryPoint? { entryPoints[name] }
-
-    public var names: [String] { entryPoints.keys.sorted() }
 }

@@ -18,8 +18,6 @@ public enum ExecutionError: Error, Hashable, CustomStringConvertible {
     /// A checked access outside a memory's current size.
     case outOfBounds(memory: String, offset: UInt64, count: UInt64, size: UInt64)
     case dirtyPageLimitExceeded(limit: UInt64, written: UInt64)
-    /// The host's shared memory budget cannot cover the execution's allowance.
-    case memoryBudgetExhausted(availablePages: UInt64)
 
     // The worker failed or misbehaved.
     /// The seccomp filter stopped a forbidden system call (named when the kernel told us).
@@ -44,7 +42,7 @@ public enum ExecutionError: Error, Hashable, CustomStringConvertible {
     public var isDeterministic: Bool {
         switch self {
         case .trapped, .unknownEntryPoint, .memoryAllowanceExhausted, .capacityExceeded, .outOfBounds,
-             .dirtyPageLimitExceeded, .memoryBudgetExhausted: true
+             .dirtyPageLimitExceeded: true
         default: false
         }
     }
@@ -60,7 +58,6 @@ public enum ExecutionError: Error, Hashable, CustomStringConvertible {
         case .outOfBounds(let memory, let offset, let count, let size):
             "\(memory) access of \(count) bytes at \(offset) is outside its \(size) bytes"
         case .dirtyPageLimitExceeded(let limit, let written): "update wrote \(written) pages, limit \(limit)"
-        case .memoryBudgetExhausted(let available): "host memory budget exhausted (\(available) pages available)"
         case .policyViolation(let syscall): "policy violation: system call \(syscall) is not allowed"
         case .crashed(let signal): "worker crashed: \(signalName(signal) ?? "signal \(signal)")"
         case .workerExited(let status): "worker exited with status \(status)"

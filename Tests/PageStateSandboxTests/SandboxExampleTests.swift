@@ -1,5 +1,10 @@
 import PageState
+import SystemPackage
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("Sandbox pool: examples")
 struct SandboxExampleTests {
@@ -17,5 +22,91 @@ struct SandboxExampleTests {
         #expect(try pool.execute(guest, request("kv.get", Array("alpha".utf8), kind: .query)).output == Array("one".utf8))
         #expect(u64(guest.heap.page(0)) == 3)
         #expect(pool.statistics.spawned == 1)
+    }
+}
+
+@Suite("Sandbox pool: lifecycle")
+struct SandboxLifecycleTests {
+    @Test("a killed launcher is restarted at the next spawn; guests whose workers died with it carry on")
+    func launcherRestart() throws {
+        let pool = makePool()
+        defer { pool.shutDown() }
+        let guest = try Guest(id: 1, heapCapacityInPages: 16, stableCapacityInPages: 16)
+        _ = try pool.execute(guest, request("counter.increment"))
+        let launcher = try #require(pool.launcherProcessID)
+        kill(launcher.rawValue, SIGKILL)
+        let worker = try #require(pool.workerProcessID(of: guest))
+        let workerDescriptor = try? FileDescriptor.processDescriptor(worker)
+        _ = try workerDescriptor?.waitReadable(timeoutMilliseconds: 5000)  // PDEATHSIG takes the worker too
+        try workerDescriptor?.close()
+        #expect(u64(try pool.execute(guest, request("counter.increment")).output) == 2)
+        #expect(pool.launcherProcessID != launcher)
+        #expect(pool.statistics.launcherRestarts == 1)
+    }
+
+    @Test("idle workers are terminated, the least recently used is evicted at the live maximum, and the RSS budget evicts")
+    func eviction() throws {
+        let pool = makePool { configuration in
+            configuration.idleTimeout = .milliseconds(300)
+            configuration.maximumLiveWorkers = 2
+        }
+        defer { pool.shutDown() }
+        let guests = try (1...3).map { try Guest(id: UInt64($0), heapCapacityInPages: 16, stableCapacityInPages: 16) }
+        for guest in guests { _ = try pool.execute(guest, request("counter.increment", guest: guest.id)) }
+        #expect(pool.statistics.liveWorkers == 2)
+        #expect(pool.statistics.evictedLeastRecentlyUsed == 1)
+        #expect(pool.workerProcessID(of: guests[0]) == nil, "the least recently used guest lost its worker")
+        usleep(700_000)
+        pool.maintain()
+        #expect(pool.statistics.liveWorkers == 0)
+        #expect(pool.statistics.evictedIdle >= 2)
+        // Evicted guests transparently get new workers; their state is the host's.
+        for guest in guests { #expect(u64(try pool.execute(guest, request("counter.increment", guest: guest.id)).output) == 2) }
+
+        let tight = makePool { $0.rssBudgetBytes = 1 }
+        defer { tight.shutDown() }
+        _ = try tight.execute(guests[0], request("counter.get", kind: .query))
+        tight.maintain()
+        #expect(tight.statistics.evictedForMemory == 1)
+        #expect(tight.statistics.liveWorkers == 0)
+    }
+
+    @Test("executions of different guests run in parallel, those of one guest are serialized")
+    func parallelGuests() async throws {
+        let pool = makePool()
+        defer { pool.shutDown() }
+        let guests = try (1...4).map { try Guest(id: UInt64($0), heapCapacityInPages: 16, stableCapacityInPages: 16) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for guest in guests {
+                for _ in 0..<2 {  // two tasks per guest race on its counter
+                    group.addTask { for _ in 0..<10 { _ = try pool.execute(guest, request("counter.increment", guest: guest.id)) } }
+                }
+            }
+            try await group.waitForAll()
+        }
+        for guest in guests { #expect(u64(guest.heap.page(0)) == 20) }
+    }
+
+    @Test("growth is charged against the allowance and the shared budget, deterministically; host calls and system data work")
+    func allowanceBudgetHostCalls() throws {
+        let budget: UInt64 = 3
+        let pool = makePool(budgetPages: budget)
+        defer { pool.shutDown() }
+        let guest = try Guest(id: 9, heapCapacityInPages: 512, stableCapacityInPages: 16)
+        #expect(throws: ExecutionError.memoryAllowanceExhausted(requestedPages: 1, remainingPages: 0)) {
+            try pool.execute(guest, request("counter.increment", allowance: 0))
+        }
+        #expect(guest.heap.sizeInPages == 0)
+        #expect(try pool.execute(guest, request("counter.increment", allowance: 1)).grownPages == 1)
+        // The key-value table needs 257 pages; only 2 remain in the shared budget.
+        #expect(throws: ExecutionError.memoryAllowanceExhausted(requestedPages: 256, remainingPages: 2)) {
+            try pool.execute(guest, request("kv.put", putInput("a", "b"), allowance: 1000))
+        }
+        #expect(try pool.execute(guest, request("host.echo", [1, 2, 3], kind: .query)).output == [3, 2, 1])
+        let system = try pool.execute(guest, request("system.data", kind: .query, guest: 9)).output
+        #expect(system.count == 32 && u64(system) == 9 && u64(Array(system[8...])) == 7)
+        #expect(throws: ExecutionError.trapped("failure requested")) { try pool.execute(guest, request("fail")) }
+        #expect(throws: ExecutionError.unknownEntryPoint("nope")) { try pool.execute(guest, request("nope")) }
+        #expect(u64(try pool.execute(guest, request("counter.get", kind: .query)).output) == 1)
     }
 }

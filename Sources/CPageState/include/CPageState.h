@@ -181,8 +181,6 @@ struct ps_violation_report { uint32_t magic, kind; int32_t syscall, arch; };
 /// `ps_violation_report` to `report_fd` and exits with `PS_VIOLATION_EXIT_STATUS`) and loads the
 /// allow-list the launcher compiled. Afterwards any other system call traps. 0 or -1 with errno.
 int ps_worker_confine(int report_fd);
-/// Whether this process is confined by `ps_worker_confine`.
-int ps_worker_is_confined(void);
 /// The name of system call `number` on this architecture (libseccomp), or NULL; free() the result.
 char *ps_syscall_name(int number);
 /// System call numbers the hostile-guest tests use (SYS_* are macros Swift does not import).
