@@ -47,7 +47,7 @@ struct SandboxLifecycleTests {
     @Test("idle workers are terminated, the least recently used is evicted at the live maximum, and the RSS budget evicts")
     func eviction() throws {
         let pool = makePool { configuration in
-            configuration.idleTimeout = .milliseconds(300)
+            configuration.idleTimeout = .seconds(2)  // well above the time three executions take under load
             configuration.maximumLiveWorkers = 2
         }
         defer { pool.shutDown() }
@@ -56,7 +56,7 @@ struct SandboxLifecycleTests {
         #expect(pool.statistics.liveWorkers == 2)
         #expect(pool.statistics.evictedLeastRecentlyUsed == 1)
         #expect(pool.workerProcessID(of: guests[0]) == nil, "the least recently used guest lost its worker")
-        usleep(700_000)
+        usleep(2_600_000)
         pool.maintain()
         #expect(pool.statistics.liveWorkers == 0)
         #expect(pool.statistics.evictedIdle >= 2)
