@@ -168,6 +168,7 @@ int ps_launcher_serve(int control, const struct ps_worker_limits *limits) {
         if (received == 1) close(stray);
         if (length < 0) {
             if (errno == EINTR || errno == EAGAIN) continue;
+            if (errno == ECONNRESET) { errno = 0; return -1; }  // the host has gone
             return -1;
         }
         if (length == 0 && received == 0) { errno = 0; return -1; }  // the host has gone
