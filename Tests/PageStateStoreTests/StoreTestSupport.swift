@@ -51,9 +51,11 @@ extension StateModel {
         guestState.memories[memory] = map
         state.guests[guest] = guestState
         var model = self[guest, default: GuestModel()].memories[memory, default: []]
-        let end = count == 0 ? 0 : (address + count + Page.size - 1) / Page.size * Page.size  // writing nothing grows nothing
-        if model.count < end { model += [UInt8](repeating: 0, count: end - model.count) }
-        model.replaceSubrange(address..<(address + count), with: bytes)
+        if count > 0 {  // writing nothing grows nothing
+            let end = (address + count + Page.size - 1) / Page.size * Page.size
+            if model.count < end { model += [UInt8](repeating: 0, count: end - model.count) }
+            model.replaceSubrange(address..<(address + count), with: bytes)
+        }
         self[guest, default: GuestModel()].memories[memory] = model
     }
 }
