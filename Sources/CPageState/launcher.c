@@ -34,19 +34,7 @@ int ps_thread_count(void) {
 /// stopped reading loses them and falls back to its pidfd), spawn replies may.
 static void send_event(int control, uint32_t kind, uint64_t id, int32_t pid, int32_t value, const int *fds, int nfds, int flags) {
     struct ps_launch_event event = { PS_LAUNCH_MAGIC, kind, id, pid, value };
-    struct iovec iov = { .iov_base = &event, .iov_len = sizeof event };
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-    union { char buf[CMSG_SPACE(2 * sizeof(int))]; struct cmsghdr align; } control_buffer;
-    if (nfds > 0) {
-        msg.msg_control = control_buffer.buf;
-        msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
-        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-        cmsg->cmsg_level = SOL_SOCKET;
-        cmsg->cmsg_type = SCM_RIGHTS;
-        cmsg->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-        memcpy(CMSG_DATA(cmsg), fds, (size_t)nfds * sizeof(int));
-    }
-    while (sendmsg(control, &msg, MSG_NOSIGNAL | flags) < 0 && errno == EINTR) {}
+    while (ps_send_with_fds(control, &event, sizeof event, fds, nfds, flags) < 0 && errno == EINTR) {}
 }
 
 /// A forked worker the host has not been given yet: its pid, a pidfd, the host's end of its socket.

@@ -26,7 +26,7 @@ int ps_seccomp_kill_process_available(void) {
     return (int)syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action);
 }
 
-ssize_t ps_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds) {
+ssize_t ps_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds, int flags) {
     if (nfds < 0 || nfds > 253) { errno = EINVAL; return -1; }
     struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
@@ -40,7 +40,7 @@ ssize_t ps_send_with_fds(int sock, const void *buf, size_t len, const int *fds, 
         cmsg->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
         memcpy(CMSG_DATA(cmsg), fds, (size_t)nfds * sizeof(int));
     }
-    return sendmsg(sock, &msg, MSG_NOSIGNAL);
+    return sendmsg(sock, &msg, MSG_NOSIGNAL | flags);
 }
 
 ssize_t ps_recv_with_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds, int *truncated) {

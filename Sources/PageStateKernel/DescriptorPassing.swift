@@ -36,7 +36,7 @@ extension FileDescriptor {
         let raw = descriptors.map(\.rawValue)
         let sent = try valueOrErrno {
             bytes.withUnsafeBytes { buffer in
-                ps_send_with_fds(rawValue, buffer.baseAddress, buffer.count, raw, Int32(raw.count))
+                ps_send_with_fds(rawValue, buffer.baseAddress, buffer.count, raw, Int32(raw.count), 0)
             }
         }
         if sent != bytes.count { throw Errno.messageTooLong }

@@ -11,13 +11,13 @@ import Glibc
 public enum HostileEntryPoints {
     public static func register(in runtime: inout WorkerRuntime) {
         runtime.register("hostile.open") { _ in
-            [UInt8(truncatingIfNeeded: ps_raw_syscall(Int(PS_SYS_OPENAT), Int(AT_FDCWD), unsafeBitCast(path("/etc/hostname"), to: Int.self), Int(O_RDONLY), 0))]
+            [UInt8(truncatingIfNeeded: ps_raw_syscall(Int(PS_SYS_OPENAT), Int(AT_FDCWD), Int(bitPattern: path("/etc/hostname")), Int(O_RDONLY), 0))]
         }
         runtime.register("hostile.socket") { _ in
             result(ps_raw_syscall(Int(PS_SYS_SOCKET), Int(AF_INET), Int(SOCK_STREAM.rawValue), 0, 0))
         }
         runtime.register("hostile.execve") { _ in
-            result(ps_raw_syscall(Int(PS_SYS_EXECVE), unsafeBitCast(path("/bin/true"), to: Int.self), 0, 0, 0))
+            result(ps_raw_syscall(Int(PS_SYS_EXECVE), Int(bitPattern: path("/bin/true")), 0, 0, 0))
         }
         runtime.register("hostile.fork") { _ in
             result(ps_raw_syscall(Int(PS_SYS_CLONE), Int(SIGCHLD), 0, 0, 0))

@@ -11,9 +11,7 @@ struct DoctorCommand: ParsableCommand {
     func run() throws {
         let features = KernelFeatures.probe()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(features), as: UTF8.self))
+            try printJSON(features)
         } else {
             print(table([("feature", "status", "detail / fallback")] + rows(features)))
         }

@@ -16,9 +16,7 @@ struct InspectCommand: ParsableCommand {
     func run() throws {
         let summary = try StateInspector.inspect(directory: FilePath(directory))
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+            try printJSON(summary)
             return
         }
         print("\(summary.directory): \(summary.checkpoints.count) checkpoints, \(summary.tipFiles) tip files, \(summary.scratchEntries) scratch entries")

@@ -39,9 +39,7 @@ struct SoakCommand: ParsableCommand {
                 if !json { print(line) }
             }
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                try printJSON(report)
             } else {
                 print("""
                     killed by timer \(report.killedByTimer), at a file step \(report.killedAtStep), finished first \(report.finishedBeforeKill); \
@@ -80,9 +78,7 @@ struct SoakCommand: ParsableCommand {
             if !json { print("sandbox soak: \(executions) executions, seed \(seed)") }
             let report = SandboxSoak.run(worker: try WorkerLocation.path(worker), executions: executions, seed: seed)
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                try printJSON(report)
             } else {
                 print("""
                     \(report.executions) executions, \(report.spawned) workers spawned, \(report.evicted) evicted, \(report.discarded) discarded; \

@@ -73,8 +73,9 @@ int ps_prctl_get_seccomp(void);
 int ps_seccomp_kill_process_available(void);
 
 // MARK: descriptor passing (CMSG_* are macros)
-/// `sendmsg` of `len` bytes plus `nfds` descriptors as one SCM_RIGHTS control message.
-ssize_t ps_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+/// `sendmsg(sock, msg, MSG_NOSIGNAL | flags)` of `len` bytes plus `nfds` descriptors as one SCM_RIGHTS
+/// control message.
+ssize_t ps_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds, int flags);
 /// `recvmsg` with MSG_CMSG_CLOEXEC; stores up to `maxfds` received descriptors and their count.
 /// `*truncated` is set when the data or control part did not fit (received descriptors are still returned).
 ssize_t ps_recv_with_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds, int *truncated);
