@@ -22,7 +22,7 @@ extension StateManager {
     /// what was last flushed (in either direction — a flush to an older height writes its pages back).
     ///
     /// - Complexity: O(changed pages × log n) per memory whose layers are unchanged; a memory whose
-    ///   layers changed (built elsewhere) is rewritten whole.
+    ///   layers changed (built elsewhere) or that shrank is rewritten whole.
     func flush(_ tip: inout Tip, to state: ReplicatedState, height: Height) throws(StoreError) {
         if tip.flushedHeight == height { return }
         var records: [GuestID: [String: MemoryRecord]] = [:]
@@ -33,7 +33,11 @@ extension StateManager {
                 let memory = memories[name]!
                 var record: MemoryRecord
                 let changed: [PageIndex]
-                if let flushed = tip.records[guest]?[name], flushed.hasSameLayers(as: memory) {
+                // Overlays only ever add pages to a memory's files: a memory that is smaller than what
+                // was flushed (its guest removed and recreated, or a flush back to an older height) is
+                // rewritten whole, since its old overlays hold pages beyond its new size.
+                if let flushed = tip.records[guest]?[name], flushed.hasSameLayers(as: memory),
+                   memory.sizeInPages >= flushed.sizeInPages {
                     record = flushed
                     changed = memory.delta.changedIndices(comparedTo: flushed.delta)
                 } else {
