@@ -57,6 +57,12 @@ int ps_worker_filter_compile(void) {
     for (size_t i = 0; rc == 0 && i < 5; i++) {
         rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1, SCMP_A1(SCMP_CMP_EQ, commands[i]));
     }
+    // fallocate only to punch holes: a worker frees the unused tail of a prepared result file (its
+    // other descriptors are read-only, so it can punch nothing else).
+    if (rc == 0) {
+        rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(fallocate), 1,
+                              SCMP_A1(SCMP_CMP_EQ, PS_FALLOC_FL_PUNCH_HOLE | PS_FALLOC_FL_KEEP_SIZE));
+    }
     int file = -1;
     if (rc == 0) {
         file = ps_memfd_create("pagestate-seccomp", PS_MFD_CLOEXEC);

@@ -14,6 +14,14 @@ extension FileDescriptor {
         try nothingOrErrno { ps_fallocate(rawValue, mode, off_t(offset), off_t(length)) }
     }
 
+    /// Allocates the storage of a byte range now (for a memfd: zero-filled pages), growing the file
+    /// if the range ends past it, so that later writes into the range allocate nothing.
+    ///
+    /// The corresponding C function is `fallocate(fd, 0, offset, length)`.
+    public func allocateSpace(offset: UInt64, length: UInt64) throws(Errno) {
+        try nothingOrErrno { ps_fallocate(rawValue, 0, off_t(offset), off_t(length)) }
+    }
+
     /// Opens an unnamed regular file in `directory` (`O_TMPFILE`): it vanishes when the last descriptor closes.
     ///
     /// The corresponding C function is `open(directory, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)`.

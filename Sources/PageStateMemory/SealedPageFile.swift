@@ -13,19 +13,53 @@ public enum SealedPageFile {
     /// The seals that make a page file immutable.
     public static let immutable: FileSeals = [.write, .shrink, .grow, .seal]
 
-    /// Writes `pages` (4,096 bytes each) into a new sealed memfd and returns it with each page's place.
-    /// Never maps the file writable (a writable mapping would prevent `F_SEAL_WRITE`).
+    /// Makes a memfd ready to receive `pages` pages: its length is the chunks they need and the
+    /// storage of their slots and tags is allocated now (zero-filled), so that `write(_:into:)` only
+    /// copies. Preparing is the expensive half of a result (the kernel allocates and clears every
+    /// page); a sandbox pool does it in the background, before the execution that needs the file.
+    ///
+    /// - Complexity: O(pages) pages allocated by the kernel.
+    public static func prepare(pages: Int, name: String = "pagestate-result") throws(PageAllocatorError) -> FileDescriptor {
+        let count = UInt64(max(pages, 1))
+        let chunks = chunkCount(slots: count)
+        let descriptor: FileDescriptor
+        do { descriptor = try FileDescriptor.memfd(name: name) } catch { throw .system(.createBackingFile, error) }
+        do throws(Errno) {
+            for k in 0..<chunks {
+                let slots = min(count, AllocatorGeometry.firstSlot(chunk: k + 1)) - AllocatorGeometry.firstSlot(chunk: k)
+                let used = (AllocatorGeometry.tagPageCount(chunk: k) + slots) * UInt64(Page.size)
+                try descriptor.allocateSpace(offset: AllocatorGeometry.fileLength(chunks: k), length: used)
+            }
+            do { try descriptor.resize(to: Int64(AllocatorGeometry.fileLength(chunks: chunks))) } catch { throw error as? Errno ?? .ioError }
+        } catch {
+            try? descriptor.close()
+            throw .system(.createBackingFile, error)
+        }
+        return descriptor
+    }
+
+    /// Slots a file of `length` bytes made by `prepare` or `write` has room for (0 when the length is not a chunk boundary).
+    public static func capacity(fileLength length: UInt64) -> Int {
+        AllocatorGeometry.chunkCount(fileLength: length).map { Int(AllocatorGeometry.firstSlot(chunk: $0)) } ?? 0
+    }
+
+    /// Writes `pages` (4,096 bytes each) into a new sealed memfd, or into `prepared` (a file from
+    /// `prepare`, of any capacity: a smaller one grows, a larger one has its unused tail punched out),
+    /// and returns it with each page's place. Never maps the file writable (a writable mapping would
+    /// prevent `F_SEAL_WRITE`). Consumes `prepared`.
     ///
     /// - Complexity: O(n) bytes copied by the kernel, one `pwritev` per 1,024 pages or so.
-    public static func write(_ pages: [UnsafeRawBufferPointer], name: String = "pagestate-result")
+    public static func write(_ pages: [UnsafeRawBufferPointer], into prepared: FileDescriptor? = nil,
+                             name: String = "pagestate-result")
         throws(PageAllocatorError) -> (descriptor: FileDescriptor, places: [PageLocation.Place])
     {
         let count = UInt64(pages.count)
-        var chunks = 0
-        while AllocatorGeometry.firstSlot(chunk: chunks) < count { chunks += 1 }
+        let chunks = chunkCount(slots: count)
         let length = AllocatorGeometry.fileLength(chunks: chunks)
         let descriptor: FileDescriptor
-        do { descriptor = try FileDescriptor.memfd(name: name) } catch { throw .system(.createBackingFile, error) }
+        if let prepared { descriptor = prepared } else {
+            do { descriptor = try FileDescriptor.memfd(name: name) } catch { throw .system(.createBackingFile, error) }
+        }
         var places: [PageLocation.Place] = []
         places.reserveCapacity(pages.count)
         let tags = [UInt32](repeating: 1, count: Int(count))
@@ -45,10 +79,15 @@ public enum SealedPageFile {
                     places.append(PageLocation.Place(offset: offset, tag: 1))
                 }
                 try PwriteFileWriter().write(segments.sorted { $0.offset < $1.offset }, to: descriptor, sync: false)
-                if length > 0 {
+                let end = UInt64(try descriptor.stat().size)
+                if end > length {
+                    // A prepared file larger than needed: its length is still a chunk boundary; free
+                    // the slots (and later chunks' tag pages) nothing was written to.
+                    let unused = AllocatorGeometry.fileOffset(ofSlot: count)
+                    try descriptor.punchHole(offset: unused, length: end - unused)
+                } else if length > 0 {
                     // The file must end exactly at its last chunk; writing (not ftruncate) keeps the
                     // set of system calls a sandboxed writer needs small.
-                    let end = UInt64(try descriptor.stat().size)
                     if end < length {
                         var zero: UInt8 = 0
                         try withUnsafeBytes(of: &zero) { (byte) throws(Errno) in
@@ -64,6 +103,13 @@ public enum SealedPageFile {
             throw .system(.writeSealedFile, error)
         }
         return (descriptor, places)
+    }
+
+    /// Chunks needed for `slots` slots.
+    private static func chunkCount(slots: UInt64) -> Int {
+        var chunks = 0
+        while AllocatorGeometry.firstSlot(chunk: chunks) < slots { chunks += 1 }
+        return chunks
     }
 }
 

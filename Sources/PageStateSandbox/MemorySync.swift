@@ -41,6 +41,13 @@ struct MemorySync {
         }
     }
 
+    /// Hands the worker a prepared result file (`ResultFilePreparation`); closed here once sent.
+    mutating func handOver(resultFile descriptor: FileDescriptor) {
+        files.append(.resultFile)
+        descriptors.append(descriptor)
+        opened.append(descriptor)
+    }
+
     /// Closes the descriptors this sync opened (call once the message was sent).
     func close() {
         for descriptor in opened { try? descriptor.close() }

@@ -28,10 +28,12 @@ enum MemoryUpdate: Hashable {
     case changes(sizeInPages: UInt64, pages: [PageReference])
 }
 
-/// A file a message hands over: an allocator file (pages named by identity) or a layer file.
+/// A file a message hands over: an allocator file (pages named by identity), a layer file, or a
+/// prepared result file (`SealedPageFile.prepare`) the worker writes its next update's pages into.
 enum FileEntry: Hashable {
     case allocator(identity: UInt64, length: UInt64)
     case layer
+    case resultFile
 }
 
 extension WireWriter {
@@ -65,6 +67,7 @@ extension WireWriter {
         switch file {
         case .allocator(let identity, let length): append(UInt8(1)); append(identity); append(length)
         case .layer: append(UInt8(2)); append(UInt64(0)); append(UInt64(0))
+        case .resultFile: append(UInt8(3)); append(UInt64(0)); append(UInt64(0))
         }
     }
 }
@@ -121,6 +124,7 @@ extension WireReader {
         switch kind {
         case 1: return .allocator(identity: identity, length: length)
         case 2: return .layer
+        case 3: return .resultFile
         default: throw .malformed(offset: start, "unknown file kind")
         }
     }

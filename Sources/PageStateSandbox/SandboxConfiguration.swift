@@ -23,6 +23,11 @@ public struct SandboxConfiguration: Sendable {
     /// Workers the launcher keeps forked and confined ahead of requests (0...16): a spawn then only
     /// hands one over. With none left a spawn forks on demand.
     public var spareWorkers: Int = 2
+    /// Results of at least this many pages make the pool prepare the worker's next result file in
+    /// the background (pages allocated ahead, so the worker only copies); 0 turns preparation off.
+    public var preparedResultMinimumPages: Int = 256
+    /// Prepared result files are never larger than this (pages; a larger update grows its file).
+    public var preparedResultMaximumPages: Int = 65_536
 
     public init(workerExecutable: FilePath) {
         self.workerExecutable = workerExecutable

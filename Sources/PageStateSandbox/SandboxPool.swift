@@ -29,6 +29,8 @@ public final class SandboxPool: GuestExecutor {
         /// Workers discarded because they crashed, were killed or misbehaved.
         public var discarded = 0
         public var launcherRestarts = 0
+        /// Updates that got a result file prepared in the background.
+        public var preparedResultFiles = 0
         /// Median and 99th percentile of recent spawns (request to ready), in microseconds.
         public var spawnP50Microseconds = 0.0
         public var spawnP99Microseconds = 0.0
@@ -131,9 +133,10 @@ public final class SandboxPool: GuestExecutor {
 
     private func run(_ request: ExecutionRequest, of guest: Guest, in worker: WorkerProcess) throws(ExecutionError) -> ExecutionOutcome {
         let (heap, stable) = guest.versions
-        let sync = try MemorySync(worker: worker, heap: heap, heapCapacity: guest.heapCapacityInPages,
+        var sync = try MemorySync(worker: worker, heap: heap, heapCapacity: guest.heapCapacityInPages,
                                   stable: stable, stableCapacity: guest.stableCapacityInPages)
         defer { sync.close() }
+        if request.kind == .update { prepareResultFile(of: worker, sync: &sync) }
         var granted = request
         granted.memoryAllowancePages = request.kind == .update ? budget.reserve(request.memoryAllowancePages) : request.memoryAllowancePages
         var used: UInt64 = 0
@@ -155,8 +158,25 @@ public final class SandboxPool: GuestExecutor {
             let outcome = try ResultAdoption.adopt(success, file: file, kind: request.kind, guest: guest, from: (heap, stable),
                                                    allowance: granted.memoryAllowancePages)
             used = outcome.grownPages
-            if request.kind == .update { (worker.heldHeap, worker.heldStable) = guest.versions }
+            if request.kind == .update {
+                (worker.heldHeap, worker.heldStable) = guest.versions
+                worker.lastResultPages = success.heapPages.count + success.stablePages.count
+            }
             return outcome
+        }
+    }
+
+    /// Hands the worker the result file prepared during its previous update, if ready, and starts
+    /// preparing the next one (sized like the last result) while this execution runs.
+    private func prepareResultFile(of worker: WorkerProcess, sync: inout MemorySync) {
+        let minimum = configuration.preparedResultMinimumPages
+        guard minimum > 0 else { return }
+        if let file = worker.resultFile.take() {
+            sync.handOver(resultFile: file)
+            state.withLock { $0.statistics.preparedResultFiles += 1 }
+        }
+        if worker.lastResultPages >= minimum {
+            worker.resultFile.prepare(pages: min(worker.lastResultPages, configuration.preparedResultMaximumPages))
         }
     }
 

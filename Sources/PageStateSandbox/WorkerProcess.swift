@@ -19,6 +19,10 @@ final class WorkerProcess: @unchecked Sendable {
     var heldStable: PageMap?
     /// Allocator files the worker holds, by identity, with the length it knows.
     var sentAllocators: [UInt64: UInt64] = [:]
+    /// The worker's next result file, prepared while it runs; sized by `lastResultPages`.
+    let resultFile = ResultFilePreparation()
+    /// Pages of the worker's last update result.
+    var lastResultPages = 0
     private var nextRequest: UInt64 = 0
     private var closed = false
 
@@ -48,6 +52,7 @@ final class WorkerProcess: @unchecked Sendable {
     private func closeDescriptors() {
         guard !closed else { return }
         closed = true
+        resultFile.close()
         try? channel.socket.close()
         try? pidfd.close()
     }

@@ -21,6 +21,8 @@ final class WorkerServer {
     /// Backs the worker's `PageMap`s, which never allocate here: results go to sealed files. Made at
     /// the first image, not at spawn.
     private var placeholder: PageAllocator?
+    /// A result file the host prepared for the next update (the worker's own: no one else gets it).
+    private var preparedResult: FileDescriptor?
     private var nextCallID: UInt64 = 0
 
     /// Exit statuses when the worker cannot go on (the host reports them as `workerExited`).
@@ -89,6 +91,9 @@ final class WorkerServer {
                 }
             case .layer:
                 layerFiles[index] = descriptor
+            case .resultFile:
+                try? preparedResult?.close()
+                preparedResult = descriptor
             }
         }
         defer { for descriptor in layerFiles.values { try? descriptor.close() } }
@@ -181,7 +186,9 @@ final class WorkerServer {
         if !heapChanged.isEmpty || !stableChanged.isEmpty {
             do {
                 let buffers = heapChanged.map { session.heap.memory.bytes(ofPage: $0) } + stableChanged.map { session.stable.memory.bytes(ofPage: $0) }
-                let (descriptor, places) = try SealedPageFile.write(buffers)
+                let prepared = preparedResult
+                preparedResult = nil
+                let (descriptor, places) = try SealedPageFile.write(buffers, into: prepared)
                 let imported = try PageAllocator.importSealed(descriptor)
                 heapPages = zip(heapChanged, places).map { PageLocation(index: $0, place: $1) }
                 stablePages = zip(stableChanged, places[heapChanged.count...]).map { PageLocation(index: $0, place: $1) }
