@@ -80,20 +80,18 @@ public enum SealedPageFile {
                 }
                 try PwriteFileWriter().write(segments.sorted { $0.offset < $1.offset }, to: descriptor, sync: false)
                 let end = UInt64(try descriptor.stat().size)
-                if end > length {
-                    // A prepared file larger than needed: its length is still a chunk boundary; free
-                    // the slots (and later chunks' tag pages) nothing was written to.
-                    let unused = AllocatorGeometry.fileOffset(ofSlot: count)
-                    try descriptor.punchHole(offset: unused, length: end - unused)
-                } else if length > 0 {
+                if end < length {
                     // The file must end exactly at its last chunk; writing (not ftruncate) keeps the
                     // set of system calls a sandboxed writer needs small.
-                    if end < length {
-                        var zero: UInt8 = 0
-                        try withUnsafeBytes(of: &zero) { (byte) throws(Errno) in
-                            try PwriteFileWriter().write([WriteSegment(offset: length - 1, bytes: byte)], to: descriptor, sync: false)
-                        }
+                    var zero: UInt8 = 0
+                    try withUnsafeBytes(of: &zero) { (byte) throws(Errno) in
+                        try PwriteFileWriter().write([WriteSegment(offset: length - 1, bytes: byte)], to: descriptor, sync: false)
                     }
+                }
+                let unused = AllocatorGeometry.fileOffset(ofSlot: count)
+                if prepared != nil, unused < max(end, length) {
+                    // Slots prepared but not written (and later chunks' tag pages): free their storage.
+                    try descriptor.punchHole(offset: unused, length: max(end, length) - unused)
                 }
                 try descriptor.addSeals(immutable)
             }

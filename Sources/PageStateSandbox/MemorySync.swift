@@ -31,7 +31,6 @@ struct MemorySync {
             close()
             files = []
             descriptors = []
-            opened = []
             worker.sentAllocators = [:]
             self.heap = try image(heap, capacity: heapCapacity, worker: worker)
             self.stable = try image(stable, capacity: stableCapacity, worker: worker)
@@ -48,9 +47,11 @@ struct MemorySync {
         opened.append(descriptor)
     }
 
-    /// Closes the descriptors this sync opened (call once the message was sent).
-    func close() {
+    /// Closes the descriptors this sync opened (call once the message was sent); a second call closes
+    /// nothing (their numbers may belong to other files by then).
+    mutating func close() {
         for descriptor in opened { try? descriptor.close() }
+        opened = []
     }
 
     /// The delta pages that changed, or nil when a page was removed (only a new image can say that).

@@ -136,7 +136,11 @@ final class WorkerProcess: @unchecked Sendable {
     /// The worker is gone or going: find out why, then make sure it is dead.
     private func died(launcher: Launcher, _ received: Received? = nil) -> ExecutionError {
         var received = received
-        if received == nil { received = try? channel.receive(limit: 0, maximumDescriptors: 0) }
+        // A dying worker's last words (a seccomp report) are already queued; a worker that is alive
+        // but failed to take a message must not be waited for.
+        if received == nil, (try? channel.socket.waitReadable(timeoutMilliseconds: 100)) == true {
+            received = try? channel.receive(limit: 0, maximumDescriptors: 0)
+        }
         let error = cause(of: received ?? .closed, launcher: launcher)
         terminate(launcher: launcher)
         return error

@@ -60,18 +60,24 @@ final class WorkerServer {
         do { message = try ExecuteMessage(decoding: body, inputLimit: 1 << 30) } catch { exit(ExitStatus.protocolBroken.rawValue) }
         guard message.files.count == descriptors.count else { exit(ExitStatus.protocolBroken.rawValue) }
         var result: ResultMessage
-        var resultFile: PageAllocator?
+        var captured: CapturedUpdate?
         do {
             try prepare(message, descriptors)
-            (result, resultFile) = try execute(message.request)
+            (result, captured) = try execute(message.request)
         } catch {
             result = .failure(error)
         }
         do {
             try channel.send(.result, result.encoded(requestID: message.requestID),
-                             descriptors: resultFile.map { [$0.descriptor] } ?? [])
+                             descriptors: captured?.file.map { [$0] } ?? [])
         } catch {
             exit(ExitStatus.protocolBroken.rawValue)
+        }
+        // The host adopts the result while this worker brings its own mappings up to date (the next
+        // message waits in the socket meanwhile). Failing now would leave them behind the host's
+        // versions: the worker exits and the guest's next execution gets a fresh one.
+        if let captured {
+            do { try commit(captured) } catch { exit(ExitStatus.setupFailed.rawValue) }
         }
     }
 
@@ -169,7 +175,7 @@ final class WorkerServer {
 
     // MARK: Execution
 
-    private func execute(_ request: ExecutionRequest) throws(ExecutionError) -> (ResultMessage, PageAllocator?) {
+    private func execute(_ request: ExecutionRequest) throws(ExecutionError) -> (ResultMessage, CapturedUpdate?) {
         guard let session else { throw .workerFailure("no memory image received yet") }
         guard let body = runtime.entryPoint(named: request.entryPoint) else { throw .unknownEntryPoint(request.entryPoint) }
         guard request.kind == .update else {
@@ -180,29 +186,51 @@ final class WorkerServer {
         let update = try session.runUpdate(body, request, hostCall: hostCall)
         let heapChanged = session.heap.memory.changedPages(update.heapDirty)
         let stableChanged = session.stable.memory.changedPages(update.stableDirty)
-        var file: PageAllocator?
-        var heapChanges = PageDelta(), stableChanges = PageDelta()
-        var heapPages: [PageLocation] = [], stablePages: [PageLocation] = []
-        if !heapChanged.isEmpty || !stableChanged.isEmpty {
+        let captured: CapturedUpdate
+        if heapChanged.isEmpty && stableChanged.isEmpty {
+            captured = CapturedUpdate(update: update, file: nil, heapPages: [], stablePages: [])
+        } else {
             do {
                 let buffers = heapChanged.map { session.heap.memory.bytes(ofPage: $0) } + stableChanged.map { session.stable.memory.bytes(ofPage: $0) }
                 let prepared = preparedResult
                 preparedResult = nil
                 let (descriptor, places) = try SealedPageFile.write(buffers, into: prepared)
-                let imported = try PageAllocator.importSealed(descriptor)
-                heapPages = zip(heapChanged, places).map { PageLocation(index: $0, place: $1) }
-                stablePages = zip(stableChanged, places[heapChanged.count...]).map { PageLocation(index: $0, place: $1) }
-                heapChanges = try imported.resolve(heapPages)
-                stableChanges = try imported.resolve(stablePages)
-                file = imported
+                captured = CapturedUpdate(update: update, file: descriptor,
+                                          heapPages: zip(heapChanged, places).map { PageLocation(index: $0, place: $1) },
+                                          stablePages: zip(stableChanged, places[heapChanged.count...]).map { PageLocation(index: $0, place: $1) })
             } catch {
                 try? session.rollback(update)
                 throw .workerFailure("writing the result file: \(error)")
             }
         }
-        try session.commit(update, heapChanges: heapChanges, stableChanges: stableChanges)
         return (.success(.init(output: update.output, heapSize: update.heapSize, stableSize: update.stableSize,
-                               grownPages: update.grownPages, heapPages: heapPages, stablePages: stablePages)), file)
+                               grownPages: update.grownPages, heapPages: captured.heapPages, stablePages: captured.stablePages)),
+                captured)
+    }
+
+    /// An update whose changed pages are in a sealed result file, sent to the host but not yet part
+    /// of this worker's own versions.
+    private struct CapturedUpdate {
+        var update: GuestSession.Update
+        var file: FileDescriptor?
+        var heapPages: [PageLocation]
+        var stablePages: [PageLocation]
+    }
+
+    /// Makes a sent update's pages this worker's versions too (the host adopted the same file).
+    private func commit(_ captured: CapturedUpdate) throws(ExecutionError) {
+        guard let session else { throw .workerFailure("no memory image") }
+        var heapChanges = PageDelta(), stableChanges = PageDelta()
+        if let file = captured.file {
+            do {
+                let imported = try PageAllocator.importSealed(file)
+                heapChanges = try imported.resolve(captured.heapPages)
+                stableChanges = try imported.resolve(captured.stablePages)
+            } catch {
+                throw .workerFailure("reading back the result file: \(error)")
+            }
+        }
+        try session.commit(captured.update, heapChanges: heapChanges, stableChanges: stableChanges)
     }
 
     /// Sends a host call and waits for its answer (the host answers each in order).

@@ -62,7 +62,9 @@ let nextGuestID = Atomic<UInt64>(1000)
 
 @Suite("Sandboxed and in-process executions agree")
 struct DifferentialPropertyTests {
-    static let pool = makePool(budgetPages: 1 << 40)
+    /// Every update after a guest's first gets a result file prepared in the background (sized by
+    /// the previous result, so larger, smaller or still being prepared).
+    static let pool = makePool(budgetPages: 1 << 40) { $0.preparedResultMinimumPages = 1 }
 
     /// Random executions across guests, with host writes, evictions and worker kills injected: after
     /// every step the sandboxed and the in-process run have the same outputs (or errors) and the same
@@ -72,6 +74,7 @@ struct DifferentialPropertyTests {
         await propertyCheck(count: 100, input: SandboxOperation.generator.array(of: 0...30)) { operations in
             do { try Self.run(operations) } catch { Issue.record("\(error)") }
         }
+        #expect(Self.pool.statistics.preparedResultFiles > 0)
     }
 
     static func run(_ operations: [SandboxOperation]) throws {

@@ -23,6 +23,26 @@ struct SandboxExampleTests {
         #expect(u64(guest.heap.page(0)) == 3)
         #expect(pool.statistics.spawned == 1)
     }
+
+    @Test("large updates write into result files prepared in the background; smaller, larger and equal results all match in-process")
+    func preparedResultFiles() throws {
+        let pool = makePool()
+        defer { pool.shutDown() }
+        let local = InProcessExecutor(runtime: demoRuntime, budget: MemoryBudget(pages: 1 << 20))
+        let sandboxed = try Guest(id: 1, heapCapacityInPages: 4096, stableCapacityInPages: 16)
+        let reference = try Guest(id: 1, heapCapacityInPages: 4096, stableCapacityInPages: 16)
+        // Each file is prepared for the previous result's size: 600 → 300 (punched), 300 → 900 (grown), ...
+        for (step, count) in [600, 300, 900, 900, 260].enumerated() {
+            let input = DemoBytes.u32(UInt32(count)) + DemoBytes.u64(UInt64(step)) + DemoBytes.u64(4096)
+            var writes = request("pages.write", input)
+            writes.memoryAllowancePages = 4096
+            writes.dirtyPageLimit = 4096
+            #expect(try pool.execute(sandboxed, writes).output == (try local.execute(reference, writes)).output)
+            #expect(firstDifference(sandboxed.heap, reference.heap) == nil)
+            usleep(50_000)  // time to prepare the next file
+        }
+        #expect(pool.statistics.preparedResultFiles >= 1)
+    }
 }
 
 @Suite("Sandbox pool: lifecycle")
