@@ -14,6 +14,12 @@ public final class Guest: Sendable {
     struct Memories {
         var heap: PageMap
         var stable: PageMap
+        /// Sealed result files of sandboxed updates whose pages the memories may still hold, oldest first.
+        var resultFiles: [WeakAllocator] = []
+    }
+
+    struct WeakAllocator {
+        weak var allocator: PageAllocator?
     }
 
     /// A guest with `heap` and `stable` (their sizes must be within the capacities).
@@ -54,14 +60,49 @@ public final class Guest: Sendable {
     /// The versions an execution starts from.
     var versions: (heap: PageMap, stable: PageMap) { memories.withLock { ($0.heap, $0.stable) } }
 
-    /// Adopts an update's results: sizes first, then the changed pages.
-    func adopt(heapSize: UInt64, stableSize: UInt64, heapChanges: PageDelta, stableChanges: PageDelta) -> (PageMap, PageMap) {
+    /// Adopts an update's results: sizes first, then the changed pages, and returns the versions that
+    /// makes (what the executor's mapping now shows; a compaction may follow). `resultFile` is the sealed
+    /// file a sandboxed update's pages live in; once more than `maximumResultFiles` such files hold
+    /// pages of the memories, the pages of all but the newest quarter are copied into the guest's
+    /// own allocator (a worker holds one descriptor per file, and descriptors are limited).
+    ///
+    /// - Complexity: O(changed pages); a compaction, once per `3/4 × maximumResultFiles` adoptions
+    ///   at most, adds O(delta pages) plus one copy per page moved.
+    func adopt(heapSize: UInt64, stableSize: UInt64, heapChanges: PageDelta, stableChanges: PageDelta,
+               resultFile: PageAllocator? = nil, maximumResultFiles: Int = .max) -> (PageMap, PageMap) {
         memories.withLock { memories in
             memories.heap.grow(toPages: heapSize)
             memories.heap.apply(heapChanges)
             memories.stable.grow(toPages: stableSize)
             memories.stable.apply(stableChanges)
-            return (memories.heap, memories.stable)
+            let adopted = (memories.heap, memories.stable)
+            if let resultFile {
+                memories.resultFiles.removeAll { $0.allocator == nil }
+                memories.resultFiles.append(WeakAllocator(allocator: resultFile))
+                if memories.resultFiles.count > maximumResultFiles { Self.compact(&memories, keepingNewest: maximumResultFiles / 4) }
+            }
+            return adopted
+        }
+    }
+
+    /// Moves the pages of all but the newest `keep` result files into the memories' own allocators.
+    /// On failure (the allocator cannot grow) the memories stay as they are, still correct.
+    private static func compact(_ memories: inout Memories, keepingNewest keep: Int) {
+        let folded = Set(memories.resultFiles.dropLast(keep).compactMap { $0.allocator.map(ObjectIdentifier.init) })
+        func moved(_ map: PageMap) throws(PageAllocatorError) -> PageDelta {
+            var pages: [(index: PageIndex, page: Page)] = []
+            for (index, page) in map.delta where folded.contains(ObjectIdentifier(page.allocator)) {
+                pages.append((index, try page.withUnsafeBytes { (bytes) throws(PageAllocatorError) in try map.allocator.allocate(copying: bytes) }))
+            }
+            return PageDelta(pages)
+        }
+        do throws(PageAllocatorError) {
+            let (heap, stable) = (try moved(memories.heap), try moved(memories.stable))
+            memories.heap.apply(heap)
+            memories.stable.apply(stable)
+            memories.resultFiles.removeFirst(memories.resultFiles.count - keep)
+        } catch {
+            return
         }
     }
 }

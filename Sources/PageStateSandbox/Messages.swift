@@ -59,7 +59,9 @@ struct ExecuteMessage {
 }
 
 /// Worker → host: how an execution ended. The changed pages of a successful update are in the
-/// sealed result file that travels with the message (none when nothing changed).
+/// sealed result file that travels with the message (none when nothing changed). Every result also
+/// lists the allocators the worker let go of (no page of its memories referred to them any more),
+/// so that the host sends them again if it needs them.
 enum ResultMessage {
     case success(Success)
     case failure(ExecutionError)
@@ -73,9 +75,14 @@ enum ResultMessage {
         var stablePages: [PageLocation]
     }
 
-    func encoded(requestID: UInt64) -> [UInt8] {
+    /// Most allocators one result may say were let go of.
+    static let maximumForgotten = 1 << 16
+
+    func encoded(requestID: UInt64, forgotten: [UInt64] = []) -> [UInt8] {
         var writer = WireWriter()
         writer.append(requestID)
+        writer.append(UInt64(forgotten.count))
+        for identity in forgotten { writer.append(identity) }
         switch self {
         case .success(let success):
             writer.append(UInt8(0))
@@ -95,9 +102,14 @@ enum ResultMessage {
     }
 
     /// Decodes a worker's untrusted reply, enforcing the host's output limit.
-    static func decode(_ bytes: [UInt8], outputLimit: Int) throws(ProtocolError) -> (requestID: UInt64, result: ResultMessage) {
+    static func decode(_ bytes: [UInt8], outputLimit: Int) throws(ProtocolError)
+        -> (requestID: UInt64, forgotten: [UInt64], result: ResultMessage)
+    {
         var reader = WireReader(bytes)
         let requestID: UInt64 = try reader.read()
+        let forgottenCount = try reader.readCount(entrySize: 8, limit: maximumForgotten)
+        var forgotten: [UInt64] = []
+        for _ in 0..<forgottenCount { forgotten.append(try reader.read()) }
         let result: ResultMessage
         switch try reader.read(UInt8.self) {
         case 0:
@@ -126,7 +138,7 @@ enum ResultMessage {
             throw .malformed(offset: 8, "unknown result status")
         }
         try reader.finish()
-        return (requestID, result)
+        return (requestID, forgotten, result)
     }
 
     /// Only the errors a worker can legitimately report travel; anything else is malformed.

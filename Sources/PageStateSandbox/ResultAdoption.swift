@@ -6,7 +6,8 @@ import SystemPackage
 /// guest's memories then hold. Anything inconsistent is rejected before the guest changes.
 enum ResultAdoption {
     static func adopt(_ success: ResultMessage.Success, file: FileDescriptor?, kind: ExecutionKind, guest: Guest,
-                      from versions: (heap: PageMap, stable: PageMap), allowance: UInt64) throws(ExecutionError) -> ExecutionOutcome {
+                      from versions: (heap: PageMap, stable: PageMap), allowance: UInt64,
+                      maximumResultFiles: Int = .max) throws(ExecutionError) -> (ExecutionOutcome, shown: (PageMap, PageMap)?) {
         let (heap, stable) = versions
         guard kind == .update else {
             try? file?.close()
@@ -14,7 +15,7 @@ enum ResultAdoption {
                   success.heapSize == heap.sizeInPages, success.stableSize == stable.sizeInPages else {
                 throw .malformedResult("a query reported changes")
             }
-            return ExecutionOutcome(output: success.output)
+            return (ExecutionOutcome(output: success.output), nil)
         }
         guard success.heapSize >= heap.sizeInPages, success.heapSize <= guest.heapCapacityInPages,
               success.stableSize >= stable.sizeInPages, success.stableSize <= guest.stableCapacityInPages else {
@@ -32,19 +33,22 @@ enum ResultAdoption {
             throw .rejectedPages("a page index beyond its memory's size")
         }
         var heapChanges = PageDelta(), stableChanges = PageDelta()
+        var results: PageAllocator?
         if let file {
             do {
-                let results = try PageAllocator.importSealed(file)
-                heapChanges = try results.resolve(success.heapPages)
-                stableChanges = try results.resolve(success.stablePages)
+                let imported = try PageAllocator.importSealed(file)
+                results = imported
+                heapChanges = try imported.resolve(success.heapPages)
+                stableChanges = try imported.resolve(success.stablePages)
             } catch {
                 throw .rejectedPages("\(error)")
             }
         } else if !success.heapPages.isEmpty || !success.stablePages.isEmpty {
             throw .rejectedPages("pages listed without a result file")
         }
-        _ = guest.adopt(heapSize: success.heapSize, stableSize: success.stableSize,
-                        heapChanges: heapChanges, stableChanges: stableChanges)
-        return ExecutionOutcome(output: success.output, heapDelta: heapChanges, stableDelta: stableChanges, grownPages: grown)
+        let shown = guest.adopt(heapSize: success.heapSize, stableSize: success.stableSize,
+                                heapChanges: heapChanges, stableChanges: stableChanges,
+                                resultFile: results, maximumResultFiles: maximumResultFiles)
+        return (ExecutionOutcome(output: success.output, heapDelta: heapChanges, stableDelta: stableChanges, grownPages: grown), shown)
     }
 }

@@ -29,6 +29,10 @@ public struct SandboxConfiguration: Sendable {
     /// Prepared result files are never larger than this (pages; a larger update grows its file).
     public var preparedResultMaximumPages: Int = 65_536
 
+    /// Result files whose pages a guest's memories may hold before the oldest are copied into the
+    /// guest's own allocator (each is one descriptor in the worker, which may hold `workerOpenFiles`).
+    public var maximumResultFilesPerGuest: Int = 64
+
     public init(workerExecutable: FilePath) {
         self.workerExecutable = workerExecutable
     }

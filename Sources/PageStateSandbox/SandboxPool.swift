@@ -155,11 +155,12 @@ public final class SandboxPool: GuestExecutor {
             // The worker rolled back: it still shows `heap` and `stable`.
             throw error
         case .success(let success):
-            let outcome = try ResultAdoption.adopt(success, file: file, kind: request.kind, guest: guest, from: (heap, stable),
-                                                   allowance: granted.memoryAllowancePages)
+            let (outcome, shown) = try ResultAdoption.adopt(success, file: file, kind: request.kind, guest: guest, from: (heap, stable),
+                                                   allowance: granted.memoryAllowancePages,
+                                                   maximumResultFiles: configuration.maximumResultFilesPerGuest)
             used = outcome.grownPages
-            if request.kind == .update {
-                (worker.heldHeap, worker.heldStable) = guest.versions
+            if let shown {
+                (worker.heldHeap, worker.heldStable) = shown
                 worker.lastResultPages = success.heapPages.count + success.stablePages.count
             }
             return outcome

@@ -102,8 +102,9 @@ final class WorkerProcess: @unchecked Sendable {
             switch received {
             case .message(.result, let body, let files):
                 do {
-                    let (requestID, result) = try ResultMessage.decode(body, outputLimit: limits.maximumResultBytes)
+                    let (requestID, forgotten, result) = try ResultMessage.decode(body, outputLimit: limits.maximumResultBytes)
                     guard requestID == nextRequest else { throw ProtocolError.unexpected("result for request \(requestID)") }
+                    for identity in forgotten { sentAllocators[identity] = nil }
                     return (result, files.first)
                 } catch {
                     for file in files { try? file.close() }

@@ -16,7 +16,8 @@ final class WorkerServer {
     private let channel: MessageChannel
     private let runtime: WorkerRuntime
     private var session: GuestSession?
-    /// Allocator files the host handed over, by identity (the host mirrors this set).
+    /// Allocator files the host handed over, by identity (the host mirrors this set; results tell it
+    /// which ones were let go of).
     private var allocators: [UInt64: PageAllocator] = [:]
     /// Backs the worker's `PageMap`s, which never allocate here: results go to sealed files. Made at
     /// the first image, not at spawn.
@@ -68,7 +69,7 @@ final class WorkerServer {
             result = .failure(error)
         }
         do {
-            try channel.send(.result, result.encoded(requestID: message.requestID),
+            try channel.send(.result, result.encoded(requestID: message.requestID, forgotten: releaseUnusedAllocators()),
                              descriptors: captured?.file.map { [$0] } ?? [])
         } catch {
             exit(ExitStatus.protocolBroken.rawValue)
@@ -119,6 +120,17 @@ final class WorkerServer {
             let (stable, stableSize) = try changed(session.stable.memory.shown, message.stable, current: session.stableSize)
             try session.synchronize(heap: heap, stable: stable, heapSize: heapSize, stableSize: stableSize)
         }
+    }
+
+    /// Lets go of the host's allocators no page of the memories refers to any more (each holds a
+    /// descriptor, and descriptors are limited) and returns their identities for the host.
+    private func releaseUnusedAllocators() -> [UInt64] {
+        var released: [UInt64] = []
+        for identity in Array(allocators.keys) where isKnownUniquelyReferenced(&allocators[identity]!) {
+            allocators[identity] = nil
+            released.append(identity)
+        }
+        return released
     }
 
     private func map(size: UInt64, layers: [[RunReference]], pages: [PageReference],

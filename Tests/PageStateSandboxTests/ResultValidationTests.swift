@@ -20,7 +20,7 @@ struct ResultValidationTests {
 
     func adopt(_ result: ResultMessage.Success, file: FileDescriptor?, kind: ExecutionKind = .update,
                allowance: UInt64 = 0) throws(ExecutionError) -> ExecutionOutcome {
-        try ResultAdoption.adopt(result, file: file, kind: kind, guest: guest, from: guest.versions, allowance: allowance)
+        try ResultAdoption.adopt(result, file: file, kind: kind, guest: guest, from: guest.versions, allowance: allowance).0
     }
 
     func sealedFile(pages: Int) throws -> (FileDescriptor, [PageLocation.Place]) {

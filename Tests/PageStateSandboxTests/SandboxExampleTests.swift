@@ -1,3 +1,4 @@
+import Foundation
 import PageState
 import SystemPackage
 import Testing
@@ -128,5 +129,32 @@ struct SandboxLifecycleTests {
         #expect(throws: ExecutionError.trapped("failure requested")) { try pool.execute(guest, request("fail")) }
         #expect(throws: ExecutionError.unknownEntryPoint("nope")) { try pool.execute(guest, request("nope")) }
         #expect(u64(try pool.execute(guest, request("counter.get", kind: .query)).output) == 1)
+    }
+}
+
+@Suite("Sandbox pool: many small updates")
+struct ManySmallUpdatesTests {
+    @Test("a guest whose pages come from hundreds of small updates keeps working, also after its worker is evicted")
+    func hundredsOfResultFiles() throws {
+        let pool = makePool()
+        defer { pool.shutDown() }
+        let local = InProcessExecutor(runtime: demoRuntime, budget: MemoryBudget(pages: 1 << 20))
+        let sandboxed = try Guest(id: 1, heapCapacityInPages: 8192, stableCapacityInPages: 16)
+        let reference = try Guest(id: 1, heapCapacityInPages: 8192, stableCapacityInPages: 16)
+        for step in 0..<400 {
+            let input = DemoBytes.u32(1) + DemoBytes.u64(UInt64(step)) + DemoBytes.u64(8192)
+            var write = request("pages.write", input)
+            write.memoryAllowancePages = 8192
+            // Compaction keeps the result files bounded; the worker lets go of those it no longer uses.
+            if let pid = pool.workerProcessID(of: sandboxed) {
+                let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid.rawValue)/fd").count
+                #expect(descriptors <= pool.configuration.maximumResultFilesPerGuest + 16, "step \(step)")
+            }
+            #expect(try pool.execute(sandboxed, write).output == (try local.execute(reference, write)).output)
+            if step == 300 { pool.evict(sandboxed) }
+        }
+        pool.evict(sandboxed)
+        _ = try pool.execute(sandboxed, request("counter.get", kind: .query))
+        #expect(firstDifference(sandboxed.heap, reference.heap) == nil)
     }
 }
