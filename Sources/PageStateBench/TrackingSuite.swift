@@ -4,7 +4,7 @@ import PageStateMemory
 import PageStateTracking
 
 /// `pagestate bench tracking`: PageState's trackers next to the raw mechanisms measured in plain C
-/// in the same run, plus commit, rollback, untracked queries and a naive full copy.
+/// in the same run, plus commit, rollback, queries and a naive full copy.
 public enum TrackingSuite {
     /// 64 MiB: the reference memory.
     static let memoryPages: UInt64 = 16_384
@@ -31,7 +31,7 @@ public enum TrackingSuite {
             }
             if kind == TrackerKind.best {
                 for count in dirtyCounts {
-                    report.figures["untracked_query_ns_per_page_at_\(count)"] = try median(5) {
+                    report.figures["query_ns_per_page_at_\(count)"] = try median(5) {
                         let start = ContinuousClock.now
                         try tracked.query { memory in touch(memory, count: count) }
                         return nanoseconds(since: start) / Double(count)
@@ -80,7 +80,7 @@ public enum TrackingSuite {
             "64 MiB memory (16384 pages) unless named; N scattered pages written (page i*7919 mod 16384), one byte each",
             "tracker figures: the writes plus collecting the written set; raw_*: the writes plus one collecting, re-arming scan, in plain C in this process",
             "commit: copy written pages into allocator pages + build the delta + apply + re-arm; rollback: copy old bytes back + re-arm",
-            "untracked_query: a throwaway private mapping (mmap per file run), the writes, munmap",
+            "query: the writes on the kept mapping, then restored from the shown version",
             "medians of 5",
         ]
         if !BenchReport.isOptimized { report.notes.append("DEBUG BUILD: figures are not representative; use -c release") }

@@ -29,12 +29,13 @@ public final class GuestMemory {
     public let capacityInPages: UInt64
     public private(set) var sizeInPages: UInt64
     private let mapping: MappedMemory
-    private let tracked: TrackedMemory?
+    private let tracked: TrackedMemory
     private let allowance: MemoryAllowance
 
-    init(name: String, mapping: MappedMemory, tracked: TrackedMemory?, sizeInPages: UInt64, allowance: MemoryAllowance) {
+    /// The guest's view of `tracked` (its mapping), `sizeInPages` long.
+    init(name: String, tracked: TrackedMemory, sizeInPages: UInt64, allowance: MemoryAllowance) {
         self.name = name
-        self.mapping = mapping
+        self.mapping = tracked.memory
         self.tracked = tracked
         self.sizeInPages = sizeInPages
         self.allowance = allowance
@@ -97,7 +98,7 @@ public final class GuestMemory {
         if new > mapping.sizeInPages {
             // Within the capacity the reservation always holds: mapping zeros cannot fail short of ENOMEM.
             do {
-                if let tracked { try tracked.grow(toPages: new) } else { try mapping.grow(toPages: new) }
+                try tracked.grow(toPages: new)
             } catch {
                 preconditionFailure("growing a reserved mapping failed: \(error)")
             }

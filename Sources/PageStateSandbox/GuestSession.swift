@@ -4,7 +4,7 @@ import PageStateTracking
 /// A guest's heap and stable memory mapped in this process (a worker, or the host when running
 /// in-process), kept between executions, and the runs of executions against them. Updates are
 /// tracked and left unsettled for the caller to commit (where the changed pages go differs between
-/// the sandbox and in-process) or roll back; queries run on private scratch mappings.
+/// the sandbox and in-process) or roll back; queries run on the same mappings and are undone.
 ///
 /// `heapSize`/`stableSize` are the sizes the host's version has; the mappings may be larger.
 final class GuestSession {
@@ -59,9 +59,9 @@ final class GuestSession {
         var sizes: (UInt64, UInt64) = (heapSize, stableSize)
         let outcome: (([UInt8], DirtyPages), DirtyPages)
         do {
-            outcome = try heap.execute { heapMapping in
-                try stable.execute { stableMapping in
-                    let context = makeContext(request, heapMapping, stableMapping, tracked: true, allowance, hostCall)
+            outcome = try heap.execute { _ in
+                try stable.execute { _ in
+                    let context = makeContext(request, allowance, hostCall)
                     defer { sizes = (context.heap.sizeInPages, context.stable.sizeInPages) }
                     return try body(context)
                 }
@@ -101,14 +101,14 @@ final class GuestSession {
         }
     }
 
-    /// Runs a query: private scratch mappings of the current versions, nothing tracked or kept.
+    /// Runs a query on the kept mappings; everything it wrote (or grew) is undone afterwards.
     func runQuery(_ body: EntryPoint, _ request: ExecutionRequest,
                   hostCall: @escaping ([UInt8]) throws(ExecutionError) -> [UInt8]) throws(ExecutionError) -> [UInt8] {
         let allowance = MemoryAllowance(pages: request.memoryAllowancePages)
         do {
-            return try heap.query { heapMapping in
-                try stable.query { stableMapping in
-                    try body(makeContext(request, heapMapping, stableMapping, tracked: false, allowance, hostCall))
+            return try heap.query { _ in
+                try stable.query { _ in
+                    try body(makeContext(request, allowance, hostCall))
                 }
             }
         } catch {
@@ -116,13 +116,12 @@ final class GuestSession {
         }
     }
 
-    private func makeContext(_ request: ExecutionRequest, _ heapMapping: MappedMemory, _ stableMapping: MappedMemory,
-                             tracked: Bool, _ allowance: MemoryAllowance,
+    private func makeContext(_ request: ExecutionRequest, _ allowance: MemoryAllowance,
                              _ hostCall: @escaping ([UInt8]) throws(ExecutionError) -> [UInt8]) -> ExecutionContext {
         ExecutionContext(
             input: request.input, kind: request.kind, system: request.system,
-            heap: GuestMemory(name: "heap", mapping: heapMapping, tracked: tracked ? heap : nil, sizeInPages: heapSize, allowance: allowance),
-            stable: GuestMemory(name: "stable", mapping: stableMapping, tracked: tracked ? stable : nil, sizeInPages: stableSize, allowance: allowance),
+            heap: GuestMemory(name: "heap", tracked: heap, sizeInPages: heapSize, allowance: allowance),
+            stable: GuestMemory(name: "stable", tracked: stable, sizeInPages: stableSize, allowance: allowance),
             hostCall: hostCall)
     }
 

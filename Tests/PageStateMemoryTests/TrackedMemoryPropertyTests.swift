@@ -21,12 +21,13 @@ enum GuestStep: Sendable, CustomStringConvertible {
     }
 }
 
-/// An execution: its steps, and whether it ends in a commit, a rollback, or a trap (thrown error).
+/// An execution: its steps, and whether it ends in a commit, a rollback, or a trap (thrown error),
+/// or runs as a query (undone afterwards).
 struct GuestExecution: Sendable, CustomStringConvertible {
-    enum Ending: Int, Sendable { case commit, rollback, trap }
+    enum Ending: Int, Sendable { case commit, rollback, trap, query }
     var steps: [GuestStep]
     var ending: Ending
-    static let generator = zip(GuestStep.generator.array(of: 0...12), Gen.int(in: 0...2))
+    static let generator = zip(GuestStep.generator.array(of: 0...12), Gen.int(in: 0...3))
         .map { GuestExecution(steps: $0, ending: Ending(rawValue: $1)!) }
     var description: String { "\(ending)(\(steps))" }
 }
@@ -50,26 +51,33 @@ struct Trap: Error {}
             for execution in executions {
                 var scratch = model
                 var written = Set<PageIndex>()
-                let outcome = Result { () throws -> DirtyPages in
-                    try tracked.execute { memory in
-                        for step in execution.steps {
-                            switch step {
-                            case .write(let address, let count, let fill):
-                                let count = min(count, scratch.count - address)
-                                guard address < scratch.count, count > 0 else { continue }
-                                memory.bytes[address..<(address + count)].initializeMemory(as: UInt8.self, repeating: fill)
-                                scratch.replaceSubrange(address..<(address + count), with: repeatElement(fill, count: count))
-                                written.formUnion((address / Page.size...(address + count - 1) / Page.size).map(PageIndex.init))
-                            case .grow(let extra):
-                                let target = min(Self.capacity, memory.sizeInPages + UInt64(extra))
-                                try tracked.grow(toPages: target)
-                                scratch += [UInt8](repeating: 0, count: Int(target) * Page.size - scratch.count)
-                            }
+                let run = { (memory: MappedMemory) throws in
+                    for step in execution.steps {
+                        switch step {
+                        case .write(let address, let count, let fill):
+                            let count = min(count, scratch.count - address)
+                            guard address < scratch.count, count > 0 else { continue }
+                            memory.bytes[address..<(address + count)].initializeMemory(as: UInt8.self, repeating: fill)
+                            scratch.replaceSubrange(address..<(address + count), with: repeatElement(fill, count: count))
+                            written.formUnion((address / Page.size...(address + count - 1) / Page.size).map(PageIndex.init))
+                        case .grow(let extra):
+                            let target = min(Self.capacity, memory.sizeInPages + UInt64(extra))
+                            try tracked.grow(toPages: target)
+                            scratch += [UInt8](repeating: 0, count: Int(target) * Page.size - scratch.count)
                         }
-                        if execution.ending == .trap { throw Trap() }
-                    }.1
+                    }
+                    if execution.ending == .trap { throw Trap() }
+                }
+                let outcome = Result { () throws -> DirtyPages in
+                    if execution.ending == .query {
+                        try tracked.query(run)
+                        return DirtyPages()
+                    }
+                    return try tracked.execute(run).1
                 }
                 switch (execution.ending, outcome) {
+                case (.query, .success):
+                    break
                 case (.trap, .failure(let error)):
                     #expect(error is Trap)
                 case (.commit, .success(let dirty)):
@@ -205,7 +213,7 @@ extension AsyncWriteProtectTrackerTests {
         #expect(seen == 7)
         #expect(tracked.memory.bytes[2 * Page.size] == 0)
         let (_, none) = try tracked.execute { _ in }
-        #expect(none.count == 0, "a query's writes are never tracked")
+        #expect(none.count == 0, "a query leaves no dirty pages behind")
         try tracked.commit(none)
         #expect(tracked.memory.shown.page(2)[0] == 0)
     }
