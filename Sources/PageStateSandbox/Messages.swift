@@ -8,8 +8,11 @@ struct ExecuteMessage {
     var files: [FileEntry]
     var heap: MemoryUpdate
     var stable: MemoryUpdate
+    /// Microseconds the worker polls for the next message after replying, before it sleeps.
+    var spinMicroseconds: UInt32 = 0
 
     static let maximumEntryPointName = 256
+    static let maximumSpinMicroseconds: UInt32 = 10_000
     static let maximumFiles = 250
 
     func encoded() -> [UInt8] {
@@ -24,6 +27,7 @@ struct ExecuteMessage {
         writer.append(request.system.time)
         writer.append(request.memoryAllowancePages)
         writer.append(request.dirtyPageLimit)
+        writer.append(spinMicroseconds)
         writer.append(UInt64(files.count))
         for file in files { writer.append(file) }
         writer.append(heap)
@@ -48,6 +52,7 @@ struct ExecuteMessage {
         let system = SystemData(guestID: try reader.read(), caller: try reader.read(), height: try reader.read(), time: try reader.read())
         request = ExecutionRequest(entryPoint: name, input: input, kind: kind, system: system,
                                   memoryAllowancePages: try reader.read(), dirtyPageLimit: try reader.read())
+        spinMicroseconds = min(try reader.read(), Self.maximumSpinMicroseconds)
         let fileCount = try reader.readCount(entrySize: 17, limit: Self.maximumFiles)
         var files: [FileEntry] = []
         for _ in 0..<fileCount { files.append(try reader.readFileEntry()) }

@@ -141,7 +141,8 @@ public final class SandboxPool: GuestExecutor {
         granted.memoryAllowancePages = request.kind == .update ? budget.reserve(request.memoryAllowancePages) : request.memoryAllowancePages
         var used: UInt64 = 0
         defer { if request.kind == .update { budget.settle(granted: granted.memoryAllowancePages, used: used) } }
-        let message = ExecuteMessage(requestID: 0, request: granted, files: sync.files, heap: sync.heap, stable: sync.stable)
+        var message = ExecuteMessage(requestID: 0, request: granted, files: sync.files, heap: sync.heap, stable: sync.stable)
+        message.spinMicroseconds = UInt32(min(configuration.spinBeforeSleeping / .microseconds(1), Double(ExecuteMessage.maximumSpinMicroseconds)).rounded())
         let handler = hostCall
         let (result, file) = try worker.execute(message, descriptors: sync.descriptors, limits: configuration, launcher: launcher) { bytes in
             do { return .answered(try handler(guest, bytes)) } catch { return .failed("\(error)") }

@@ -86,8 +86,12 @@ final class WorkerProcess: @unchecked Sendable {
         let deadline = ContinuousClock.now + limits.executionTimeout
         while true {
             let remaining = Launcher.milliseconds(deadline - ContinuousClock.now)
-            let ready: [FileDescriptor]
-            do { ready = try waitForAnyReadable([channel.socket, pidfd], timeoutMilliseconds: Int32(max(0, remaining))) } catch {
+            var ready: [FileDescriptor] = []
+            do {
+                // A worker that dies hangs up its socket, so spinning on the socket alone sees that too.
+                if try channel.socket.spinUntilReadable(for: limits.spinBeforeSleeping) { ready = [channel.socket] }
+                if ready.isEmpty { ready = try waitForAnyReadable([channel.socket, pidfd], timeoutMilliseconds: Int32(max(0, remaining))) }
+            } catch {
                 throw .system("poll: \(error)")
             }
             if ready.isEmpty {

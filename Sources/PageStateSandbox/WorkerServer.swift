@@ -25,6 +25,8 @@ final class WorkerServer {
     /// A result file the host prepared for the next update (the worker's own: no one else gets it).
     private var preparedResult: FileDescriptor?
     private var nextCallID: UInt64 = 0
+    /// How long to poll for the next message before sleeping (the host's setting, from its last message).
+    private var spinMicroseconds: UInt32 = 0
 
     /// Exit statuses when the worker cannot go on (the host reports them as `workerExited`).
     enum ExitStatus: Int32 {
@@ -45,6 +47,7 @@ final class WorkerServer {
         do { try channel.send(.ready, []) } catch { exit(ExitStatus.protocolBroken.rawValue) }
         while true {
             let received: Received
+            _ = try? channel.socket.spinUntilReadable(for: .microseconds(spinMicroseconds))
             do { received = try channel.receive(limit: 1 << 30, maximumDescriptors: ExecuteMessage.maximumFiles) } catch {
                 exit(ExitStatus.protocolBroken.rawValue)
             }
@@ -60,6 +63,7 @@ final class WorkerServer {
         let message: ExecuteMessage
         do { message = try ExecuteMessage(decoding: body, inputLimit: 1 << 30) } catch { exit(ExitStatus.protocolBroken.rawValue) }
         guard message.files.count == descriptors.count else { exit(ExitStatus.protocolBroken.rawValue) }
+        spinMicroseconds = message.spinMicroseconds
         var result: ResultMessage
         var captured: CapturedUpdate?
         do {
@@ -250,6 +254,7 @@ final class WorkerServer {
         nextCallID += 1
         do {
             try channel.send(.hostCall, HostCallMessage(callID: nextCallID, succeeded: true, bytes: request).encoded())
+            _ = try? channel.socket.spinUntilReadable(for: .microseconds(spinMicroseconds))
             guard case .message(.hostCallReply, let body, let descriptors) = try channel.receive(limit: 1 << 30, maximumDescriptors: 0),
                   descriptors.isEmpty else { exit(ExitStatus.protocolBroken.rawValue) }
             let reply = try HostCallMessage(decoding: body, limit: 1 << 30)

@@ -78,7 +78,7 @@ public final class TrackedMemory: @unchecked Sendable {
     @discardableResult
     public func commit(_ dirty: DirtyPages, adopting changed: PageDelta) throws -> PageMap {
         memory.adopt(changed)
-        try tracker.rearm(dirty)
+        if dirty.count > 0 { try tracker.rearm(dirty) }  // nothing written: everything is still armed
         unsettled = nil
         return memory.shown
     }
@@ -88,7 +88,7 @@ public final class TrackedMemory: @unchecked Sendable {
     /// - Complexity: O(pages written) copies, plus one re-arming walk of the page tables.
     public func rollback(_ dirty: DirtyPages) throws(TrackingError) {
         memory.restore(dirty, threads: restoreThreads)
-        try tracker.rearm(dirty)
+        if dirty.count > 0 { try tracker.rearm(dirty) }
         unsettled = nil
     }
 
