@@ -87,8 +87,9 @@ struct ResultValidationTests {
     func malformedMessages() throws {
         let good = ResultMessage.success(success(heap: [PageLocation(index: 1, place: .init(offset: 4096, tag: 1)),
                                                         PageLocation(index: 2, place: .init(offset: 8192, tag: 1))]))
-            .encoded(requestID: 5)
-        #expect(try ResultMessage.decode(good, outputLimit: 10).requestID == 5)
+            .encoded(requestID: 5, forgotten: [77, 78])
+        let decoded = try ResultMessage.decode(good, outputLimit: 10)
+        #expect(decoded.requestID == 5 && decoded.forgotten == [77, 78])
         for cut in 0..<good.count {
             #expect(throws: ProtocolError.self) { try ResultMessage.decode(Array(good[..<cut]), outputLimit: 10) }
         }
@@ -99,5 +100,10 @@ struct ResultValidationTests {
         let big = ResultMessage.success(.init(output: [UInt8](repeating: 1, count: 11), heapSize: 0, stableSize: 0,
                                               grownPages: 0, heapPages: [], stablePages: []))
         #expect(throws: ProtocolError.self) { try ResultMessage.decode(big.encoded(requestID: 1), outputLimit: 10) }
+        // A forgotten list longer than allowed (or than the bytes present) is refused before allocating.
+        var huge = WireWriter()
+        huge.append(UInt64(1))
+        huge.append(UInt64(ResultMessage.maximumForgotten + 1))
+        #expect(throws: ProtocolError.self) { try ResultMessage.decode(huge.bytes, outputLimit: 10) }
     }
 }

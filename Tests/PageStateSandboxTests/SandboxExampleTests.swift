@@ -11,7 +11,7 @@ import Glibc
 struct SandboxExampleTests {
     @Test("updates commit into the guest, queries leave no trace, state persists across executions")
     func counterAndKeyValue() throws {
-        let pool = makePool()
+        let pool = makePool { $0.spinBeforeSleeping = .zero }  // the sleeping path (other tests spin first)
         defer { pool.shutDown() }
         let guest = try Guest(id: 1, heapCapacityInPages: 1024, stableCapacityInPages: 1024)
         for expected in UInt64(1)...3 {
@@ -30,16 +30,10 @@ struct SandboxExampleTests {
         let pool = makePool()
         defer { pool.shutDown() }
         let local = InProcessExecutor(runtime: demoRuntime, budget: MemoryBudget(pages: 1 << 20))
-        let sandboxed = try Guest(id: 1, heapCapacityInPages: 4096, stableCapacityInPages: 16)
-        let reference = try Guest(id: 1, heapCapacityInPages: 4096, stableCapacityInPages: 16)
+        let twins = try twinGuests(heapPages: 4096)
         // Each file is prepared for the previous result's size: 600 → 300 (punched), 300 → 900 (grown), ...
         for (step, count) in [600, 300, 900, 900, 260].enumerated() {
-            let input = DemoBytes.u32(UInt32(count)) + DemoBytes.u64(UInt64(step)) + DemoBytes.u64(4096)
-            var writes = request("pages.write", input)
-            writes.memoryAllowancePages = 4096
-            writes.dirtyPageLimit = 4096
-            #expect(try pool.execute(sandboxed, writes).output == (try local.execute(reference, writes)).output)
-            #expect(firstDifference(sandboxed.heap, reference.heap) == nil)
+            try expectSameAsInProcess(pool, local, twins, pagesWrite(count, seed: UInt64(step), heapPages: 4096))
             usleep(50_000)  // time to prepare the next file
         }
         #expect(pool.statistics.preparedResultFiles >= 1)
@@ -139,22 +133,19 @@ struct ManySmallUpdatesTests {
         let pool = makePool()
         defer { pool.shutDown() }
         let local = InProcessExecutor(runtime: demoRuntime, budget: MemoryBudget(pages: 1 << 20))
-        let sandboxed = try Guest(id: 1, heapCapacityInPages: 8192, stableCapacityInPages: 16)
-        let reference = try Guest(id: 1, heapCapacityInPages: 8192, stableCapacityInPages: 16)
+        let twins = try twinGuests(heapPages: 8192)
         for step in 0..<400 {
-            let input = DemoBytes.u32(1) + DemoBytes.u64(UInt64(step)) + DemoBytes.u64(8192)
-            var write = request("pages.write", input)
-            write.memoryAllowancePages = 8192
             // Compaction keeps the result files bounded; the worker lets go of those it no longer uses.
-            if let pid = pool.workerProcessID(of: sandboxed) {
+            if let pid = pool.workerProcessID(of: twins.0) {
                 let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid.rawValue)/fd").count
                 #expect(descriptors <= pool.configuration.maximumResultFilesPerGuest + 16, "step \(step)")
             }
-            #expect(try pool.execute(sandboxed, write).output == (try local.execute(reference, write)).output)
-            if step == 300 { pool.evict(sandboxed) }
+            let write = pagesWrite(1, seed: UInt64(step), heapPages: 8192)
+            #expect(try pool.execute(twins.0, write).output == (try local.execute(twins.1, write)).output)
+            if step == 300 { pool.evict(twins.0) }
         }
-        pool.evict(sandboxed)
-        _ = try pool.execute(sandboxed, request("counter.get", kind: .query))
-        #expect(firstDifference(sandboxed.heap, reference.heap) == nil)
+        pool.evict(twins.0)
+        _ = try pool.execute(twins.0, request("counter.get", kind: .query))
+        #expect(firstDifference(twins.0.heap, twins.1.heap) == nil)
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import PageState
 import PageStateWorkloads
 import SystemPackage
+import Testing
 
 /// The default worker, built beside the test bundle.
 let workerExecutable: FilePath = {
@@ -31,6 +32,27 @@ func request(_ entryPoint: String, _ input: [UInt8] = [], kind: ExecutionKind = 
              allowance: UInt64 = 1 << 16) -> ExecutionRequest {
     ExecutionRequest(entryPoint: entryPoint, input: input, kind: kind, system: SystemData(guestID: guest, caller: 7, height: 3, time: 11),
                      memoryAllowancePages: allowance)
+}
+
+/// A `pages.write` update: `count` seeded random pages of a heap of `heapPages`, allowed to grow it whole.
+func pagesWrite(_ count: Int, seed: UInt64, heapPages: UInt64) -> ExecutionRequest {
+    var write = request("pages.write", DemoBytes.u32(UInt32(count)) + DemoBytes.u64(seed) + DemoBytes.u64(heapPages),
+                        allowance: heapPages)
+    write.dirtyPageLimit = heapPages
+    return write
+}
+
+/// Two guests with the same capacities: one for a pool, one for the in-process reference.
+func twinGuests(heapPages: UInt64) throws -> (Guest, Guest) {
+    (try Guest(id: 1, heapCapacityInPages: heapPages, stableCapacityInPages: 16),
+     try Guest(id: 1, heapCapacityInPages: heapPages, stableCapacityInPages: 16))
+}
+
+/// The same execution sandboxed and in-process, on twin guests: outputs and heaps must agree.
+func expectSameAsInProcess(_ pool: SandboxPool, _ local: InProcessExecutor, _ twins: (Guest, Guest),
+                           _ execution: ExecutionRequest) throws {
+    #expect(try pool.execute(twins.0, execution).output == (try local.execute(twins.1, execution)).output)
+    #expect(firstDifference(twins.0.heap, twins.1.heap) == nil)
 }
 
 func u64(_ bytes: [UInt8]) -> UInt64 {
