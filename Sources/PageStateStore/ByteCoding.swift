@@ -17,7 +17,7 @@ struct ByteWriter {
         append(bytes: utf8)
     }
 
-    mutating func append(_ hash: ContentHash) { append(bytes: hash.bytes) }
+    mutating func append(_ hash: ContentHash) { hash.withUnsafeBytes { bytes.append(contentsOf: $0) } }
 
     /// Appends the SHA-256 of everything written so far.
     mutating func appendChecksum() { append(bytes: SHA256.hash(data: bytes)) }

@@ -28,12 +28,15 @@ public struct ContentHash: Hashable, Sendable, CustomStringConvertible {
     /// The SHA-256 of the concatenation of `hashes`: how chunk hashes are built from block hashes.
     static func combining(_ hashes: some Sequence<ContentHash>) -> ContentHash {
         var hasher = SHA256()
-        for hash in hashes { withUnsafeBytes(of: hash.words) { hasher.update(bufferPointer: $0) } }
+        for hash in hashes { hash.withUnsafeBytes { hasher.update(bufferPointer: $0) } }
         return ContentHash(hasher.finalize())
     }
 
     /// The digest's 32 bytes.
-    public var bytes: [UInt8] { withUnsafeBytes(of: words) { Array($0) } }
+    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+
+    /// Calls `body` with the digest's 32 bytes, without copying them.
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { Swift.withUnsafeBytes(of: words, body) }
 
     public static func == (a: ContentHash, b: ContentHash) -> Bool {
         a.words.0 == b.words.0 && a.words.1 == b.words.1 && a.words.2 == b.words.2 && a.words.3 == b.words.3

@@ -25,7 +25,7 @@ struct Manifest: Hashable, Sendable {
         var hash: ContentHash {
             var hasher = SHA256()
             withUnsafeBytes(of: size.littleEndian) { hasher.update(bufferPointer: $0) }
-            for chunk in chunks { hasher.update(data: chunk.bytes) }
+            for chunk in chunks { chunk.withUnsafeBytes { hasher.update(bufferPointer: $0) } }
             return ContentHash(hasher.finalize())
         }
     }
@@ -54,22 +54,27 @@ struct Manifest: Hashable, Sendable {
     static let fileChunkBytes = 1 << 20
     static let memoryChunkPages = 16
 
-    var height: Height
-    var files: [File]
-    var guests: [Guest]
-
-    /// The root hash: SHA-256 of a domain tag and the encoded state part.
-    var rootHash: ContentHash {
-        var writer = ByteWriter()
-        writer.append(bytes: Array("PageState state v1".utf8))
-        Self.encode(guests: guests, into: &writer)
-        return writer.bytes.withUnsafeBytes { ContentHash.of($0) }
-    }
+    let height: Height
+    let files: [File]
+    let guests: [Guest]
+    /// SHA-256 of a domain tag and the encoded state part.
+    let rootHash: ContentHash
 
     init(height: Height, files: [File], guests: [Guest]) {
         self.height = height
         self.files = files.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
         self.guests = guests
+        var writer = ByteWriter()
+        Self.encode(guests: guests, into: &writer)
+        rootHash = writer.bytes.withUnsafeBytes { Self.rootHash(ofStatePart: $0) }
+    }
+
+    /// The root hash of an encoded state part.
+    private static func rootHash(ofStatePart bytes: UnsafeRawBufferPointer) -> ContentHash {
+        var hasher = SHA256()
+        hasher.update(data: Array("PageState state v1".utf8))
+        hasher.update(bufferPointer: bytes)
+        return ContentHash(hasher.finalize())
     }
 
     func encoded() -> [UInt8] {
@@ -127,7 +132,7 @@ struct Manifest: Hashable, Sendable {
         guard try reader.read(UInt32.self) == UInt32(Self.fileChunkBytes) else { throw reader.failure("unsupported file chunk size", at: 24) }
         guard try reader.read(UInt32.self) == UInt32(Self.memoryChunkPages) else { throw reader.failure("unsupported memory chunk size", at: 28) }
         let fileCount = try reader.readCount(limit: reader.remaining / 50, what: "file count")
-        files = []
+        var files: [File] = []
         for _ in 0..<fileCount {
             let start = reader.position
             let name = try reader.readName(after: files.last?.name, what: "file names")
@@ -144,8 +149,10 @@ struct Manifest: Hashable, Sendable {
             guard try reader.readHash() == file.hash else { throw reader.failure("file hash of \(name) does not match its chunks", at: hashAt) }
             files.append(file)
         }
+        self.files = files
+        let statePart = reader.position
         let guestCount = try reader.readCount(limit: reader.remaining / 44, what: "guest count")
-        guests = []
+        var guests: [Guest] = []
         for _ in 0..<guestCount {
             let start = reader.position
             let id: GuestID = try reader.read()
@@ -173,6 +180,8 @@ struct Manifest: Hashable, Sendable {
             guests.append(Guest(id: id, metadataHash: metadataHash, memories: memories))
         }
         let rootAt = reader.position
+        self.guests = guests
+        rootHash = Self.rootHash(ofStatePart: UnsafeRawBufferPointer(rebasing: bytes[statePart..<rootAt]))
         guard try reader.readHash() == rootHash else { throw reader.failure("root hash does not match the state part", at: rootAt) }
         guard reader.remaining == 0 else { throw reader.failure("\(reader.remaining) unexpected trailing bytes") }
     }

@@ -5,44 +5,44 @@ import PageStateMemory
 /// written with zeros and a page never written hash alike, and nothing depends on which files hold
 /// the pages.
 ///
-/// Page hashes are cached per memory (`cache`): a checkpoint rehashes only the pages written since
-/// the last one (the flush already hashed them while writing), not their whole chunks.
+/// Hashes are cached per memory (`PageHashCache`): flushes hash the chunks they write while the
+/// write runs, and a checkpoint only merges them into the previous checkpoint's list.
 enum MemoryHashing {
     static let pagesPerChunk = UInt64(Manifest.memoryChunkPages)
     static let zeroPage = [UInt8](repeating: 0, count: Page.size).withUnsafeBytes { ContentHash.of($0) }
 
-    /// Every non-zero chunk of `memory`.
+    /// Every non-zero chunk of `memory`; the cache's dirty marks are cleared.
     ///
     /// - Complexity: O(present pages) hashes of uncached pages.
-    static func chunks(of memory: PageMap, cache: inout [PageIndex: ContentHash]) -> [Manifest.Chunk] {
+    static func chunks(of memory: PageMap, cache: inout PageHashCache) -> [Manifest.Chunk] {
+        _ = cache.takeDirtyChunks()
         var chunks = memory.presentIndices.map { $0 / pagesPerChunk }
         chunks.removeDuplicates()
-        return chunks.compactMap { hash(chunk: $0, of: memory, cache: &cache) }
+        return chunks.compactMap { chunk in cache.chunkHash(chunk, of: memory).map { Manifest.Chunk(index: chunk, hash: $0) } }
     }
 
-    /// `previous` with the chunks in `dirty` recomputed.
+    /// `previous` with the chunks the cache marks dirty replaced, and those beyond the memory dropped.
     ///
-    /// - Complexity: O(previous + dirty × 16) cache lookups, plus hashes of uncached pages.
-    static func chunks(of memory: PageMap, previous: [Manifest.Chunk], dirty: Set<UInt64>,
-                       cache: inout [PageIndex: ContentHash]) -> [Manifest.Chunk] {
-        var result = previous.filter { !dirty.contains($0.index) && $0.index * pagesPerChunk < memory.sizeInPages }
-        for chunk in dirty { if let hashed = hash(chunk: chunk, of: memory, cache: &cache) { result.append(hashed) } }
-        result.sort { $0.index < $1.index }
-        return result
-    }
-
-    /// The chunk's hash, or nil when it reads as zeros or lies beyond the memory.
-    static func hash(chunk: UInt64, of memory: PageMap, cache: inout [PageIndex: ContentHash]) -> Manifest.Chunk? {
-        let first = chunk * pagesPerChunk
-        guard first < memory.sizeInPages else { return nil }
-        let hashes = (first..<(first + pagesPerChunk)).map { index in
-            if let cached = cache[index] { return cached }
-            guard memory.contains(index) else { return zeroPage }
-            let hash = memory.withPage(index) { ContentHash.of($0) }
-            cache[index] = hash
-            return hash
+    /// - Complexity: O(previous + d log d) for d dirty chunks.
+    static func chunks(of memory: PageMap, previous: [Manifest.Chunk], cache: inout PageHashCache) -> [Manifest.Chunk] {
+        let limit = (memory.sizeInPages + pagesPerChunk - 1) / pagesPerChunk
+        let dirty = cache.takeDirtyChunks().filter { $0.index < limit }
+        var result: [Manifest.Chunk] = []
+        result.reserveCapacity(previous.count + dirty.count)
+        var next = 0  // into `dirty`
+        for chunk in previous where chunk.index < limit {
+            while next < dirty.count, dirty[next].index < chunk.index {
+                if let hash = dirty[next].hash { result.append(Manifest.Chunk(index: dirty[next].index, hash: hash)) }
+                next += 1
+            }
+            if next < dirty.count, dirty[next].index == chunk.index {
+                if let hash = dirty[next].hash { result.append(Manifest.Chunk(index: chunk.index, hash: hash)) }
+                next += 1
+            } else {
+                result.append(chunk)
+            }
         }
-        guard hashes.contains(where: { $0 != zeroPage }) else { return nil }
-        return Manifest.Chunk(index: chunk, hash: ContentHash.combining(hashes))
+        for (index, hash) in dirty[next...] { if let hash { result.append(Manifest.Chunk(index: index, hash: hash)) } }
+        return result
     }
 }

@@ -6,73 +6,92 @@ import SystemPackage
 
 /// Writes overlay files (format in `OverlayFormat`).
 enum OverlayFile {
-    /// What writing an overlay produced besides the file.
-    struct Written {
-        /// SHA-256 of each page written, in index order.
-        var pageHashes: [ContentHash]
-        /// The file's manifest entry, computed from the bytes written (not read back).
-        var entry: Manifest.File
-    }
-
     /// Writes the pages of `memory` at `indices` (ascending, unique) to a new file at `path`, synced
     /// before returning. The file is created exclusively: an existing file is an error, never
-    /// overwritten. The pages are hashed on other cores while the write runs.
+    /// overwritten; a file this call created is removed again when writing it fails. While the write
+    /// runs (on another thread), the pages are hashed on every core and `whileWriting` gets their
+    /// hashes, for work that should overlap the device's. Returns the file's manifest entry, computed
+    /// from the bytes written (not read back), and what `whileWriting` returned.
     ///
     /// - Complexity: O(k) for k pages: one batched write of k pages plus the index and footer.
-    static func write(pages indices: [PageIndex], of memory: PageMap, to path: FilePath, writer: any FileWriter) throws(StoreError) -> Written {
+    static func write<T>(pages indices: [PageIndex], of memory: PageMap, to path: FilePath, writer: any FileWriter,
+                         whileWriting: ([ContentHash]) -> T) throws(StoreError) -> (entry: Manifest.File, T) {
         let ranges = OverlayFormat.ranges(of: indices)
         let trailer = OverlayFormat.trailer(ranges: ranges, storedPages: UInt64(indices.count))
         let descriptor = try system("create", path) {
             try FileDescriptor.open(path, .writeOnly, options: [.create, .exclusiveCreate, .closeOnExec], permissions: [.ownerReadWrite, .groupRead, .otherRead])
         }
         defer { try? descriptor.close() }
-        return try memory.withPages(indices) { (buffers) throws(StoreError) -> Written in
-            try trailer.withBytes { (trailerBytes) throws(StoreError) -> Written in
+        var complete = false
+        defer { if !complete { try? removeFileEntry(path) } }
+        let result = try memory.withPages(indices) { (buffers) throws(StoreError) -> (entry: Manifest.File, T) in
+            try trailer.withBytes { (trailerBytes) throws(StoreError) -> (entry: Manifest.File, T) in
                 var segments = buffers.enumerated().map { WriteSegment(offset: UInt64($0.offset * Page.size), bytes: $0.element) }
                 segments.append(WriteSegment(offset: UInt64(indices.count * Page.size), bytes: trailerBytes))
-                let hashing = ConcurrentHashing(buffers)
-                let result = Result { () throws(StoreError) in
-                    try system("write", path) { try writer.write(segments, to: descriptor, sync: true) }
-                }
-                let pageHashes = hashing.wait()
-                try result.get()
+                let write = BackgroundWrite(segments, to: descriptor, writer: writer)
+                let pageHashes = hashConcurrently(buffers)
+                let extra = whileWriting(pageHashes)
+                try system("write", path) { try write.wait() }
                 let size = UInt64(indices.count * Page.size + trailer.count)
-                return Written(pageHashes: pageHashes,
-                               entry: FileHashing.entry(name: path.lastComponent!.string, size: size,
-                                                        blockHashes: pageHashes + FileHashing.blockHashes(of: trailerBytes)))
+                let entry = FileHashing.entry(name: path.lastComponent!.string, size: size,
+                                              blockHashes: pageHashes + FileHashing.blockHashes(of: trailerBytes))
+                return (entry, extra)
             }
         }
+        complete = true
+        return result
     }
 }
 
-/// SHA-256 of many page buffers, split across the cores on a background queue.
+/// SHA-256 of each buffer, split across the cores.
 ///
-/// Invariant: the buffers stay valid and unchanged until `wait()` returns (callers wait before
-/// releasing them, including when their own work throws).
-private final class ConcurrentHashing: @unchecked Sendable {
-    private let buffers: [UnsafeRawBufferPointer]
-    private let hashes: UnsafeMutableBufferPointer<ContentHash>
-    private let group = DispatchGroup()
+/// - Complexity: O(bytes).
+private func hashConcurrently(_ buffers: [UnsafeRawBufferPointer]) -> [ContentHash] {
+    let hashes = UnsafeMutableBufferPointer<ContentHash>.allocate(capacity: buffers.count)
+    defer { hashes.deallocate() }
+    hashes.initialize(repeating: MemoryHashing.zeroPage)
+    nonisolated(unsafe) let output = hashes
+    nonisolated(unsafe) let buffers = buffers  // read-only while the closure runs
+    let parts = max(1, min(ProcessInfo.processInfo.activeProcessorCount, buffers.count / 64))
+    DispatchQueue.concurrentPerform(iterations: parts) { part in
+        for index in (buffers.count * part / parts)..<(buffers.count * (part + 1) / parts) { output[index] = .of(buffers[index]) }
+    }
+    return Array(hashes)
+}
 
-    init(_ buffers: [UnsafeRawBufferPointer]) {
-        self.buffers = buffers
-        hashes = .allocate(capacity: buffers.count)
-        hashes.initialize(repeating: MemoryHashing.zeroPage)
-        let parts = max(1, min(ProcessInfo.processInfo.activeProcessorCount, buffers.count / 64))
+/// A file write running on a background queue.
+///
+/// Invariant: the segments' bytes stay valid and unchanged until `wait()` returns (callers wait
+/// before releasing them, including when their own work fails).
+private final class BackgroundWrite: @unchecked Sendable {
+    private let group = DispatchGroup()
+    private var result: Result<Void, Errno> = .success(())
+
+    init(_ segments: [WriteSegment], to file: FileDescriptor, writer: any FileWriter) {
         DispatchQueue.global().async(group: group) { [self] in
-            DispatchQueue.concurrentPerform(iterations: parts) { part in hash(part: part, of: parts) }
+            result = Result { () throws(Errno) in try writeDirectlyWhenPossible(segments, to: file, writer: writer) }
         }
     }
 
-    private func hash(part: Int, of parts: Int) {
-        for index in (buffers.count * part / parts)..<(buffers.count * (part + 1) / parts) { hashes[index] = .of(buffers[index]) }
-    }
-
-    /// The hashes, in buffer order, once all are computed.
-    func wait() -> [ContentHash] {
+    /// Returns when the write has ended, throwing its error.
+    func wait() throws(Errno) {
         group.wait()
-        return Array(hashes)
+        try result.get()
     }
+}
 
-    deinit { hashes.deallocate() }
+/// Writes `segments` — pages, then one trailer segment — and syncs the file. The pages go with direct
+/// I/O when the file system supports it and every page buffer is page-aligned: the device reads them
+/// straight from the pages (no copy into the page cache, which leaves the cores to the hashing and
+/// never allocates page-cache memory for a file that is read back rarely). The trailer, whose length
+/// is not a block multiple, is written through the page cache.
+private func writeDirectlyWhenPossible(_ segments: [WriteSegment], to file: FileDescriptor, writer: any FileWriter) throws(Errno) {
+    let pages = segments.dropLast()
+    let aligned = pages.allSatisfy { Int(bitPattern: $0.bytes.baseAddress) % Page.size == 0 && $0.bytes.count % Page.size == 0 }
+    guard aligned, (try? file.setDirectIO(true)) != nil else {
+        return try writer.write(segments, to: file, sync: true)
+    }
+    try writer.write(Array(pages), to: file, sync: false)
+    try file.setDirectIO(false)
+    try writer.write([segments.last!], to: file, sync: true)
 }

@@ -16,7 +16,7 @@ extension ReplicatedState {
                 id: id, metadataHash: guest.metadata.withUnsafeBytes { ContentHash.of($0) },
                 memories: names.map { name in
                     let memory = guest.memories[name]!
-                    var cache: [PageIndex: ContentHash] = [:]
+                    var cache = PageHashCache()
                     return Manifest.Memory(name: name, sizeInPages: memory.sizeInPages, chunks: MemoryHashing.chunks(of: memory, cache: &cache))
                 })
         }

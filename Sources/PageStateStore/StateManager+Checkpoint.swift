@@ -23,14 +23,20 @@ extension StateManager {
         if let backgroundError { throw backgroundError }
         guard let state else { throw .notCommitted(height) }
         let info = try tip.withLock { (tip) throws(StoreError) in
+            // Files the previous checkpoint holds are re-verified while the flush writes new ones.
+            let reused = tip.records.values.flatMap { $0.values.flatMap(\.overlays) }.filter { $0.entry == nil }
+            let reverification = FileReverification(
+                Dictionary(reused.map { (StateDirectory.overlayName($0.id), $0.path) }) { a, _ in a },
+                previous: tip.previousManifest, reverify: reverifiedChunks(at: height))
             try flush(&tip, to: state, height: height)
-            return try writeCheckpoint(&tip, state: state, height: height)
+            return try writeCheckpoint(&tip, state: state, height: height, reverification: reverification)
         }
         commits.withLock { commits in commits.states = commits.states.filter { $0.key >= height } }
         return info
     }
 
-    private func writeCheckpoint(_ tip: inout Tip, state: ReplicatedState, height: Height) throws(StoreError) -> CheckpointInfo {
+    private func writeCheckpoint(_ tip: inout Tip, state: ReplicatedState, height: Height,
+                                 reverification: FileReverification) throws(StoreError) -> CheckpointInfo {
         let scratch = layout.scratch.appending("checkpoint-\(StateDirectory.name(of: height))")
         if (try? layout.entries(of: scratch)) != nil { try layout.removeTree(scratch) }
         try system("mkdir", scratch) { try makeDirectory(scratch) }
@@ -53,7 +59,7 @@ extension StateManager {
         let stateFile = StateFile(height: height, guests: stateGuests)
         try layout.writeNew(scratch.appending(StateFile.name), bytes: stateFile.encoded(), writer: writer)  // hashed from memory below
         step(.stateWritten)
-        let manifest = try buildManifest(&tip, state: state, stateFile: stateFile, in: scratch, height: height)
+        let manifest = try buildManifest(&tip, state: state, stateFile: stateFile, in: scratch, height: height, reverification: reverification)
         try layout.writeNew(scratch.appending(Manifest.name), bytes: manifest.encoded(), writer: writer)
         step(.manifestWritten)
         try layout.sync(scratch, writer: writer)
@@ -71,8 +77,7 @@ extension StateManager {
     /// File hashes (reusing the previous checkpoint's for the same overlays) and memory chunk hashes
     /// (recomputing only chunks written since).
     private func buildManifest(_ tip: inout Tip, state: ReplicatedState, stateFile: StateFile, in directory: FilePath,
-                               height: Height) throws(StoreError) -> Manifest {
-        let period = max(1, options.reverifyPeriod)
+                               height: Height, reverification: FileReverification) throws(StoreError) -> Manifest {
         let references = Dictionary(tip.records.values.flatMap { $0.values.flatMap(\.overlays) }.map { ($0.id, $0) }) { a, _ in a }
         let stateBytes = stateFile.encoded()
         var files = [stateBytes.withUnsafeBytes {
@@ -84,29 +89,31 @@ extension StateManager {
             // entry (overlays are immutable and never renamed), re-verifying one chunk in `period`.
             if let entry = references[id]?.entry {
                 files.append(entry)
+            } else if let entry = try reverification.entry(named: name) {
+                files.append(entry)
             } else {
                 files.append(try FileHashing.entry(
                     name: name, path: directory.appending(name), previous: tip.previousManifest?.file(named: name),
-                    reverify: { ($0 &+ Int(truncatingIfNeeded: height)) % period == 0 }))
+                    reverify: reverifiedChunks(at: height)))
             }
         }
         var guests: [Manifest.Guest] = []
         for guest in stateFile.guests {
             let guestState = state.guests[guest.id]!
             let memories = guest.memories.map { entry in
-                let memory = guestState.memories[entry.name]!
-                var record = tip.records[guest.id]![entry.name]!
-                let chunks = record.chunks.map {
-                    MemoryHashing.chunks(of: memory, previous: $0, dirty: record.dirtyChunks, cache: &record.pageHashes)
-                } ?? MemoryHashing.chunks(of: memory, cache: &record.pageHashes)
-                record.chunks = chunks
-                record.dirtyChunks = []
-                tip.records[guest.id]![entry.name] = record
+                let chunks = tip.records[guest.id]![entry.name]!.updateChunks(of: guestState.memories[entry.name]!)
                 return Manifest.Memory(name: entry.name, sizeInPages: entry.sizeInPages, chunks: chunks)
             }
             guests.append(Manifest.Guest(id: guest.id, metadataHash: guest.metadata.withUnsafeBytes { ContentHash.of($0) }, memories: memories))
         }
         return Manifest(height: height, files: files, guests: guests)
+    }
+
+    /// Which chunks of a reused file the checkpoint at `height` re-hashes: one in `reverifyPeriod`,
+    /// a different one each height.
+    private func reverifiedChunks(at height: Height) -> @Sendable (Int) -> Bool {
+        let period = max(1, options.reverifyPeriod)
+        return { ($0 &+ Int(truncatingIfNeeded: height)) % period == 0 }
     }
 
     /// After publishing: records point at the checkpoint's links, the tip's names go.

@@ -34,8 +34,8 @@ extension StateManager {
         let merged = PageMap(allocator: allocator, layers: layers)
         let indices = merged.presentIndices
         let path = layout.tip.appending(StateDirectory.overlayName(id))
-        let written = try OverlayFile.write(pages: indices, of: merged, to: path, writer: writer)
+        let (entry, _) = try OverlayFile.write(pages: indices, of: merged, to: path, writer: writer) { _ in }
         step(.mergeWritten)
-        return OverlayReference(id: id, path: path, storedPages: UInt64(indices.count), entry: written.entry)
+        return OverlayReference(id: id, path: path, storedPages: UInt64(indices.count), entry: entry)
     }
 }

@@ -22,10 +22,20 @@ struct MemoryRecord: Sendable {
     var overlays: [OverlayReference]
     /// Chunk hashes as of the last checkpoint; nil when unknown (every chunk is then hashed).
     var chunks: [Manifest.Chunk]?
-    /// Chunks written since the last checkpoint.
-    var dirtyChunks: Set<UInt64> = []
-    /// SHA-256 of pages hashed so far (written by flushes, or read for a checkpoint), by index.
-    var pageHashes: [PageIndex: ContentHash] = [:]
+    /// Page hashes computed so far (by flushes, or read for a checkpoint) and the chunks written
+    /// since the last checkpoint.
+    var hashes = PageHashCache()
+
+    /// Brings `chunks` up to `memory` (the flushed memory), rehashing the chunks written since the
+    /// last checkpoint, or every chunk when none are known; returns them.
+    ///
+    /// - Complexity: O(chunks + dirty chunks), or O(present pages) when no chunks are known.
+    mutating func updateChunks(of memory: PageMap) -> [Manifest.Chunk] {
+        let updated = chunks.map { MemoryHashing.chunks(of: memory, previous: $0, cache: &hashes) }
+            ?? MemoryHashing.chunks(of: memory, cache: &hashes)
+        chunks = updated
+        return updated
+    }
 
     /// Whether `memory`'s layers are the flushed ones (so only its delta can differ).
     func hasSameLayers(as memory: PageMap) -> Bool {

@@ -43,3 +43,49 @@ import Testing
         #expect(try run.descriptor.seals().contains(.shrink))
     }
 }
+
+@Suite struct FailedFlushTests {
+    /// A flush that fails part-way (its second overlay's name is taken) removes the overlay it did
+    /// write, and loses nothing: chunks written by an earlier flush since the last checkpoint still
+    /// reach the next checkpoint's root hash, which equals that of the committed contents.
+    @Test func failedFlushRemovesItsFilesAndLeavesNoStaleHashes() throws {
+        let directory = try TemporaryDirectory()
+        var options = StateManager.Options()
+        options.flushInBackground = false
+        options.mergeAfterFlush = false
+        let manager = try StateManager(directory: directory.path, options: options)
+        var state = ReplicatedState()
+        var model = StateModel()
+        for memory in ["heap", "stable"] {
+            try model.write(guest: 1, memory: memory, address: 0, count: 64 * Page.size, fill: 1, state: &state, allocator: manager.allocator)
+        }
+        try manager.commit(height: 1, state: state)
+        try manager.checkpoint(height: 1)
+        for (height, fill): (Height, UInt8) in [(2, 2), (3, 3)] {
+            for memory in ["heap", "stable"] {
+                try model.write(guest: 1, memory: memory, address: Int(fill) * 5 * Page.size, count: 3 * Page.size, fill: fill,
+                                state: &state, allocator: manager.allocator)
+            }
+            try manager.commit(height: height, state: state)
+        }
+        try manager.flush()  // height 3: its chunks are dirty until the next checkpoint
+
+        try model.write(guest: 1, memory: "heap", address: 40 * Page.size, count: Page.size, fill: 4, state: &state, allocator: manager.allocator)
+        try model.write(guest: 1, memory: "stable", address: 50 * Page.size, count: Page.size, fill: 4, state: &state, allocator: manager.allocator)
+        try manager.commit(height: 4, state: state)
+        let tip = directory.path.appending("tip")
+        let before = try files(of: tip)
+        let highest = try #require(try (before + files(of: directory.path.appending("checkpoints").appending("00000000000000000001")))
+            .compactMap { $0.hasSuffix(".ovl") ? UInt64($0.dropLast(4), radix: 16) : nil }.max())
+        let digits = String(highest + 2, radix: 16)  // the stable memory's overlay, after the heap's
+        let blockerName = String(repeating: "0", count: 16 - digits.count) + digits + ".ovl"
+        #expect(FileManager.default.createFile(atPath: tip.appending(blockerName).string, contents: Data()))
+        #expect(throws: StoreError.self) { try manager.checkpoint(height: 4) }
+        #expect(try files(of: tip) == (before + [blockerName]).sorted(), "the heap's overlay of the failed flush is gone")
+
+        let info = try manager.checkpoint(height: 4)
+        #expect(info.rootHash == (try model.freshState(allocator: manager.allocator).rootHash))
+        let loaded = try manager.load(height: 4, verification: .full)
+        expectEqual(loaded.state, model, "height 4")
+    }
+}
