@@ -35,7 +35,10 @@ public final class OverlayLayer: PageLayer, @unchecked Sendable {
         let fileSize = try system("stat", path) { UInt64(try descriptor.stat().size) }
         self.fileSize = fileSize
         var ranges: [OverlayFormat.Range]?
-        var tailSize = Int(min(fileSize, 65_536))
+        // The trailer starts at a page boundary: read the file's last partial page (at least the
+        // footer), then exactly the trailer when it is longer. Page bytes are never read — they may
+        // not be in the page cache (overlays are written with direct I/O).
+        var tailSize = Int(min(fileSize, UInt64(max(Int(fileSize % UInt64(Page.size)), OverlayFormat.footerSize))))
         while ranges == nil {
             let tail = try Self.readTail(descriptor, path: path, fileSize: fileSize, count: tailSize)
             switch try tail.withBytes({ bytes throws(StoreError) in
