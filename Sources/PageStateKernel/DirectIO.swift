@@ -19,5 +19,4 @@ extension FileDescriptor {
         let wanted = enabled ? flags | Int32(PS_O_DIRECT) : flags & ~Int32(PS_O_DIRECT)
         if wanted != flags { try nothingOrErrno { ps_fcntl_int(rawValue, F_SETFL, wanted) } }
     }
-
 }

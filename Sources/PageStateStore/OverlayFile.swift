@@ -11,11 +11,11 @@ enum OverlayFile {
     /// overwritten; a file this call created is removed again when writing it fails. While the write
     /// runs (on another thread), the pages are hashed on every core and `whileWriting` gets their
     /// hashes, for work that should overlap the device's. Returns the file's manifest entry, computed
-    /// from the bytes written (not read back), and what `whileWriting` returned.
+    /// from the bytes written (not read back).
     ///
     /// - Complexity: O(k) for k pages: one batched write of k pages plus the index and footer.
-    static func write<T>(pages indices: [PageIndex], of memory: PageMap, to path: FilePath, writer: any FileWriter,
-                         whileWriting: ([ContentHash]) -> T) throws(StoreError) -> (entry: Manifest.File, T) {
+    static func write(pages indices: [PageIndex], of memory: PageMap, to path: FilePath, writer: any FileWriter,
+                      whileWriting: ([ContentHash]) -> Void = { _ in }) throws(StoreError) -> Manifest.File {
         let ranges = OverlayFormat.ranges(of: indices)
         let trailer = OverlayFormat.trailer(ranges: ranges, storedPages: UInt64(indices.count))
         let descriptor = try system("create", path) {
@@ -24,22 +24,21 @@ enum OverlayFile {
         defer { try? descriptor.close() }
         var complete = false
         defer { if !complete { try? removeFileEntry(path) } }
-        let result = try memory.withPages(indices) { (buffers) throws(StoreError) -> (entry: Manifest.File, T) in
-            try trailer.withBytes { (trailerBytes) throws(StoreError) -> (entry: Manifest.File, T) in
+        let entry = try memory.withPages(indices) { (buffers) throws(StoreError) -> Manifest.File in
+            try trailer.withBytes { (trailerBytes) throws(StoreError) -> Manifest.File in
                 var segments = buffers.enumerated().map { WriteSegment(offset: UInt64($0.offset * Page.size), bytes: $0.element) }
                 segments.append(WriteSegment(offset: UInt64(indices.count * Page.size), bytes: trailerBytes))
                 let write = BackgroundWrite(segments, to: descriptor, writer: writer)
                 let pageHashes = hashConcurrently(buffers)
-                let extra = whileWriting(pageHashes)
+                whileWriting(pageHashes)
                 try system("write", path) { try write.wait() }
                 let size = UInt64(indices.count * Page.size + trailer.count)
-                let entry = FileHashing.entry(name: path.lastComponent!.string, size: size,
-                                              blockHashes: pageHashes + FileHashing.blockHashes(of: trailerBytes))
-                return (entry, extra)
+                return FileHashing.entry(name: path.lastComponent!.string, size: size,
+                                         blockHashes: pageHashes + FileHashing.blockHashes(of: trailerBytes))
             }
         }
         complete = true
-        return result
+        return entry
     }
 }
 
@@ -50,11 +49,8 @@ private func hashConcurrently(_ buffers: [UnsafeRawBufferPointer]) -> [ContentHa
     let hashes = UnsafeMutableBufferPointer<ContentHash>.allocate(capacity: buffers.count)
     defer { hashes.deallocate() }
     hashes.initialize(repeating: MemoryHashing.zeroPage)
-    nonisolated(unsafe) let output = hashes
-    nonisolated(unsafe) let buffers = buffers  // read-only while the closure runs
-    let parts = max(1, min(ProcessInfo.processInfo.activeProcessorCount, buffers.count / 64))
-    DispatchQueue.concurrentPerform(iterations: parts) { part in
-        for index in (buffers.count * part / parts)..<(buffers.count * (part + 1) / parts) { output[index] = .of(buffers[index]) }
+    forEachPartConcurrently(of: buffers.count, minimumPart: 64) { part in
+        for index in part { hashes[index] = .of(buffers[index]) }
     }
     return Array(hashes)
 }

@@ -1,6 +1,4 @@
 import Crypto
-import Dispatch
-import Foundation
 import PageStateMemory
 
 /// The SHA-256 of a memory's pages and of its manifest chunks (16 pages, `MemoryHashing.pagesPerChunk`),
@@ -71,21 +69,16 @@ struct PageHashCache: Sendable {
             }
         }
         starts.append(indices.count)
-        let chunkStarts = starts
-        let chunkEntries = touched
-        let parts = max(1, min(ProcessInfo.processInfo.activeProcessorCount, touched.count / 256))
         entries.withUnsafeMutableBufferPointer { entries in
-            nonisolated(unsafe) let entries = entries  // each chunk's entry is written by one part only
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
-                for position in (chunkEntries.count * part / parts)..<(chunkEntries.count * (part + 1) / parts) {
-                    let chunk = indices[chunkStarts[position]] / MemoryHashing.pagesPerChunk
-                    let at = chunkEntries[position]
-                    for page in chunkStarts[position]..<chunkStarts[position + 1] {
+            forEachPartConcurrently(of: touched.count, minimumPart: 256) { part in
+                for position in part {  // each chunk's entry is written by its part only
+                    let at = touched[position]
+                    for page in starts[position]..<starts[position + 1] {
                         let slot = Int(indices[page] % MemoryHashing.pagesPerChunk)
                         entries[at].hashes[slot] = hashes[page]
                         entries[at].known |= 1 << slot
                     }
-                    entries[at].complete(chunk: chunk, of: memory)
+                    entries[at].complete(chunk: indices[starts[position]] / MemoryHashing.pagesPerChunk, of: memory)
                 }
             }
         }

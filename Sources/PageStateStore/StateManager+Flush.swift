@@ -20,7 +20,6 @@ extension StateManager {
 
     /// Brings the files to `state`: for every memory, one overlay holding the pages that differ from
     /// what was last flushed (in either direction — a flush to an older height writes its pages back).
-    ///
     /// A flush that fails removes the overlays it wrote and leaves the records as they were, except
     /// that memories it reached lose their cached hashes (the next checkpoint rehashes them).
     ///
@@ -29,46 +28,13 @@ extension StateManager {
     func flush(_ tip: inout Tip, to state: ReplicatedState, height: Height) throws(StoreError) {
         if tip.flushedHeight == height { return }
         var records: [GuestID: [String: MemoryRecord]] = [:]
-        // Overlays this flush wrote, removed again if it fails: their pages are written again next time.
-        var created: [FilePath] = []
+        var created: [FilePath] = []  // removed again if the flush fails: their pages are written next time
         do throws(StoreError) {
             // In canonical order, so the same history gives the same overlay ids and files everywhere.
             for guest in state.guests.keys.sorted() {
                 let memories = state.guests[guest]!.memories
                 for name in memories.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
-                    let memory = memories[name]!
-                    var record: MemoryRecord
-                    let changed: [PageIndex]
-                    // Overlays only ever add pages to a memory's files: a memory that is smaller than what
-                    // was flushed (its guest removed and recreated, or a flush back to an older height) is
-                    // rewritten whole, since its old overlays hold pages beyond its new size.
-                    if let flushed = tip.records[guest]?[name], flushed.hasSameLayers(as: memory),
-                       memory.sizeInPages >= flushed.sizeInPages {
-                        changed = memory.delta.changedIndices(comparedTo: flushed.delta)
-                        record = flushed
-                        // The hash cache moves out of `tip`, so the flush updates it in place (a shared
-                        // one would be copied whole). A flush that fails leaves this memory with no cache
-                        // and no chunk hashes: the next checkpoint hashes it again, never anything stale.
-                        tip.records[guest]![name]!.hashes = PageHashCache()
-                        tip.records[guest]![name]!.chunks = nil
-                    } else {
-                        record = MemoryRecord(layers: [], delta: PageDelta(), sizeInPages: 0, overlays: [], chunks: nil)
-                        changed = memory.presentIndices
-                    }
-                    if !changed.isEmpty {
-                        let id = tip.takeOverlayID()
-                        let path = layout.tip.appending(StateDirectory.overlayName(id))
-                        let (entry, _) = try OverlayFile.write(pages: changed, of: memory, to: path, writer: writer) {
-                            record.hashes.record(writing: changed, hashes: $0, of: memory)
-                        }
-                        created.append(path)
-                        step(.overlayWritten)
-                        record.overlays.append(OverlayReference(id: id, path: path, storedPages: UInt64(changed.count), entry: entry))
-                    }
-                    record.layers = memory.layers
-                    record.delta = memory.delta
-                    record.sizeInPages = memory.sizeInPages
-                    records[guest, default: [:]][name] = record
+                    records[guest, default: [:]][name] = try flush(memories[name]!, guest: guest, name: name, tip: &tip, created: &created)
                 }
             }
         } catch {
@@ -85,4 +51,40 @@ extension StateManager {
         tip.flushedHeight = height
     }
 
+    /// The record of `memory` after writing the pages that differ from its flushed version (or all of
+    /// them) to a new overlay in tip/, whose path is appended to `created`.
+    private func flush(_ memory: PageMap, guest: GuestID, name: String, tip: inout Tip,
+                       created: inout [FilePath]) throws(StoreError) -> MemoryRecord {
+        var record: MemoryRecord
+        let changed: [PageIndex]
+        // Overlays only ever add pages to a memory's files: a memory that is smaller than what was
+        // flushed (its guest removed and recreated, or a flush back to an older height) is rewritten
+        // whole, since its old overlays hold pages beyond its new size.
+        if let flushed = tip.records[guest]?[name], flushed.hasSameLayers(as: memory), memory.sizeInPages >= flushed.sizeInPages {
+            changed = memory.delta.changedIndices(comparedTo: flushed.delta)
+            record = flushed
+            // The hash cache moves out of `tip`, so the flush updates it in place (a shared one would
+            // be copied whole). A flush that fails leaves this memory with no cache and no chunk
+            // hashes: the next checkpoint hashes it again, never anything stale.
+            tip.records[guest]![name]!.hashes = PageHashCache()
+            tip.records[guest]![name]!.chunks = nil
+        } else {
+            record = MemoryRecord(layers: [], delta: PageDelta(), sizeInPages: 0, overlays: [], chunks: nil)
+            changed = memory.presentIndices
+        }
+        if !changed.isEmpty {
+            let id = tip.takeOverlayID()
+            let path = layout.tip.appending(StateDirectory.overlayName(id))
+            let entry = try OverlayFile.write(pages: changed, of: memory, to: path, writer: writer) {
+                record.hashes.record(writing: changed, hashes: $0, of: memory)
+            }
+            created.append(path)
+            step(.overlayWritten)
+            record.overlays.append(OverlayReference(id: id, path: path, storedPages: UInt64(changed.count), entry: entry))
+        }
+        record.layers = memory.layers
+        record.delta = memory.delta
+        record.sizeInPages = memory.sizeInPages
+        return record
+    }
 }

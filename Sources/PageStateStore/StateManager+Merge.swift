@@ -34,7 +34,7 @@ extension StateManager {
         let merged = PageMap(allocator: allocator, layers: layers)
         let indices = merged.presentIndices
         let path = layout.tip.appending(StateDirectory.overlayName(id))
-        let (entry, _) = try OverlayFile.write(pages: indices, of: merged, to: path, writer: writer) { _ in }
+        let entry = try OverlayFile.write(pages: indices, of: merged, to: path, writer: writer)
         step(.mergeWritten)
         return OverlayReference(id: id, path: path, storedPages: UInt64(indices.count), entry: entry)
     }
