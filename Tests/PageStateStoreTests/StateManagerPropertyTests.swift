@@ -60,7 +60,10 @@ enum StoreOperation: CustomStringConvertible, Sendable {
     @Test(.shrinking)
     func historiesMatchTheModel() async throws {
         await propertyCheck(count: 150, input: StoreOperation.generator.array(of: 0...40)) { operations in
-            do { try Self.run(operations) } catch { Issue.record("\(error)") }
+            do { try Self.run(operations) } catch {
+                print("state-manager history failed: \(error)")  // the property checker reports only the input
+                Issue.record("\(error)")
+            }
         }
     }
 
