@@ -16,6 +16,7 @@ const unsigned long PS_UFFDIO_WRITEPROTECT = UFFDIO_WRITEPROTECT;
 const unsigned long PS_PAGEMAP_SCAN = _IOWR('f', 16, struct ps_pm_scan_arg);
 
 int ps_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
+int ps_fcntl_ptr(int fd, int cmd, void *arg) { return fcntl(fd, cmd, arg); }
 int ps_ioctl_ptr(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
 int ps_memfd_create(const char *name, unsigned int flags) { return (int)syscall(SYS_memfd_create, name, flags); }
 int ps_fallocate(int fd, int mode, off_t offset, off_t len) { return fallocate(fd, mode, offset, len); }

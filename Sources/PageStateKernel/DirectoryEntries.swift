@@ -1,3 +1,4 @@
+import CPageState
 import SystemPackage
 
 #if canImport(Glibc)
@@ -33,11 +34,19 @@ public func removeFileEntry(_ path: FilePath) throws(Errno) {
 }
 
 extension FileDescriptor {
-    /// Takes an exclusive advisory lock on the open file without waiting; held until the descriptor
-    /// closes (or the process dies).
+    /// Takes an exclusive (write) record lock on the whole file without waiting.
     ///
-    /// The corresponding C function is `flock(fd, LOCK_EX | LOCK_NB)`; `EWOULDBLOCK` means another holder.
-    public func lockExclusively() throws(Errno) {
-        try nothingOrErrno { flock(rawValue, LOCK_EX | LOCK_NB) }
+    /// The lock belongs to the calling process: it is not inherited by children (so a child
+    /// forked for `posix_spawn` between `fork` and `exec` cannot keep it alive, as it can a
+    /// `flock`), it does not exclude other descriptors of the same process, and it is dropped when
+    /// the process closes *any* descriptor of the file or exits.
+    ///
+    /// The corresponding C function is `fcntl(fd, F_SETLK, &lock)` with `F_WRLCK` from offset 0 to
+    /// the end; `EAGAIN` or `EACCES` mean another process holds a lock on it.
+    public func lockRecordExclusively() throws(Errno) {
+        var lock = Glibc.flock()
+        lock.l_type = Int16(F_WRLCK)
+        lock.l_whence = Int16(SEEK_SET)
+        try nothingOrErrno { ps_fcntl_ptr(rawValue, F_SETLK, &lock) }
     }
 }

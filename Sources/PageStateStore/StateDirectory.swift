@@ -4,7 +4,7 @@ import SystemPackage
 
 /// The layout of a state directory (design/state-manager.md):
 ///
-///     DIR/LOCK                       held (flock) by the one manager using the directory
+///     DIR/LOCK                       held (a record lock) by the one manager using the directory
 ///     DIR/checkpoints/<height>/      complete checkpoints: STATE, MANIFEST, <id>.ovl (hard links)
 ///     DIR/tip/<id>.ovl               overlays flushed since the last checkpoint
 ///     DIR/scratch/                   checkpoints being built and checkpoints being deleted

@@ -78,7 +78,7 @@ public final class StateManager: Sendable {
     let layout: StateDirectory
     let options: Options
     let pins = CheckpointPins()
-    private let lockDescriptor: FileDescriptor
+    private let lock: DirectoryLock
     let background = DispatchQueue(label: "pagestate.state-manager")
     /// Commits and errors; locked briefly.
     let commits = Mutex(Commits())
@@ -102,45 +102,29 @@ public final class StateManager: Sendable {
         let layout = StateDirectory(root: directory)
         self.layout = layout
         try layout.create()
-        let lock = try system("open", layout.lock) {
-            try FileDescriptor.open(layout.lock, .readWrite, options: [.create, .closeOnExec], permissions: [.ownerReadWrite])
-        }
-        do { try lock.lockExclusively() } catch {
-            try? lock.close()
-            if error == .wouldBlock { throw .directoryLocked(path: directory.string) }
-            throw .system(operation: "flock", path: layout.lock.string, error)
-        }
-        lockDescriptor = lock
+        lock = try DirectoryLock(layout.lock, directory: directory)
         do throws(PageAllocatorError) {
             if let given = options.allocator { allocator = given } else { allocator = try PageAllocator() }
         } catch {
-            try? lock.close()
-            throw .allocator(error)
+            throw .allocator(error)  // the lock is released with the partly initialized manager
         }
         let writer = options.writer ?? FileWriters.best()
         self.writer = writer
-        do {
-            let removedScratch = try layout.entries(of: layout.scratch)
-            for entry in removedScratch { try layout.removeTree(layout.scratch.appending(entry)) }
-            let removedTip = try layout.entries(of: layout.tip)
-            for entry in removedTip { try layout.removeTree(layout.tip.appending(entry)) }
-            try layout.sync(layout.scratch, writer: writer)
-            try layout.sync(layout.tip, writer: writer)
-            recovery = Recovery(removedScratchEntries: removedScratch, removedTipFiles: removedTip)
-            var nextOverlay: UInt64 = 1
-            for height in try layout.checkpointHeights() {
-                for name in try layout.entries(of: layout.checkpoint(height)) {
-                    if let id = StateDirectory.overlayID(fromName: name) { nextOverlay = max(nextOverlay, id + 1) }
-                }
+        let removedScratch = try layout.entries(of: layout.scratch)
+        for entry in removedScratch { try layout.removeTree(layout.scratch.appending(entry)) }
+        let removedTip = try layout.entries(of: layout.tip)
+        for entry in removedTip { try layout.removeTree(layout.tip.appending(entry)) }
+        try layout.sync(layout.scratch, writer: writer)
+        try layout.sync(layout.tip, writer: writer)
+        recovery = Recovery(removedScratchEntries: removedScratch, removedTipFiles: removedTip)
+        var nextOverlay: UInt64 = 1
+        for height in try layout.checkpointHeights() {
+            for name in try layout.entries(of: layout.checkpoint(height)) {
+                if let id = StateDirectory.overlayID(fromName: name) { nextOverlay = max(nextOverlay, id + 1) }
             }
-            tip = Mutex(Tip(nextOverlayID: nextOverlay))
-        } catch {
-            try? lock.close()
-            throw error
         }
+        tip = Mutex(Tip(nextOverlayID: nextOverlay))
     }
-
-    deinit { try? lockDescriptor.close() }
 
     /// Records `state` as height `height` (in memory) and schedules a background flush.
     ///

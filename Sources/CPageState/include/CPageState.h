@@ -60,6 +60,8 @@ extern const unsigned long PS_PAGEMAP_SCAN;
 // MARK: shims for variadic functions
 /// `fcntl(fd, cmd, arg)` with an integer argument.
 int ps_fcntl_int(int fd, int cmd, int arg);
+/// `fcntl(fd, cmd, arg)` with a pointer argument.
+int ps_fcntl_ptr(int fd, int cmd, void *arg);
 /// `ioctl(fd, request, arg)` with a pointer argument.
 int ps_ioctl_ptr(int fd, unsigned long request, void *arg);
 /// `syscall(SYS_memfd_create, name, flags)`.
