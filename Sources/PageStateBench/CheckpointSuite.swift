@@ -9,36 +9,54 @@ import SystemPackage
 /// checkpoint, through io_uring and through pwrite, next to the device floor — a sequential write
 /// and fsync of the same bytes — measured in the same run; manifest hashing; loading many guests.
 public enum CheckpointSuite {
-    public static func run(directory: FilePath, dirtyCounts: [Int] = [4096, 65_536], guests: Int = 10_000) throws -> BenchReport {
+    public static func run(directory: FilePath, dirtyCounts: [Int] = [4096, 65_536], guests: Int = 10_000, rounds: Int = 5) throws -> BenchReport {
         var report = BenchReport(suite: "checkpoint")
         let allocator = try PageAllocator(options: .init(backing: .memfd(name: "pagestate-bench-checkpoint")))
         let kinds = FileWriterKind.allCases.filter { (try? FileWriters.make($0)) != nil }
-        for count in dirtyCounts {
-            let mebibytes = Double(count * Page.size) / 1_048_576
-            let sequential = try TrackingSuite.median(3) { try sequentialWriteSeconds(bytes: count * Page.size, in: directory) }
-            report.figures["sequential_mib_per_s_at_\(count)"] = mebibytes / sequential
-            for kind in kinds {
-                let seconds = try TrackingSuite.median(3) { try checkpointSeconds(dirtyPages: count, writer: FileWriters.make(kind), allocator: allocator, in: directory) }
-                report.figures["flush_\(kind == .ioUring ? "uring" : "pwrite")_mib_per_s_at_\(count)"] = mebibytes / seconds
-            }
-        }
         let headline = dirtyCounts.max()!
         let best = FileWriters.best().kind == .ioUring ? "uring" : "pwrite"
+        for count in dirtyCounts {
+            // Rounds interleave the floor and the flushes, so that each round's ratio compares
+            // measurements taken moments apart: the device's throughput drifts by 2x over minutes.
+            var sequential: [Double] = []
+            var direct: [Double] = []
+            var flushes: [FileWriterKind: [Double]] = [:]
+            for _ in 0..<rounds {
+                sequential.append(try sequentialWriteSeconds(bytes: count * Page.size, direct: false, in: directory))
+                direct.append(try sequentialWriteSeconds(bytes: count * Page.size, direct: true, in: directory))
+                for kind in kinds {
+                    flushes[kind, default: []].append(try checkpointSeconds(dirtyPages: count, writer: FileWriters.make(kind), allocator: allocator, in: directory))
+                }
+            }
+            let mebibytes = Double(count * Page.size) / 1_048_576
+            report.figures["sequential_mib_per_s_at_\(count)"] = mebibytes / TrackingSuite.middle(sequential)
+            report.figures["sequential_direct_mib_per_s_at_\(count)"] = mebibytes / TrackingSuite.middle(direct)
+            for kind in kinds {
+                let name = kind == .ioUring ? "uring" : "pwrite"
+                report.figures["flush_\(name)_mib_per_s_at_\(count)"] = mebibytes / TrackingSuite.middle(flushes[kind]!)
+                if name == best {
+                    let ratios = zip(sequential, flushes[kind]!).map { $0 / $1 }
+                    report.figures["flush_vs_sequential_at_\(count)"] = TrackingSuite.middle(ratios)
+                    report.figures["flush_vs_sequential_direct_at_\(count)"] = TrackingSuite.middle(zip(direct, flushes[kind]!).map { $0 / $1 })
+                }
+            }
+        }
         report.figures["flush_mib_per_s"] = report.figures["flush_\(best)_mib_per_s_at_\(headline)"]
         report.figures["sequential_mib_per_s"] = report.figures["sequential_mib_per_s_at_\(headline)"]
-        report.figures["flush_vs_sequential"] = report.figures["flush_mib_per_s"]! / report.figures["sequential_mib_per_s"]!
+        report.figures["flush_vs_sequential"] = report.figures["flush_vs_sequential_at_\(headline)"]
+        report.figures["flush_vs_sequential_direct"] = report.figures["flush_vs_sequential_direct_at_\(headline)"]
         report.figures["hash_mib_per_s"] = hashMebibytesPerSecond()
         report.figures["load_\(guests)_guests_ms"] = try loadMilliseconds(guests: guests, allocator: allocator, in: directory)
         report.notes = [
             "flush = commit + checkpoint of a height whose only change is N scattered dirty pages of a 16N-page memory (the second checkpoint: steady state, hashes reused), \(best) is the default writer",
-            "sequential = one pwrite of the same bytes into a new file + fsync, the device floor",
-            "each flush/sequential figure is the median of 3; files in \(directory)",
+            "sequential = one pwrite of the same bytes into a new file + fsync, the device floor; sequential_direct = the same with O_DIRECT (no page-cache copy), as the flush writes its pages",
+            "\(rounds) rounds, each a sequential write then a flush per writer; MiB/s figures are medians of the rounds, flush_vs_sequential the median of the rounds' ratios; files in \(directory)",
         ]
         return report
     }
 
-    /// A new file written with one pwrite loop, then fsynced.
-    static func sequentialWriteSeconds(bytes: Int, in directory: FilePath) throws -> Double {
+    /// A new file written with one pwrite loop (with O_DIRECT when `direct`), then fsynced.
+    static func sequentialWriteSeconds(bytes: Int, direct: Bool, in directory: FilePath) throws -> Double {
         let path = directory.appending("sequential-\(UInt64.random(in: 0...UInt64.max))")
         defer { try? removeFileEntry(path) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes, alignment: Page.size)
@@ -46,6 +64,7 @@ public enum CheckpointSuite {
         for offset in stride(from: 0, to: bytes, by: 8) { buffer.storeBytes(of: UInt64(offset) &* 0x9E37_79B9, toByteOffset: offset, as: UInt64.self) }
         let file = try FileDescriptor.open(path, .writeOnly, options: [.create, .exclusiveCreate], permissions: .ownerReadWrite)
         defer { try? file.close() }
+        if direct { try file.setDirectIO(true) }
         let writer = try FileWriters.make(.pwrite)
         let start = ContinuousClock.now
         try writer.write([WriteSegment(offset: 0, bytes: UnsafeRawBufferPointer(buffer))], to: file, sync: true)

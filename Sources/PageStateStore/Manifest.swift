@@ -60,24 +60,16 @@ struct Manifest: Hashable, Sendable {
     /// SHA-256 of a domain tag and the encoded state part.
     let rootHash: ContentHash
 
-    init(height: Height, files: [File], guests: [Guest]) {
-        self.height = height
-        self.files = files.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
-        self.guests = guests
-        var writer = ByteWriter()
-        Self.encode(guests: guests, into: &writer)
-        rootHash = writer.bytes.withUnsafeBytes { Self.rootHash(ofStatePart: $0) }
+    private init(height: Height, sortedFiles: [File], guests: [Guest], rootHash: ContentHash) {
+        (self.height, files, self.guests, self.rootHash) = (height, sortedFiles, guests, rootHash)
     }
 
-    /// The root hash of an encoded state part.
-    private static func rootHash(ofStatePart bytes: UnsafeRawBufferPointer) -> ContentHash {
-        var hasher = SHA256()
-        hasher.update(data: Array("PageState state v1".utf8))
-        hasher.update(bufferPointer: bytes)
-        return ContentHash(hasher.finalize())
-    }
-
-    func encoded() -> [UInt8] {
+    /// The manifest of `files` (any order) and `guests` at `height`, and its file bytes — encoded
+    /// once, the root hash taken from the encoded state part.
+    ///
+    /// - Complexity: O(bytes).
+    static func encoding(height: Height, files: [File], guests: [Guest]) -> (manifest: Manifest, bytes: [UInt8]) {
+        let files = files.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
         var writer = ByteWriter()
         writer.append(Self.magic)
         writer.append(Self.version)
@@ -93,10 +85,20 @@ struct Manifest: Hashable, Sendable {
             for chunk in file.chunks { writer.append(chunk) }
             writer.append(file.hash)
         }
+        let statePart = writer.bytes.count
         Self.encode(guests: guests, into: &writer)
+        let rootHash = writer.bytes.withUnsafeBytes { Self.rootHash(ofStatePart: UnsafeRawBufferPointer(rebasing: $0[statePart...])) }
         writer.append(rootHash)
         writer.appendChecksum()
-        return writer.bytes
+        return (Manifest(height: height, sortedFiles: files, guests: guests, rootHash: rootHash), writer.bytes)
+    }
+
+    /// The root hash of an encoded state part.
+    private static func rootHash(ofStatePart bytes: UnsafeRawBufferPointer) -> ContentHash {
+        var hasher = SHA256()
+        hasher.update(data: Array("PageState state v1".utf8))
+        hasher.update(bufferPointer: bytes)
+        return ContentHash(hasher.finalize())
     }
 
     private static func encode(guests: [Guest], into writer: inout ByteWriter) {

@@ -16,8 +16,6 @@ enum OverlayFile {
     /// - Complexity: O(k) for k pages: one batched write of k pages plus the index and footer.
     static func write(pages indices: [PageIndex], of memory: PageMap, to path: FilePath, writer: any FileWriter,
                       whileWriting: ([ContentHash]) -> Void = { _ in }) throws(StoreError) -> Manifest.File {
-        let ranges = OverlayFormat.ranges(of: indices)
-        let trailer = OverlayFormat.trailer(ranges: ranges, storedPages: UInt64(indices.count))
         let descriptor = try system("create", path) {
             try FileDescriptor.open(path, .writeOnly, options: [.create, .exclusiveCreate, .closeOnExec], permissions: [.ownerReadWrite, .groupRead, .otherRead])
         }
@@ -25,16 +23,19 @@ enum OverlayFile {
         var complete = false
         defer { if !complete { try? removeFileEntry(path) } }
         let entry = try memory.withPages(indices) { (buffers) throws(StoreError) -> Manifest.File in
-            try trailer.withBytes { (trailerBytes) throws(StoreError) -> Manifest.File in
-                var segments = buffers.enumerated().map { WriteSegment(offset: UInt64($0.offset * Page.size), bytes: $0.element) }
-                segments.append(WriteSegment(offset: UInt64(indices.count * Page.size), bytes: trailerBytes))
-                let write = BackgroundWrite(segments, to: descriptor, writer: writer)
+            // The pages go first; the trailer (index and footer) is built while they are written.
+            let write = BackgroundWrite(
+                pages: buffers.enumerated().map { WriteSegment(offset: UInt64($0.offset * Page.size), bytes: $0.element) },
+                to: descriptor, writer: writer)
+            let trailer = OverlayFormat.trailer(ranges: OverlayFormat.ranges(of: indices), storedPages: UInt64(indices.count))
+            return try trailer.withBytes { (trailerBytes) throws(StoreError) -> Manifest.File in
+                write.finish(with: WriteSegment(offset: UInt64(indices.count * Page.size), bytes: trailerBytes))
                 let pageHashes = hashConcurrently(buffers)
                 whileWriting(pageHashes)
+                let entry = FileHashing.entry(name: path.lastComponent!.string, size: UInt64(indices.count * Page.size + trailer.count),
+                                              blockHashes: pageHashes + FileHashing.blockHashes(of: trailerBytes))
                 try system("write", path) { try write.wait() }
-                let size = UInt64(indices.count * Page.size + trailer.count)
-                return FileHashing.entry(name: path.lastComponent!.string, size: size,
-                                         blockHashes: pageHashes + FileHashing.blockHashes(of: trailerBytes))
+                return entry
             }
         }
         complete = true
@@ -42,31 +43,45 @@ enum OverlayFile {
     }
 }
 
-/// SHA-256 of each buffer, split across the cores.
+/// SHA-256 of each buffer, split across the cores but one, which is left to the write the hashing
+/// overlaps (measured on 2 cores: hashing on both slowed the write down more than it gained).
 ///
 /// - Complexity: O(bytes).
 private func hashConcurrently(_ buffers: [UnsafeRawBufferPointer]) -> [ContentHash] {
     let hashes = UnsafeMutableBufferPointer<ContentHash>.allocate(capacity: buffers.count)
     defer { hashes.deallocate() }
     hashes.initialize(repeating: MemoryHashing.zeroPage)
-    forEachPartConcurrently(of: buffers.count, minimumPart: 64) { part in
+    forEachPartConcurrently(of: buffers.count, minimumPart: 64, sparedCores: 1) { part in
         for index in part { hashes[index] = .of(buffers[index]) }
     }
     return Array(hashes)
 }
 
-/// A file write running on a background queue.
+/// A file write running on a background queue: the pages as soon as it starts, then the trailer
+/// the caller hands over, then a sync.
 ///
-/// Invariant: the segments' bytes stay valid and unchanged until `wait()` returns (callers wait
-/// before releasing them, including when their own work fails).
+/// Invariants: the caller calls `finish(with:)` exactly once, before `wait()` (the background job
+/// waits for it); the segments' bytes stay valid and unchanged until `wait()` returns (callers wait
+/// before releasing them, including when their own work fails); `trailer` is written before
+/// `trailerReady` is signalled and read only after.
 private final class BackgroundWrite: @unchecked Sendable {
     private let group = DispatchGroup()
+    private let trailerReady = DispatchSemaphore(value: 0)
+    private var trailer: WriteSegment?
     private var result: Result<Void, Errno> = .success(())
 
-    init(_ segments: [WriteSegment], to file: FileDescriptor, writer: any FileWriter) {
+    init(pages: [WriteSegment], to file: FileDescriptor, writer: any FileWriter) {
         DispatchQueue.global().async(group: group) { [self] in
-            result = Result { () throws(Errno) in try writeDirectlyWhenPossible(segments, to: file, writer: writer) }
+            let written = Result { () throws(Errno) in try writeDirectlyWhenPossible(pages, to: file, writer: writer) }
+            trailerReady.wait()
+            result = written.flatMap { _ in Result { () throws(Errno) in try writer.write([trailer!], to: file, sync: true) } }
         }
+    }
+
+    /// Hands over the trailer, written after the pages.
+    func finish(with trailer: WriteSegment) {
+        self.trailer = trailer
+        trailerReady.signal()
     }
 
     /// Returns when the write has ended, throwing its error.
@@ -76,18 +91,16 @@ private final class BackgroundWrite: @unchecked Sendable {
     }
 }
 
-/// Writes `segments` — pages, then one trailer segment — and syncs the file. The pages go with direct
-/// I/O when the file system supports it and every page buffer is page-aligned: the device reads them
-/// straight from the pages (no copy into the page cache, which leaves the cores to the hashing and
-/// never allocates page-cache memory for a file that is read back rarely). The trailer, whose length
-/// is not a block multiple, is written through the page cache.
-private func writeDirectlyWhenPossible(_ segments: [WriteSegment], to file: FileDescriptor, writer: any FileWriter) throws(Errno) {
-    let pages = segments.dropLast()
+/// Writes `pages`, unsynced. They go with direct I/O when the file system supports it and every
+/// page buffer is page-aligned: the device reads them straight from the pages (no copy into the
+/// page cache, which leaves the cores to the hashing and never allocates page-cache memory for a
+/// file that is read back rarely). The trailer, whose length is not a block multiple, follows
+/// through the page cache.
+private func writeDirectlyWhenPossible(_ pages: [WriteSegment], to file: FileDescriptor, writer: any FileWriter) throws(Errno) {
     let aligned = pages.allSatisfy { Int(bitPattern: $0.bytes.baseAddress) % Page.size == 0 && $0.bytes.count % Page.size == 0 }
     guard aligned, (try? file.setDirectIO(true)) != nil else {
-        return try writer.write(segments, to: file, sync: true)
+        return try writer.write(pages, to: file, sync: false)
     }
-    try writer.write(Array(pages), to: file, sync: false)
+    try writer.write(pages, to: file, sync: false)
     try file.setDirectIO(false)
-    try writer.write([segments.last!], to: file, sync: true)
 }

@@ -5,7 +5,7 @@ extension ReplicatedState {
     /// their metadata and the bytes of their memories only.
     ///
     /// - Complexity: O(bytes held) — every present page is hashed.
-    public var rootHash: ContentHash { Manifest(height: 0, files: [], guests: manifestGuests()).rootHash }
+    public var rootHash: ContentHash { Manifest.encoding(height: 0, files: [], guests: manifestGuests()).manifest.rootHash }
 
     /// The state part of a manifest, every chunk hashed.
     func manifestGuests() -> [Manifest.Guest] {

@@ -59,8 +59,8 @@ extension StateManager {
         let stateFile = StateFile(height: height, guests: stateGuests)
         try layout.writeNew(scratch.appending(StateFile.name), bytes: stateFile.encoded(), writer: writer)  // hashed from memory below
         step(.stateWritten)
-        let manifest = try buildManifest(&tip, state: state, stateFile: stateFile, in: scratch, height: height, reverification: reverification)
-        try layout.writeNew(scratch.appending(Manifest.name), bytes: manifest.encoded(), writer: writer)
+        let (manifest, manifestBytes) = try buildManifest(&tip, state: state, stateFile: stateFile, in: scratch, height: height, reverification: reverification)
+        try layout.writeNew(scratch.appending(Manifest.name), bytes: manifestBytes, writer: writer)
         step(.manifestWritten)
         try layout.sync(scratch, writer: writer)
         step(.checkpointSynced)
@@ -74,10 +74,10 @@ extension StateManager {
                               overlayBytes: manifest.files.filter { $0.name != StateFile.name }.reduce(0) { $0 + $1.size })
     }
 
-    /// File hashes (reusing the previous checkpoint's for the same overlays) and memory chunk hashes
-    /// (recomputing only chunks written since).
+    /// The manifest and its bytes: file hashes (reusing the previous checkpoint's for the same
+    /// overlays) and memory chunk hashes (recomputing only chunks written since).
     private func buildManifest(_ tip: inout Tip, state: ReplicatedState, stateFile: StateFile, in directory: FilePath,
-                               height: Height, reverification: FileReverification) throws(StoreError) -> Manifest {
+                               height: Height, reverification: FileReverification) throws(StoreError) -> (Manifest, [UInt8]) {
         let references = Dictionary(tip.records.values.flatMap { $0.values.flatMap(\.overlays) }.map { ($0.id, $0) }) { a, _ in a }
         let stateBytes = stateFile.encoded()
         var files = [stateBytes.withUnsafeBytes {
@@ -106,7 +106,7 @@ extension StateManager {
             }
             guests.append(Manifest.Guest(id: guest.id, metadataHash: guest.metadata.withUnsafeBytes { ContentHash.of($0) }, memories: memories))
         }
-        return Manifest(height: height, files: files, guests: guests)
+        return Manifest.encoding(height: height, files: files, guests: guests)
     }
 
     /// Which chunks of a reused file the checkpoint at `height` re-hashes: one in `reverifyPeriod`,

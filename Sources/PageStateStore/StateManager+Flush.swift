@@ -76,7 +76,10 @@ extension StateManager {
             let id = tip.takeOverlayID()
             let path = layout.tip.appending(StateDirectory.overlayName(id))
             let entry = try OverlayFile.write(pages: changed, of: memory, to: path, writer: writer) {
+                // While the pages go to the device: the manifest's chunk hashes, so that a checkpoint
+                // finds them up to date.
                 record.hashes.record(writing: changed, hashes: $0, of: memory)
+                _ = record.updateChunks(of: memory)
             }
             created.append(path)
             step(.overlayWritten)
