@@ -14,8 +14,8 @@ import SystemPackage
 ///
 /// Invariants: a lock file in `held` is open exactly once in this process (by its holder) — another
 /// descriptor's close would drop the process's record lock — so `init` checks `held` before
-/// opening, under `held`'s mutex (assuming nothing else renames lock files in the meantime);
-/// `descriptor` stays open until `deinit`.
+/// opening, under `held`'s mutex; `descriptor` stays open until `deinit`. Like any lock file, it
+/// protects only while nobody removes or replaces `DIR/LOCK` behind the holder's back.
 final class DirectoryLock: Sendable {
     private struct FileIdentity: Hashable {
         var device: UInt64
