@@ -23,7 +23,8 @@ extension StateManager {
     /// A flush that fails removes the overlays it wrote and leaves the records as they were, except
     /// that memories it reached lose their cached hashes (the next checkpoint rehashes them).
     ///
-    /// - Complexity: O(changed pages × log n) per memory whose layers are unchanged; a memory whose
+    /// - Complexity: O(changed pages × log n) per memory whose layers are unchanged, plus merging its
+    ///   dirty chunks into its manifest chunk list (O(chunks), while the write runs); a memory whose
     ///   layers changed (built elsewhere) or that shrank is rewritten whole.
     func flush(_ tip: inout Tip, to state: ReplicatedState, height: Height) throws(StoreError) {
         if tip.flushedHeight == height { return }

@@ -78,6 +78,7 @@ public final class StateManager: Sendable {
     let layout: StateDirectory
     let options: Options
     let pins = CheckpointPins()
+    /// Held for the manager's lifetime: no other manager opens the directory meanwhile.
     private let lock: DirectoryLock
     let background = DispatchQueue(label: "pagestate.state-manager")
     /// Commits and errors; locked briefly.
