@@ -30,27 +30,17 @@ enum FileHashing {
         }
     }
 
-    /// Hashes the file at `path`. When `previous` (the same immutable file's entry in the previous
-    /// checkpoint) has the same size, its chunk hashes are reused, except those `reverify` selects,
-    /// which are recomputed and must match.
+    /// Hashes the whole file at `path`.
     ///
-    /// - Throws: `.hashMismatch` when a re-verified chunk changed, `.system`, `.missingFile`.
-    /// - Complexity: O(bytes hashed): all of a new file, the re-verified chunks of a reused one.
-    static func entry(name: String, path: FilePath, previous: Manifest.File?, reverify: (Int) -> Bool) throws(StoreError) -> Manifest.File {
+    /// - Throws: `.system`, `.missingFile`, `.malformedFile` when it shrinks while being read.
+    /// - Complexity: O(bytes).
+    static func entry(name: String, path: FilePath) throws(StoreError) -> Manifest.File {
         try withFile(path) { (file, size) throws(StoreError) in
-            guard let previous, previous.size == size else {
-                let count = (Int(size) + Manifest.fileChunkBytes - 1) / Manifest.fileChunkBytes
-                var chunks: [ContentHash] = []
-                chunks.reserveCapacity(count)
-                for chunk in 0..<count { chunks.append(try hash(chunk: chunk, of: file, size: size, path: path)) }
-                return Manifest.File(name: name, size: size, chunks: chunks)
-            }
-            for chunk in previous.chunks.indices where reverify(chunk) {
-                guard try hash(chunk: chunk, of: file, size: size, path: path) == previous.chunks[chunk] else {
-                    throw .hashMismatch(path: path.string, offset: UInt64(chunk * Manifest.fileChunkBytes))
-                }
-            }
-            return Manifest.File(name: name, size: size, chunks: previous.chunks)
+            let count = (Int(size) + Manifest.fileChunkBytes - 1) / Manifest.fileChunkBytes
+            var chunks: [ContentHash] = []
+            chunks.reserveCapacity(count)
+            for chunk in 0..<count { chunks.append(try hash(chunk: chunk, of: file, size: size, path: path)) }
+            return Manifest.File(name: name, size: size, chunks: chunks)
         }
     }
 
@@ -58,16 +48,41 @@ enum FileHashing {
     ///
     /// - Complexity: O(bytes).
     static func verify(path: FilePath, against expected: Manifest.File) throws(StoreError) {
-        try withFile(path) { (file, size) throws(StoreError) in
+        let file = try open(path, expecting: expected)
+        defer { try? file.close() }
+        for chunk in expected.chunks.indices { try verify(chunk: chunk, of: file, path: path, against: expected) }
+    }
+
+    /// Opens the file at `path` read-only after checking that its size is `expected`'s.
+    ///
+    /// - Throws: `.malformedFile` on another size, `.missingFile`, `.system`.
+    static func open(_ path: FilePath, expecting expected: Manifest.File) throws(StoreError) -> FileDescriptor {
+        let file = try FileReading.open(path)
+        do throws(StoreError) {
+            let size = try system("stat", path) { UInt64(try file.stat().size) }
             guard size == expected.size else {
                 throw .malformedFile(path: path.string, offset: min(size, expected.size), reason: "size \(size), manifest says \(expected.size)")
             }
-            for (chunk, hash) in expected.chunks.enumerated() {
-                guard try Self.hash(chunk: chunk, of: file, size: size, path: path) == hash else {
-                    throw .hashMismatch(path: path.string, offset: UInt64(chunk * Manifest.fileChunkBytes))
-                }
-            }
+            return file
+        } catch {
+            try? file.close()
+            throw error
         }
+    }
+
+    /// Checks chunk `chunk` of `file` (opened with `open(_:expecting:)`) against `expected`.
+    ///
+    /// - Throws: `.hashMismatch` naming the chunk's offset, `.malformedFile` when the file shrank, `.system`.
+    /// - Complexity: O(chunk bytes).
+    static func verify(chunk: Int, of file: FileDescriptor, path: FilePath, against expected: Manifest.File) throws(StoreError) {
+        guard try hash(chunk: chunk, of: file, size: expected.size, path: path) == expected.chunks[chunk] else {
+            throw .hashMismatch(path: path.string, offset: UInt64(chunk * Manifest.fileChunkBytes))
+        }
+    }
+
+    /// The number of bytes of chunk `chunk` of a file of `size` bytes.
+    static func length(ofChunk chunk: Int, size: UInt64) -> Int {
+        Int(min(UInt64(Manifest.fileChunkBytes), size - UInt64(chunk * Manifest.fileChunkBytes)))
     }
 
     private static func withFile<R>(_ path: FilePath, _ body: (FileDescriptor, UInt64) throws(StoreError) -> R) throws(StoreError) -> R {
@@ -80,7 +95,6 @@ enum FileHashing {
     /// The hash of chunk `chunk` (1 MiB, the last one shorter), read from the file.
     private static func hash(chunk: Int, of file: FileDescriptor, size: UInt64, path: FilePath) throws(StoreError) -> ContentHash {
         let offset = UInt64(chunk * Manifest.fileChunkBytes)
-        let length = Int(min(UInt64(Manifest.fileChunkBytes), size - offset))
-        return try FileReading.read(file, path: path, at: offset, count: length).withUnsafeBytes { ContentHash.combining(blockHashes(of: $0)) }
+        return try FileReading.read(file, path: path, at: offset, count: length(ofChunk: chunk, size: size)).withUnsafeBytes { ContentHash.combining(blockHashes(of: $0)) }
     }
 }

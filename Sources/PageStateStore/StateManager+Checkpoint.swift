@@ -11,9 +11,10 @@ extension StateManager {
     ///
     /// Committed heights below `height` are dropped from memory afterwards.
     ///
-    /// - Throws: `.notCommitted`; an error a background flush hit since the last checkpoint; `.system`.
+    /// - Throws: `.notCommitted`; an error a background flush hit since the last checkpoint;
+    ///   `.hashMismatch` or `.malformedFile` when a re-verified reused file changed on disk; `.system`.
     /// - Complexity: O(pages changed since the last flush + files + bytes hashed), where the hashed
-    ///   bytes are the new files, one in `reverifyPeriod` reused file chunks and the changed 64 KiB chunks.
+    ///   bytes are the new files, `reverifyFraction` of them in reused files and the changed 64 KiB chunks.
     @discardableResult
     public func checkpoint(height: Height) throws(StoreError) -> CheckpointInfo {
         let (state, backgroundError) = commits.withLock { commits in
@@ -24,11 +25,9 @@ extension StateManager {
         guard let state else { throw .notCommitted(height) }
         let info = try tip.withLock { (tip) throws(StoreError) in
             // Files the previous checkpoint holds are re-verified while the flush writes new ones.
-            let reused = tip.records.values.flatMap { $0.values.flatMap(\.overlays) }.filter { $0.entry == nil }
-            let reverification = FileReverification(
-                Dictionary(reused.map { (StateDirectory.overlayName($0.id), $0.path) }) { a, _ in a },
-                previous: tip.previousManifest, reverify: reverifiedChunks(at: height))
-            try flush(&tip, to: state, height: height)
+            let reverification = startReverification(tip)
+            defer { _ = reverification?.finish() }  // on every path: the job waits for allowance until then
+            try flush(&tip, to: state, height: height, pacing: reverification)
             return try writeCheckpoint(&tip, state: state, height: height, reverification: reverification)
         }
         commits.withLock { commits in commits.states = commits.states.filter { $0.key >= height } }
@@ -36,7 +35,7 @@ extension StateManager {
     }
 
     private func writeCheckpoint(_ tip: inout Tip, state: ReplicatedState, height: Height,
-                                 reverification: FileReverification) throws(StoreError) -> CheckpointInfo {
+                                 reverification: FileReverification?) throws(StoreError) -> CheckpointInfo {
         let scratch = layout.scratch.appending("checkpoint-\(StateDirectory.name(of: height))")
         if (try? layout.entries(of: scratch)) != nil { try layout.removeTree(scratch) }
         try system("mkdir", scratch) { try makeDirectory(scratch) }
@@ -59,7 +58,12 @@ extension StateManager {
         let stateFile = StateFile(height: height, guests: stateGuests)
         try layout.writeNew(scratch.appending(StateFile.name), bytes: stateFile.encoded(), writer: writer)  // hashed from memory below
         step(.stateWritten)
-        let (manifest, manifestBytes) = try buildManifest(&tip, state: state, stateFile: stateFile, in: scratch, height: height, reverification: reverification)
+        let (manifest, manifestBytes) = try buildManifest(&tip, state: state, stateFile: stateFile, in: scratch, height: height)
+        let reverified = reverification?.finish()
+        if let reverified {
+            tip.reverificationStart = reverified.next
+            if let failure = reverified.failure { throw failure }
+        }
         try layout.writeNew(scratch.appending(Manifest.name), bytes: manifestBytes, writer: writer)
         step(.manifestWritten)
         try layout.sync(scratch, writer: writer)
@@ -71,13 +75,14 @@ extension StateManager {
         step(.checkpointPublished)
         adopt(&tip, checkpoint: destination, height: height, manifest: manifest)
         return CheckpointInfo(height: height, rootHash: manifest.rootHash, overlayFiles: references.count,
-                              overlayBytes: manifest.files.filter { $0.name != StateFile.name }.reduce(0) { $0 + $1.size })
+                              overlayBytes: manifest.files.filter { $0.name != StateFile.name }.reduce(0) { $0 + $1.size },
+                              reverifiedBytes: reverified?.verifiedBytes ?? 0)
     }
 
     /// The manifest and its bytes: file hashes (reusing the previous checkpoint's for the same
     /// overlays) and memory chunk hashes (recomputing only chunks written since).
     private func buildManifest(_ tip: inout Tip, state: ReplicatedState, stateFile: StateFile, in directory: FilePath,
-                               height: Height, reverification: FileReverification) throws(StoreError) -> (Manifest, [UInt8]) {
+                               height: Height) throws(StoreError) -> (Manifest, [UInt8]) {
         let references = Dictionary(tip.records.values.flatMap { $0.values.flatMap(\.overlays) }.map { ($0.id, $0) }) { a, _ in a }
         let stateBytes = stateFile.encoded()
         var files = [stateBytes.withUnsafeBytes {
@@ -86,15 +91,11 @@ extension StateManager {
         for id in stateFile.overlayIDs {
             let name = StateDirectory.overlayName(id)
             // Written since the last checkpoint: hashed while writing. Otherwise the previous manifest's
-            // entry (overlays are immutable and never renamed), re-verifying one chunk in `period`.
-            if let entry = references[id]?.entry {
-                files.append(entry)
-            } else if let entry = try reverification.entry(named: name) {
+            // entry (overlays are immutable and never renamed; some of them are being re-verified).
+            if let entry = references[id]?.entry ?? tip.previousManifest?.file(named: name) {
                 files.append(entry)
             } else {
-                files.append(try FileHashing.entry(
-                    name: name, path: directory.appending(name), previous: tip.previousManifest?.file(named: name),
-                    reverify: reverifiedChunks(at: height)))
+                files.append(try FileHashing.entry(name: name, path: directory.appending(name)))
             }
         }
         var guests: [Manifest.Guest] = []
@@ -109,11 +110,19 @@ extension StateManager {
         return Manifest.encoding(height: height, files: files, guests: guests)
     }
 
-    /// Which chunks of a reused file the checkpoint at `height` re-hashes: one in `reverifyPeriod`,
-    /// a different one each height.
-    private func reverifiedChunks(at height: Height) -> @Sendable (Int) -> Bool {
-        let period = max(1, options.reverifyPeriod)
-        return { ($0 &+ Int(truncatingIfNeeded: height)) % period == 0 }
+    /// Starts re-verifying the overlays the previous checkpoint's manifest records, paced by the
+    /// overlays written since (and, through `flush`, those the checkpoint writes); nil when off.
+    private func startReverification(_ tip: Tip) -> FileReverification? {
+        guard options.reverifyFraction > 0, let previous = tip.previousManifest else { return nil }
+        let overlays = tip.records.values.flatMap { $0.values.flatMap(\.overlays) }
+        let reused = overlays.compactMap { reference in
+            previous.file(named: StateDirectory.overlayName(reference.id)).map {
+                FileReverification.Reused(id: reference.id, path: reference.path, entry: $0)
+            }
+        }
+        let written = overlays.reduce(0) { $0 + ($1.entry?.size ?? 0) }
+        return FileReverification(Array(Dictionary(reused.map { ($0.id, $0) }) { a, _ in a }.values),
+                                  from: tip.reverificationStart, fraction: options.reverifyFraction, written: written)
     }
 
     /// After publishing: records point at the checkpoint's links, the tip's names go.

@@ -26,7 +26,9 @@ extension StateManager {
     /// - Complexity: O(changed pages × log n) per memory whose layers are unchanged, plus merging its
     ///   dirty chunks into its manifest chunk list (O(chunks), while the write runs); a memory whose
     ///   layers changed (built elsewhere) or that shrank is rewritten whole.
-    func flush(_ tip: inout Tip, to state: ReplicatedState, height: Height) throws(StoreError) {
+    ///
+    /// `pacing`, a checkpoint's re-verification, is allowed its share of each overlay before it is written.
+    func flush(_ tip: inout Tip, to state: ReplicatedState, height: Height, pacing: FileReverification? = nil) throws(StoreError) {
         if tip.flushedHeight == height { return }
         var records: [GuestID: [String: MemoryRecord]] = [:]
         var created: [FilePath] = []  // removed again if the flush fails: their pages are written next time
@@ -35,7 +37,8 @@ extension StateManager {
             for guest in state.guests.keys.sorted() {
                 let memories = state.guests[guest]!.memories
                 for name in memories.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
-                    records[guest, default: [:]][name] = try flush(memories[name]!, guest: guest, name: name, tip: &tip, created: &created)
+                    records[guest, default: [:]][name] = try flush(memories[name]!, guest: guest, name: name, tip: &tip,
+                                                                   created: &created, pacing: pacing)
                 }
             }
         } catch {
@@ -55,7 +58,7 @@ extension StateManager {
     /// The record of `memory` after writing the pages that differ from its flushed version (or all of
     /// them) to a new overlay in tip/, whose path is appended to `created`.
     private func flush(_ memory: PageMap, guest: GuestID, name: String, tip: inout Tip,
-                       created: inout [FilePath]) throws(StoreError) -> MemoryRecord {
+                       created: inout [FilePath], pacing: FileReverification?) throws(StoreError) -> MemoryRecord {
         var record: MemoryRecord
         let changed: [PageIndex]
         // Overlays only ever add pages to a memory's files: a memory that is smaller than what was
@@ -76,6 +79,7 @@ extension StateManager {
         if !changed.isEmpty {
             let id = tip.takeOverlayID()
             let path = layout.tip.appending(StateDirectory.overlayName(id))
+            pacing?.allow(bytes: UInt64(changed.count * Page.size))
             let entry = try OverlayFile.write(pages: changed, of: memory, to: path, writer: writer) {
                 // While the pages go to the device: the manifest's chunk hashes, so that a checkpoint
                 // finds them up to date.

@@ -20,8 +20,13 @@ public final class StateManager: Sendable {
         public var flushInBackground = true
         /// Merge overlays after flushes to keep each memory's file count logarithmic.
         public var mergeAfterFlush = true
-        /// Each checkpoint re-hashes one in `reverifyPeriod` of the file chunks whose hashes it reuses.
-        public var reverifyPeriod = 16
+        /// How much of the files a checkpoint reuses from the previous one it reads back and checks
+        /// against their recorded hashes, as a fraction of the bytes it writes: each checkpoint
+        /// re-verifies about `reverifyFraction` × (bytes of its new overlays) plus one 1 MiB chunk,
+        /// continuing where the previous one stopped, so a damaged reused file fails a checkpoint
+        /// within about (reused bytes / re-verified bytes per checkpoint) checkpoints. 0 turns
+        /// re-verification off; `.infinity` checks every reused chunk at every checkpoint.
+        public var reverifyFraction = 0.25
         /// Called at every step of writing and publishing files, for crash-injection tests and tracing.
         public var onStep: (@Sendable (Step) -> Void)?
 
@@ -57,6 +62,8 @@ public final class StateManager: Sendable {
         public var overlayFiles: Int
         /// Bytes of those overlay files.
         public var overlayBytes: UInt64
+        /// Bytes of reused overlay files read back and found intact (`Options.reverifyFraction`).
+        public var reverifiedBytes: UInt64
     }
 
     /// A state loaded from a checkpoint. Its memories map the checkpoint's files, which garbage

@@ -53,6 +53,8 @@ struct Tip: Sendable {
     var previousManifest: Manifest?
     /// The checkpoint whose files records point into (besides tip/); never garbage collected.
     var baseCheckpoint: Height?
+    /// The reused chunk the next checkpoint's re-verification starts from.
+    var reverificationStart: ReverificationCursor?
 
     init(nextOverlayID: UInt64) { self.nextOverlayID = nextOverlayID }
 
