@@ -11,7 +11,7 @@ struct ReverificationCursor: Sendable {
     var roundEnd: UInt64
 }
 
-/// Re-hashes, on a background queue, chunks of the overlays a checkpoint reuses from the previous
+/// Re-hashes, on a background queue (its own serial queue, like `BackgroundWrite`'s), chunks of the overlays a checkpoint reuses from the previous
 /// manifest and checks them against it, paced by the bytes the checkpoint writes: the reads overlap
 /// the checkpoint's writes and amount to at most `fraction` of them (plus one chunk).
 ///
@@ -61,7 +61,7 @@ final class FileReverification: @unchecked Sendable {
         allow(bytes: written)
         let files = files.filter { !$0.entry.chunks.isEmpty }.sorted { $0.id < $1.id }
         guard !files.isEmpty else { return }
-        DispatchQueue.global().async(group: group) { [self] in
+        DispatchQueue(label: "pagestate.reverification").async(group: group) { [self] in
             outcome = walk(files, from: start)
         }
     }

@@ -58,7 +58,9 @@ private func hashConcurrently(_ buffers: [UnsafeRawBufferPointer]) -> [ContentHa
 }
 
 /// A file write running on a background queue: the pages as soon as it starts, then the trailer
-/// the caller hands over, then a sync.
+/// the caller hands over, then a sync. Its queue is its own serial queue, not a global one: a serial
+/// queue gets a thread at once, while a job on the global pool waits (up to a second, measured) when
+/// the pool's threads are busy — as when the caller runs on it, under Swift concurrency.
 ///
 /// Invariants: the caller calls `finish(with:)` exactly once, before `wait()` (the background job
 /// waits for it); the segments' bytes stay valid and unchanged until `wait()` returns (callers wait
@@ -71,7 +73,7 @@ private final class BackgroundWrite: @unchecked Sendable {
     private var result: Result<Void, Errno> = .success(())
 
     init(pages: [WriteSegment], to file: FileDescriptor, writer: any FileWriter) {
-        DispatchQueue.global().async(group: group) { [self] in
+        DispatchQueue(label: "pagestate.overlay-write").async(group: group) { [self] in
             let written = Result { () throws(Errno) in try writeDirectlyWhenPossible(pages, to: file, writer: writer) }
             trailerReady.wait()
             result = written.flatMap { _ in Result { () throws(Errno) in try writer.write([trailer!], to: file, sync: true) } }
