@@ -44,6 +44,12 @@ func measure(_ benchmark: Benchmark, pages: Int, _ body: () throws -> Void) reth
     benchmark.measurement(pagesPerSecond, Int((Double(pages) / seconds).rounded()))
 }
 
+/// Writes back what earlier benchmarks left (dirty pages; freed blocks, which a file system mounted with
+/// `discard` trims at its next commit), so that no benchmark's syncs pay for another's files.
+func settleDevice() {
+    sync()
+}
+
 /// A fresh, not yet created directory under /tmp.
 func scratchDirectory(_ name: String) -> FilePath {
     FilePath("/tmp/pagestate-bench-\(name)-\(UInt64.random(in: 0...UInt64.max))")
@@ -56,6 +62,7 @@ final class PageStateFixture: @unchecked Sendable {
     var height: Height = 0
 
     init(directory: FilePath) throws {
+        settleDevice()
         var options = StateManager.Options()
         options.flushInBackground = false
         manager = try StateManager(directory: directory, options: options)
@@ -79,6 +86,7 @@ final class LMDBFixture: @unchecked Sendable {
     var iteration: UInt64 = 0
 
     init(directory: FilePath) throws {
+        settleDevice()
         try FileManager.default.createDirectory(atPath: directory.string, withIntermediateDirectories: false)
         var created: OpaquePointer?
         try check(mdb_env_create(&created))
