@@ -11,9 +11,10 @@ struct ReverificationCursor: Sendable {
     var roundEnd: UInt64
 }
 
-/// Re-hashes, on a background queue (its own serial queue, like `BackgroundWrite`'s), chunks of the overlays a checkpoint reuses from the previous
-/// manifest and checks them against it, paced by the bytes the checkpoint writes: the reads overlap
-/// the checkpoint's writes and amount to at most `fraction` of them (plus one chunk).
+/// Re-hashes chunks of the overlays a checkpoint reuses from the previous manifest and checks them
+/// against it, on its own serial queue (see `BackgroundWrite` for why not a global one), paced by the
+/// bytes the checkpoint writes: the reads overlap its writes and amount to at most `fraction` of them
+/// (plus one chunk).
 ///
 /// It walks the reused chunks in rounds (`ReverificationCursor`), from where the previous checkpoint
 /// stopped, each chunk at most once per checkpoint; a round over R reused bytes ends within about
