@@ -110,6 +110,41 @@ struct DamagedOverlayCase: CustomStringConvertible, Sendable {
         #expect(throws: Never.self) { _ = try checkpoint(pages: 1) }
     }
 
+    /// A merge whose sources include a damaged overlay of the last checkpoint fails naming it and
+    /// leaves the files as they were, instead of writing a merged file hashed from the damage; once
+    /// repaired, the same merge goes through and the state reads as written.
+    @Test func mergeRefusesADamagedSource() throws {
+        let directory = try TemporaryDirectory()
+        var options = StateManager.Options()
+        options.flushInBackground = false
+        let manager = try StateManager(directory: directory.path, options: options)
+        var heap = PageMap(allocator: manager.allocator)
+        // 10 pages at height 1 (checkpointed), then 20 more: the pyramid merges the two overlays.
+        for page in 0..<10 { try heap.write([1, UInt8(page)], at: UInt64(page * Page.size)) }
+        try manager.commit(height: 1, state: ReplicatedState(guests: [1: GuestState(memories: ["heap": heap])]))
+        try manager.checkpoint(height: 1)
+        let checkpoint = directory.path.appending("checkpoints").appending(String(format: "%020llu", 1))
+        let overlay = try #require(try files(of: checkpoint).first { $0.hasSuffix(".ovl") })
+        try flipByte(at: 5 * Page.size + 1, of: checkpoint.appending(overlay))
+        for page in 10..<30 { try heap.write([2, UInt8(page)], at: UInt64(page * Page.size)) }
+        try manager.commit(height: 2, state: ReplicatedState(guests: [1: GuestState(memories: ["heap": heap])]))
+        let tip = directory.path.appending("tip")
+        #expect(throws: StoreError.hashMismatch(path: checkpoint.appending(overlay).string, offset: 0)) { try manager.flush() }
+        let overlaysBefore = try files(of: tip)
+        #expect(overlaysBefore.count == 1, "the flush's overlay only, no merged file: \(overlaysBefore)")
+        #expect(throws: StoreError.self) { try manager.merge() }
+        #expect(try files(of: tip) == overlaysBefore)
+
+        try flipByte(at: 5 * Page.size + 1, of: checkpoint.appending(overlay))
+        try manager.merge()
+        #expect(try files(of: tip).count == 1 && files(of: tip) != overlaysBefore, "merged into one new file")
+        try manager.checkpoint(height: 2)
+        #expect(try StateVerifier.verify(directory: directory.path).allSatisfy { $0.error == nil })
+        let loaded = try manager.load(verification: .full).state.guests[1]!.memories["heap"]!
+        #expect(try loaded.read(at: UInt64(5 * Page.size), count: 2) == [1, 5])
+        #expect(try loaded.read(at: UInt64(20 * Page.size), count: 2) == [2, 20])
+    }
+
     /// With `reverifyFraction = .infinity` each checkpoint reads back every byte of the overlays it
     /// reuses; with the default, a quarter of what it writes plus at most one chunk.
     @Test func reverifiedBytesFollowTheFraction() throws {
