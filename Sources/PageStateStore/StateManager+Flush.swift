@@ -22,12 +22,11 @@ extension StateManager {
     /// what was last flushed (in either direction — a flush to an older height writes its pages back).
     /// A flush that fails removes the overlays it wrote and leaves the records as they were, except
     /// that memories it reached lose their cached hashes (the next checkpoint rehashes them).
+    /// `pacing`, a checkpoint's re-verification, is allowed its share of each overlay before it is written.
     ///
     /// - Complexity: O(changed pages × log n) per memory whose layers are unchanged, plus merging its
     ///   dirty chunks into its manifest chunk list (O(chunks), while the write runs); a memory whose
     ///   layers changed (built elsewhere) or that shrank is rewritten whole.
-    ///
-    /// `pacing`, a checkpoint's re-verification, is allowed its share of each overlay before it is written.
     func flush(_ tip: inout Tip, to state: ReplicatedState, height: Height, pacing: FileReverification? = nil) throws(StoreError) {
         if tip.flushedHeight == height { return }
         var records: [GuestID: [String: MemoryRecord]] = [:]
