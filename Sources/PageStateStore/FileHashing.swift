@@ -35,13 +35,13 @@ enum FileHashing {
     /// - Throws: `.system`, `.missingFile`, `.malformedFile` when it shrinks while being read.
     /// - Complexity: O(bytes).
     static func entry(name: String, path: FilePath) throws(StoreError) -> Manifest.File {
-        try withFile(path) { (file, size) throws(StoreError) in
-            let count = (Int(size) + Manifest.fileChunkBytes - 1) / Manifest.fileChunkBytes
-            var chunks: [ContentHash] = []
-            chunks.reserveCapacity(count)
-            for chunk in 0..<count { chunks.append(try hash(chunk: chunk, of: file, size: size, path: path)) }
-            return Manifest.File(name: name, size: size, chunks: chunks)
-        }
+        let (file, size) = try openWithSize(path)
+        defer { try? file.close() }
+        let count = (Int(size) + Manifest.fileChunkBytes - 1) / Manifest.fileChunkBytes
+        var chunks: [ContentHash] = []
+        chunks.reserveCapacity(count)
+        for chunk in 0..<count { chunks.append(try hash(chunk: chunk, of: file, size: size, path: path)) }
+        return Manifest.File(name: name, size: size, chunks: chunks)
     }
 
     /// Checks every chunk of the file at `path` against `expected`.
@@ -57,17 +57,12 @@ enum FileHashing {
     ///
     /// - Throws: `.malformedFile` on another size, `.missingFile`, `.system`.
     static func open(_ path: FilePath, expecting expected: Manifest.File) throws(StoreError) -> FileDescriptor {
-        let file = try FileReading.open(path)
-        do throws(StoreError) {
-            let size = try system("stat", path) { UInt64(try file.stat().size) }
-            guard size == expected.size else {
-                throw .malformedFile(path: path.string, offset: min(size, expected.size), reason: "size \(size), manifest says \(expected.size)")
-            }
-            return file
-        } catch {
+        let (file, size) = try openWithSize(path)
+        guard size == expected.size else {
             try? file.close()
-            throw error
+            throw .malformedFile(path: path.string, offset: min(size, expected.size), reason: "size \(size), manifest says \(expected.size)")
         }
+        return file
     }
 
     /// Checks chunk `chunk` of `file` (opened with `open(_:expecting:)`) against `expected`.
@@ -85,11 +80,15 @@ enum FileHashing {
         Int(min(UInt64(Manifest.fileChunkBytes), size - UInt64(chunk * Manifest.fileChunkBytes)))
     }
 
-    private static func withFile<R>(_ path: FilePath, _ body: (FileDescriptor, UInt64) throws(StoreError) -> R) throws(StoreError) -> R {
+    /// The file at `path`, opened read-only, and its size; the caller closes it.
+    private static func openWithSize(_ path: FilePath) throws(StoreError) -> (FileDescriptor, UInt64) {
         let file = try FileReading.open(path)
-        defer { try? file.close() }
-        let size = try system("stat", path) { UInt64(try file.stat().size) }
-        return try body(file, size)
+        do throws(StoreError) {
+            return (file, try system("stat", path) { UInt64(try file.stat().size) })
+        } catch {
+            try? file.close()
+            throw error
+        }
     }
 
     /// The hash of chunk `chunk` (1 MiB, the last one shorter), read from the file.
