@@ -15,3 +15,11 @@ void ps_copy_page_streaming(void *target, const void *source) {
 }
 
 void ps_store_fence(void) { _mm_sfence(); }
+
+void ps_cpu_relax(void) {
+#if defined(__x86_64__)
+    _mm_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}

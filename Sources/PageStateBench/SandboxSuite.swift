@@ -20,7 +20,8 @@ public enum SandboxSuite {
         defer { pool.shutDown() }
         let local = InProcessExecutor(runtime: runtime, budget: MemoryBudget(pages: budget), hostCall: { _, bytes in bytes })
         let executors: [(String, any GuestExecutor)] = [("sandboxed", pool), ("inprocess", local)]
-        var update: [String: Double] = [:], query: [String: Double] = [:]
+        var update: [String: Double] = [:]
+        var guests: [String: Guest] = [:]
         for (name, executor) in executors {
             let guest = try Guest(id: 1, heapCapacityInPages: heapPages, stableCapacityInPages: 256)
             // Populate the whole heap once (and the key-value table) so updates overwrite existing pages.
@@ -32,9 +33,7 @@ public enum SandboxSuite {
                 seed += 1
                 _ = try executor.execute(guest, writePages(Int(dirtyPages), seed: seed, allowance: 0))
             }
-            query[name] = try medianMilliseconds(repetitions) {
-                _ = try executor.execute(guest, ExecutionRequest(entryPoint: "kv.get", input: [0x6B], kind: .query, system: SystemData(guestID: 1)))
-            }
+            guests[name] = guest
             if name == "sandboxed" {
                 let stable = try executor.execute(guest, ExecutionRequest(entryPoint: "stable.bench", input: u64(1_000_000), kind: .query,
                                                                           system: SystemData(guestID: 1), memoryAllowancePages: 1))
@@ -45,15 +44,31 @@ public enum SandboxSuite {
                 let idle = try Guest(id: 2, heapCapacityInPages: 16, stableCapacityInPages: 16)
                 _ = try pool.execute(idle, ExecutionRequest(entryPoint: "counter.get", kind: .query, system: SystemData(guestID: 2)))
                 report.figures["idle_worker_rss_mib"] = Double(pool.residentBytes(of: idle) ?? 0) / Double(1 << 20)
+                report.figures["empty_query_sandboxed_us"] = try medianMilliseconds(queryBlocks * queriesPerBlock) {
+                    _ = try pool.execute(idle, ExecutionRequest(entryPoint: "counter.get", kind: .query, system: SystemData(guestID: 2)))
+                } * 1000
             }
         }
+        // Queries in alternating blocks, so that both see the same moments of this noisy machine;
+        // back to back within a block, so that each waits for the previous one to be undone.
+        var query: [String: [Double]] = [:]
+        for _ in 0..<queryBlocks {
+            for (name, executor) in executors {
+                query[name, default: []] += try samplesMilliseconds(queriesPerBlock) {
+                    _ = try executor.execute(guests[name]!, ExecutionRequest(entryPoint: "kv.get", input: [0x6B], kind: .query,
+                                                                             system: SystemData(guestID: 1)))
+                }
+            }
+        }
+        let querySandboxed = TrackingSuite.middle(query["sandboxed"]!), queryInProcess = TrackingSuite.middle(query["inprocess"]!)
         report.figures["update_sandboxed_ms"] = update["sandboxed"]
         report.figures["update_inprocess_ms"] = update["inprocess"]
         report.figures["update_sandboxed_vs_inprocess"] = update["sandboxed"]! / update["inprocess"]!
-        report.figures["query_sandboxed_ms"] = query["sandboxed"]
-        report.figures["query_inprocess_ms"] = query["inprocess"]
-        report.figures["query_sandboxed_vs_inprocess"] = query["sandboxed"]! / query["inprocess"]!
+        report.figures["query_sandboxed_ms"] = querySandboxed
+        report.figures["query_inprocess_ms"] = queryInProcess
+        report.figures["query_sandboxed_vs_inprocess"] = querySandboxed / queryInProcess
         report.notes.append("update: pages.write of \(dirtyPages) random pages of a \(heapPages)-page heap, tracked, captured and adopted; medians of \(repetitions)")
+        report.notes.append("query: kv.get on that heap, medians of \(queryBlocks) blocks of \(queriesPerBlock) back-to-back queries, sandboxed and in-process blocks alternating; empty_query: counter.get on a 16-page guest (the fixed cost of a sandboxed execution)")
         report.notes.append("stable_op_ns and host_call_us are timed inside the worker; idle RSS = RssAnon + RssShmem of a worker after one query")
         return report
     }
@@ -63,15 +78,21 @@ public enum SandboxSuite {
                          system: SystemData(guestID: 1), memoryAllowancePages: allowance, dirtyPageLimit: heapPages)
     }
 
+    static let queryBlocks = 20
+    static let queriesPerBlock = 25
+
     static func medianMilliseconds(_ repetitions: Int, _ body: () throws -> Void) throws -> Double {
+        TrackingSuite.middle(try samplesMilliseconds(repetitions, body))
+    }
+
+    static func samplesMilliseconds(_ repetitions: Int, _ body: () throws -> Void) throws -> [Double] {
         var samples: [Double] = []
         for _ in 0..<repetitions {
             let start = ContinuousClock.now
             try body()
             samples.append(SpawnSuite.milliseconds(since: start))
         }
-        samples.sort()
-        return samples[samples.count / 2]
+        return samples
     }
 
     static func u64(_ value: UInt64) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }

@@ -29,14 +29,16 @@ extension FileDescriptor {
         return (FileDescriptor(rawValue: fds.0), FileDescriptor(rawValue: fds.1))
     }
 
-    /// Sends `bytes` and `descriptors` (at most 253) as one message on a unix socket.
+    /// Sends `bytes` and `descriptors` (at most 253) as one message on a unix socket. When
+    /// `nonBlocking`, a full socket buffer throws `EAGAIN` instead of waiting.
     ///
     /// The corresponding C function is `sendmsg` with an `SCM_RIGHTS` control message.
-    public func send(_ bytes: [UInt8], descriptors: [FileDescriptor] = []) throws(Errno) {
+    public func send(_ bytes: [UInt8], descriptors: [FileDescriptor] = [], nonBlocking: Bool = false) throws(Errno) {
         let raw = descriptors.map(\.rawValue)
+        let flags = nonBlocking ? Int32(MSG_DONTWAIT) : 0
         let sent = try valueOrErrno {
             bytes.withUnsafeBytes { buffer in
-                ps_send_with_fds(rawValue, buffer.baseAddress, buffer.count, raw, Int32(raw.count), 0)
+                ps_send_with_fds(rawValue, buffer.baseAddress, buffer.count, raw, Int32(raw.count), flags)
             }
         }
         if sent != bytes.count { throw Errno.messageTooLong }

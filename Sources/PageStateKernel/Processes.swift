@@ -107,21 +107,6 @@ extension FileDescriptor {
     public func waitReadable(timeoutMilliseconds: Int32) throws(Errno) -> Bool {
         try waitForAnyReadable([self], timeoutMilliseconds: timeoutMilliseconds).contains(self)
     }
-
-    /// Polls without sleeping until this descriptor is readable (or hung up) or `duration` has
-    /// passed; returns whether it became ready. Trades CPU time for the latency of waking a sleeping
-    /// thread, which on a virtual machine costs tens of microseconds (an inter-processor interrupt
-    /// and a VM exit).
-    ///
-    /// The corresponding C function is `poll` with a zero timeout, repeatedly.
-    public func spinUntilReadable(for duration: Duration) throws(Errno) -> Bool {
-        guard duration > .zero else { return false }
-        let deadline = ContinuousClock.now + duration
-        repeat {
-            if try waitReadable(timeoutMilliseconds: 0) { return true }
-        } while ContinuousClock.now < deadline
-        return false
-    }
 }
 
 /// The descriptors among `descriptors` that are readable or hung up, after waiting at most
@@ -133,4 +118,13 @@ public func waitForAnyReadable(_ descriptors: [FileDescriptor], timeoutMilliseco
     let ready = try valueOrErrno { poll(&entries, nfds_t(entries.count), timeoutMilliseconds) }
     guard ready > 0 else { return [] }
     return entries.filter { $0.revents != 0 }.map { FileDescriptor(rawValue: $0.fd) }
+}
+
+/// Lets another thread that is ready to run on this processor run first. A thread spinning on
+/// memory that another process writes calls it now and then: on a machine with few cores that
+/// process may be waiting for this very processor.
+///
+/// The corresponding C function is `sched_yield`.
+public func yieldProcessor() {
+    _ = sched_yield()
 }

@@ -104,15 +104,36 @@ final class GuestSession {
     /// Runs a query on the kept mappings; everything it wrote (or grew) is undone afterwards.
     func runQuery(_ body: EntryPoint, _ request: ExecutionRequest,
                   hostCall: @escaping ([UInt8]) throws(ExecutionError) -> [UInt8]) throws(ExecutionError) -> [UInt8] {
+        let output = try startQuery(body, request, hostCall: hostCall)
+        try finishQuery()
+        return output
+    }
+
+    /// Runs a query on the kept mappings and leaves undoing its writes to `finishQuery()` (a worker
+    /// sends the output first); the next execution or synchronization finishes it if no one did.
+    func startQuery(_ body: EntryPoint, _ request: ExecutionRequest,
+                    hostCall: @escaping ([UInt8]) throws(ExecutionError) -> [UInt8]) throws(ExecutionError) -> [UInt8] {
         let allowance = MemoryAllowance(pages: request.memoryAllowancePages)
         do {
-            return try heap.query { _ in
-                try stable.query { _ in
+            return try heap.startQuery { _ in
+                try stable.startQuery { _ in
                     try body(makeContext(request, allowance, hostCall))
                 }
             }
         } catch {
             throw Self.executionError(error)
+        }
+    }
+
+    /// Undoes the writes of the query `startQuery` ran, if any.
+    ///
+    /// - Complexity: O(pages written) copies, plus one page-table scan per memory.
+    func finishQuery() throws(ExecutionError) {
+        do {
+            try heap.finishQuery()
+            try stable.finishQuery()
+        } catch {
+            throw .workerFailure("undoing a query: \(error)")
         }
     }
 

@@ -2,15 +2,19 @@ import CPageState
 import PageStateKernel
 import SystemPackage
 
-/// The kinds of message on a host ⇄ worker socket.
+/// The kinds of message on a host ⇄ worker channel.
 enum MessageType: UInt16 {
     case execute = 1
     case hostCallReply = 2
+    /// The host's shared mailbox memfd, the first message after `ready`.
+    case mailbox = 3
     case ready = 10
     case result = 11
     case hostCall = 12
     /// The real message is in a sealed memfd that travels as the first descriptor.
     case bulk = 20
+    /// A wake-up for a receiver sleeping on the socket: a message is in the mailbox.
+    case wake = 30
 }
 
 /// What arrived on a channel.
@@ -22,18 +26,48 @@ enum Received {
     case closed
 }
 
-/// One end of a host ⇄ worker `SOCK_SEQPACKET` socket: framed messages
-/// (`"PSWK"` · type u16 · 0 u16 · body) with descriptors; bodies too large for one datagram travel in
-/// a sealed memfd. Every received byte is validated; nothing received can make it crash.
-struct MessageChannel {
+/// One end of a host ⇄ worker channel: framed messages (`"PSWK"` · type u16 · 0 u16 · body) with
+/// descriptors over a `SOCK_SEQPACKET` socket and, once the host has sent one, through a
+/// `SharedMailbox` — the fast path for messages without descriptors that fit a slot. Bodies too
+/// large for one datagram travel in a sealed memfd. Every received byte is validated; nothing
+/// received can make it crash. Used by one thread at a time.
+final class MessageChannel {
     static let magic: UInt32 = 0x4B57_5350  // "PSWK"
     /// Largest datagram sent inline; larger bodies go through a memfd.
     static let inlineLimit = 96 * 1024
     static let headerSize = 8
 
     let socket: FileDescriptor
+    private(set) var mailbox: SharedMailbox?
+
+    init(socket: FileDescriptor) {
+        self.socket = socket
+    }
+
+    /// Carries every later message through `mailbox` (messages with descriptors are announced there
+    /// and sent on the socket). Both ends attach the same file's mapping after the `.mailbox` message.
+    func attach(_ mailbox: SharedMailbox) {
+        self.mailbox = mailbox
+    }
 
     func send(_ type: MessageType, _ body: [UInt8], descriptors: [FileDescriptor] = []) throws(Errno) {
+        guard let mailbox else { return try sendOnSocket(type, body, descriptors: descriptors) }
+        let count = Self.headerSize + body.count
+        guard descriptors.isEmpty, count <= SharedMailbox.slotCapacity else {
+            // Announced first: a receiver that sees the announcement waits for the datagram.
+            _ = mailbox.post(count: nil)
+            return try sendOnSocket(type, body, descriptors: descriptors)
+        }
+        let sleeping = mailbox.post(count: count) { buffer in
+            Self.writeHeader(type, into: buffer)
+            body.withUnsafeBytes { buffer.baseAddress!.advanced(by: Self.headerSize).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        }
+        guard sleeping else { return }
+        // A full socket already holds wake-ups the receiver has yet to read.
+        do { try socket.send(Self.header(.wake), nonBlocking: true) } catch .wouldBlock {}
+    }
+
+    private func sendOnSocket(_ type: MessageType, _ body: [UInt8], descriptors: [FileDescriptor]) throws(Errno) {
         guard body.count + Self.headerSize > Self.inlineLimit else {
             try socket.send(Self.header(type) + body, descriptors: descriptors)
             return
@@ -62,36 +96,130 @@ struct MessageChannel {
         return writer.bytes
     }
 
-    /// Receives one message of at most `limit` body bytes with at most `maximumDescriptors` descriptors
-    /// (plus a bulk memfd). Received descriptors belong to the caller, also when this throws.
-    func receive(limit: Int, maximumDescriptors: Int) throws(ProtocolError) -> Received {
+    private static func writeHeader(_ type: MessageType, into buffer: UnsafeMutableRawBufferPointer) {
+        header(type).withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: headerSize) }
+    }
+
+    /// Waits for the next message: spins for `spin` on the mailbox (on the socket before one is
+    /// attached), then sleeps in `poll` on the socket and `watching` until `deadline` (nil: no
+    /// limit). Returns nil on timeout. When only a watched descriptor (a worker's pidfd) wakes it,
+    /// it returns what the socket then holds: the dying worker's report, or `.closed`.
+    /// Received descriptors belong to the caller.
+    func receive(limit: Int, maximumDescriptors: Int, spin: Duration, deadline: ContinuousClock.Instant?,
+                 watching: [FileDescriptor] = []) throws(ExecutionError) -> Received? {
+        let spinEnd = ContinuousClock.now + spin
+        var nextYield = ContinuousClock.now + Self.yieldInterval
+        do {
+            while true {
+                if let mailbox {
+                    switch try mailbox.take() {
+                    case .message(let bytes): return try Self.parse(bytes, [], limit: limit, maximumDescriptors: maximumDescriptors)
+                    case .onSocket: return try receiveAnnounced(limit: limit, maximumDescriptors: maximumDescriptors, deadline: deadline, watching: watching)
+                    case .nothing: break
+                    }
+                } else if try socket.waitReadable(timeoutMilliseconds: 0) {
+                    return try receiveFromSocket(limit: limit, maximumDescriptors: maximumDescriptors)
+                }
+                let now = ContinuousClock.now
+                if now < spinEnd {
+                    if now < nextYield { ps_cpu_relax() } else {
+                        yieldProcessor()
+                        nextYield = now + Self.yieldInterval
+                    }
+                    continue
+                }
+                mailbox?.setSleeping(true)
+                if mailbox?.hasIncoming == true {
+                    mailbox?.setSleeping(false)
+                    continue
+                }
+                let ready = try waitForAnyReadable([socket] + watching, timeoutMilliseconds: Self.milliseconds(until: deadline))
+                mailbox?.setSleeping(false)
+                if ready.isEmpty { return nil }
+                if mailbox?.hasIncoming == true { continue }
+                // Woken with nothing published: a wake-up that lost the race with our last look, the
+                // peer's last words, or its end closing.
+                if !ready.contains(socket), !(try socket.waitReadable(timeoutMilliseconds: 100)) { return .closed }
+                let received = try receiveFromSocket(limit: limit, maximumDescriptors: maximumDescriptors)
+                guard case .message(let type, _, let descriptors) = received, mailbox != nil else { return received }
+                for descriptor in descriptors { try? descriptor.close() }
+                guard type == .wake else { throw ProtocolError.unexpected("a \(type) message the mailbox did not announce") }
+            }
+        } catch let error as ProtocolError {
+            throw .malformedResult(error.description)
+        } catch {
+            throw .system("waiting for the peer: \(error)")
+        }
+    }
+
+    /// The message the mailbox announced: the next datagram on the socket that is not a wake-up.
+    private func receiveAnnounced(limit: Int, maximumDescriptors: Int, deadline: ContinuousClock.Instant?,
+                                  watching: [FileDescriptor]) throws -> Received? {
+        while true {
+            let ready = try waitForAnyReadable([socket] + watching, timeoutMilliseconds: Self.milliseconds(until: deadline))
+            if ready.isEmpty { return nil }
+            if !ready.contains(socket), !(try socket.waitReadable(timeoutMilliseconds: 100)) { return .closed }
+            let received = try receiveFromSocket(limit: limit, maximumDescriptors: maximumDescriptors)
+            if case .message(.wake, _, let descriptors) = received {
+                for descriptor in descriptors { try? descriptor.close() }
+                continue
+            }
+            return received
+        }
+    }
+
+    /// How often a spinning receiver yields its processor, in case the peer waits for it.
+    private static let yieldInterval = Duration.microseconds(2)
+
+    private static func milliseconds(until deadline: ContinuousClock.Instant?) -> Int32 {
+        guard let deadline else { return -1 }
+        let remaining = (deadline - ContinuousClock.now) / .milliseconds(1)
+        return Int32(clamping: Int(max(0, remaining.rounded(.up))))
+    }
+
+    /// Receives one datagram of at most `limit` body bytes with at most `maximumDescriptors`
+    /// descriptors (plus a bulk memfd). Received descriptors belong to the caller, also when this throws.
+    func receiveFromSocket(limit: Int, maximumDescriptors: Int) throws(ProtocolError) -> Received {
         let message: ReceivedMessage
         do {
             message = try socket.receive(maximumLength: Self.inlineLimit + Self.headerSize, maximumDescriptors: maximumDescriptors + 1)
         } catch .connectionReset {
-            return .closed
+            // The peer closed with datagrams of ours unread (wake-ups it never slept for). The kernel
+            // reports that once, ahead of what the peer sent last — a violation report — so read on.
+            guard let rest = try? socket.receive(maximumLength: Self.inlineLimit + Self.headerSize,
+                                                 maximumDescriptors: maximumDescriptors + 1) else { return .closed }
+            message = rest
         } catch {
             throw .unexpected("receiving failed: \(error)")
         }
-        var descriptors = message.descriptors
         var keep = false
-        defer { if !keep { for descriptor in descriptors { try? descriptor.close() } } }
-        if message.bytes.isEmpty && descriptors.isEmpty { return .closed }
+        defer { if !keep { for descriptor in message.descriptors { try? descriptor.close() } } }
+        if message.bytes.isEmpty && message.descriptors.isEmpty { return .closed }
         guard !message.truncated else { throw .oversized(bytes: UInt64(message.bytes.count), limit: UInt64(Self.inlineLimit)) }
         var reader = WireReader(message.bytes)
-        let magic: UInt32 = try reader.read()
-        if magic == UInt32(PS_VIOLATION_MAGIC) && message.bytes.count == MemoryLayout<ps_violation_report>.size {
+        if message.bytes.count == MemoryLayout<ps_violation_report>.size, try reader.read(UInt32.self) == UInt32(PS_VIOLATION_MAGIC) {
             var report = ps_violation_report()
             withUnsafeMutableBytes(of: &report) { $0.copyBytes(from: message.bytes) }
             return .violation(report)
         }
-        guard magic == Self.magic else { throw .malformed(offset: 0, "bad magic") }
+        keep = true
+        return try Self.parse(message.bytes, message.descriptors, limit: limit, maximumDescriptors: maximumDescriptors)
+    }
+
+    /// A framed message with the descriptors that came with it. The descriptors belong to the
+    /// caller when this returns and are closed when it throws.
+    private static func parse(_ bytes: [UInt8], _ received: [FileDescriptor], limit: Int, maximumDescriptors: Int) throws(ProtocolError) -> Received {
+        var descriptors = received
+        var keep = false
+        defer { if !keep { for descriptor in descriptors { try? descriptor.close() } } }
+        var reader = WireReader(bytes)
+        guard try reader.read(UInt32.self) == magic else { throw .malformed(offset: 0, "bad magic") }
         guard let type = MessageType(rawValue: try reader.read()) else { throw .malformed(offset: 4, "unknown message type") }
         guard try reader.read(UInt16.self) == 0 else { throw .malformed(offset: 6, "nonzero reserved field") }
         guard type == .bulk else {
             guard descriptors.count <= maximumDescriptors else { throw .malformed(offset: 0, "too many descriptors") }
             keep = true
-            return .message(type, Array(message.bytes[Self.headerSize...]), descriptors)
+            return .message(type, Array(bytes[headerSize...]), descriptors)
         }
         guard let inner = MessageType(rawValue: try reader.read()), inner != .bulk else { throw .malformed(offset: 8, "bad bulk type") }
         _ = try reader.read(UInt16.self)
@@ -99,7 +227,7 @@ struct MessageChannel {
         try reader.finish()
         guard length <= UInt64(limit) else { throw .oversized(bytes: length, limit: UInt64(limit)) }
         guard let file = descriptors.first else { throw .malformed(offset: 8, "bulk message without its memfd") }
-        let body = try Self.readBody(file, length: Int(length))
+        let body = try readBody(file, length: Int(length))
         try? file.close()
         descriptors.removeFirst()
         guard descriptors.count <= maximumDescriptors else { throw .malformed(offset: 0, "too many descriptors") }

@@ -37,10 +37,14 @@ final class WorkerProcess: @unchecked Sendable {
             guard try spawned.socket.waitReadable(timeoutMilliseconds: Int32(Launcher.milliseconds(timeout))) else {
                 throw ExecutionError.spawnFailed("worker \(pid) not ready within \(timeout)")
             }
-            let received = try channel.receive(limit: 0, maximumDescriptors: 0)
+            let received = try channel.receiveFromSocket(limit: 0, maximumDescriptors: 0)
             guard case .message(.ready, _, _) = received else {
                 throw ExecutionError.spawnFailed("worker \(pid) failed before it was ready: \(cause(of: received, launcher: launcher))")
             }
+            let file = try SharedMailbox.createFile()
+            defer { try? file.close() }
+            try channel.send(.mailbox, [], descriptors: [file])
+            channel.attach(try SharedMailbox(mapping: file, as: .host))
         } catch {
             terminate(launcher: launcher)
             throw error as? ExecutionError ?? .spawnFailed("worker \(pid): \(error)")
@@ -85,23 +89,18 @@ final class WorkerProcess: @unchecked Sendable {
         }
         let deadline = ContinuousClock.now + limits.executionTimeout
         while true {
-            let remaining = Launcher.milliseconds(deadline - ContinuousClock.now)
-            var ready: [FileDescriptor] = []
-            do {
-                // A worker that dies hangs up its socket, so spinning on the socket alone sees that too.
-                if try channel.socket.spinUntilReadable(for: limits.spinBeforeSleeping) { ready = [channel.socket] }
-                if ready.isEmpty { ready = try waitForAnyReadable([channel.socket, pidfd], timeoutMilliseconds: Int32(max(0, remaining))) }
-            } catch {
-                throw .system("poll: \(error)")
-            }
-            if ready.isEmpty {
-                terminate(launcher: launcher)
-                throw .timedOut(milliseconds: Launcher.milliseconds(limits.executionTimeout))
-            }
             let received: Received
-            do { received = try channel.receive(limit: limits.maximumResultBytes, maximumDescriptors: 1) } catch {
+            do throws(ExecutionError) {
+                // A worker that dies hangs up its socket; the pidfd is watched as well while sleeping.
+                guard let next = try channel.receive(limit: limits.maximumResultBytes, maximumDescriptors: 1,
+                                                     spin: limits.spinBeforeSleeping, deadline: deadline, watching: [pidfd]) else {
+                    terminate(launcher: launcher)
+                    throw ExecutionError.timedOut(milliseconds: Launcher.milliseconds(limits.executionTimeout))
+                }
+                received = next
+            } catch {
                 terminate(launcher: launcher)
-                throw .malformedResult(error.description)
+                throw error
             }
             switch received {
             case .message(.result, let body, let files):
@@ -144,7 +143,7 @@ final class WorkerProcess: @unchecked Sendable {
         // A dying worker's last words (a seccomp report) are already queued; a worker that is alive
         // but failed to take a message must not be waited for.
         if received == nil, (try? channel.socket.waitReadable(timeoutMilliseconds: 100)) == true {
-            received = try? channel.receive(limit: 0, maximumDescriptors: 0)
+            received = try? channel.receiveFromSocket(limit: 0, maximumDescriptors: 0)
         }
         let error = cause(of: received ?? .closed, launcher: launcher)
         terminate(launcher: launcher)

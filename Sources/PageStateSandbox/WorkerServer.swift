@@ -46,16 +46,21 @@ final class WorkerServer {
         guard ps_worker_confine(channel.socket.rawValue) == 0 else { exit(ExitStatus.confinementFailed.rawValue) }
         do { try channel.send(.ready, []) } catch { exit(ExitStatus.protocolBroken.rawValue) }
         while true {
-            let received: Received
-            _ = try? channel.socket.spinUntilReadable(for: .microseconds(spinMicroseconds))
-            do { received = try channel.receive(limit: 1 << 30, maximumDescriptors: ExecuteMessage.maximumFiles) } catch {
+            let received: Received?
+            do {
+                received = try channel.receive(limit: 1 << 30, maximumDescriptors: ExecuteMessage.maximumFiles,
+                                               spin: .microseconds(spinMicroseconds), deadline: nil)
+            } catch {
                 exit(ExitStatus.protocolBroken.rawValue)
             }
-            guard case .message(.execute, let body, let descriptors) = received else {
-                if case .closed = received { exit(0) }
-                exit(ExitStatus.protocolBroken.rawValue)
+            switch received {
+            case .message(.execute, let body, let descriptors): serve(body, descriptors)
+            case .message(.mailbox, _, let descriptors) where channel.mailbox == nil && descriptors.count == 1:
+                do { channel.attach(try SharedMailbox(mapping: descriptors[0], as: .worker)) } catch { exit(ExitStatus.setupFailed.rawValue) }
+                try? descriptors[0].close()
+            case .closed: exit(0)
+            default: exit(ExitStatus.protocolBroken.rawValue)
             }
-            serve(body, descriptors)
         }
     }
 
@@ -78,11 +83,13 @@ final class WorkerServer {
         } catch {
             exit(ExitStatus.protocolBroken.rawValue)
         }
-        // The host adopts the result while this worker brings its own mappings up to date (the next
-        // message waits in the socket meanwhile). Failing now would leave them behind the host's
-        // versions: the worker exits and the guest's next execution gets a fresh one.
-        if let captured {
-            do { try commit(captured) } catch { exit(ExitStatus.setupFailed.rawValue) }
+        // The host adopts the result while this worker brings its own mappings up to date, or undoes
+        // a query's writes (the next message waits in the socket meanwhile). Failing now would leave
+        // them off the host's versions: the worker exits and the guest's next execution gets a fresh one.
+        do {
+            if let captured { try commit(captured) } else { try session?.finishQuery() }
+        } catch {
+            exit(ExitStatus.setupFailed.rawValue)
         }
     }
 
@@ -195,7 +202,7 @@ final class WorkerServer {
         guard let session else { throw .workerFailure("no memory image received yet") }
         guard let body = runtime.entryPoint(named: request.entryPoint) else { throw .unknownEntryPoint(request.entryPoint) }
         guard request.kind == .update else {
-            let output = try session.runQuery(body, request, hostCall: hostCall)
+            let output = try session.startQuery(body, request, hostCall: hostCall)
             return (.success(.init(output: output, heapSize: session.heapSize, stableSize: session.stableSize, grownPages: 0,
                                    heapPages: [], stablePages: [])), nil)
         }
@@ -254,8 +261,8 @@ final class WorkerServer {
         nextCallID += 1
         do {
             try channel.send(.hostCall, HostCallMessage(callID: nextCallID, succeeded: true, bytes: request).encoded())
-            _ = try? channel.socket.spinUntilReadable(for: .microseconds(spinMicroseconds))
-            guard case .message(.hostCallReply, let body, let descriptors) = try channel.receive(limit: 1 << 30, maximumDescriptors: 0),
+            guard case .message(.hostCallReply, let body, let descriptors) = try channel.receive(
+                      limit: 1 << 30, maximumDescriptors: 0, spin: .microseconds(spinMicroseconds), deadline: nil),
                   descriptors.isEmpty else { exit(ExitStatus.protocolBroken.rawValue) }
             let reply = try HostCallMessage(decoding: body, limit: 1 << 30)
             guard reply.callID == nextCallID else { exit(ExitStatus.protocolBroken.rawValue) }

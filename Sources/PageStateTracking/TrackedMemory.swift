@@ -18,6 +18,8 @@ public final class TrackedMemory: @unchecked Sendable {
     public var restoreThreads = MappedMemory.copyThreads
     /// The dirty pages of the execution not yet committed or rolled back.
     private var unsettled: DirtyPages?
+    /// Whether a query `startQuery` ran still has to be undone.
+    private var queryUnfinished = false
 
     /// Maps `map` into a reservation of `capacityInPages` and starts tracking it with `tracker`
     /// (by default the best this machine offers).
@@ -32,6 +34,7 @@ public final class TrackedMemory: @unchecked Sendable {
     /// throws, or writes more than `dirtyPageLimit` pages, its writes are rolled back and the error
     /// (`TrackingError.dirtyPageLimitExceeded` for the limit) is thrown.
     public func execute<R>(dirtyPageLimit: Int = .max, _ body: (MappedMemory) throws -> R) throws -> (R, DirtyPages) {
+        try finishQuery()
         guard unsettled == nil else { throw TrackingError.unsettledExecution }
         let result: R
         do {
@@ -57,9 +60,39 @@ public final class TrackedMemory: @unchecked Sendable {
     ///
     /// - Complexity: O(pages written) copies, plus the tracker's scans (page-table walks).
     public func query<R>(_ body: (MappedMemory) throws -> R) throws -> R {
-        let (result, written) = try execute(body)
-        try rollback(written)
+        let result = try startQuery(body)
+        try finishQuery()
         return result
+    }
+
+    /// Runs a query like `query` but leaves its undo (the scan and the restores) to `finishQuery()`,
+    /// so that a caller can hand the result on first. Until it is finished the memory shows the
+    /// query's writes; `execute`, `synchronize`, `grow` and the next query finish it first. A query
+    /// that throws is undone before the error is rethrown.
+    ///
+    /// - Complexity: that of `body`.
+    public func startQuery<R>(_ body: (MappedMemory) throws -> R) throws -> R {
+        try finishQuery()
+        guard unsettled == nil else { throw TrackingError.unsettledExecution }
+        let result: R
+        do {
+            result = try body(memory)
+        } catch {
+            try rollback(try tracker.collect())
+            throw error
+        }
+        queryUnfinished = true
+        return result
+    }
+
+    /// Undoes the writes of the query `startQuery` ran, if one is unfinished. When this throws the
+    /// query stays unfinished (the next call tries again).
+    ///
+    /// - Complexity: O(pages written) copies, plus the tracker's scans (page-table walks).
+    public func finishQuery() throws {
+        guard queryUnfinished else { return }
+        try rollback(try tracker.collect())
+        queryUnfinished = false
     }
 
     /// Makes an execution's writes the new version of the memory and returns it.
@@ -101,6 +134,7 @@ public final class TrackedMemory: @unchecked Sendable {
     /// - Complexity: O(pages changed), not O(memory size).
     @discardableResult
     public func synchronize(to newer: PageMap) throws -> DirtyPages {
+        try finishQuery()
         guard unsettled == nil else { throw TrackingError.unsettledExecution }
         let old = memory.sizeInPages
         let replaced = try memory.synchronize(to: newer)
@@ -111,6 +145,7 @@ public final class TrackedMemory: @unchecked Sendable {
 
     /// Grows the accessible memory (like Wasm `memory.grow`); new pages are tracked.
     public func grow(toPages pages: UInt64) throws {
+        try finishQuery()
         let old = memory.sizeInPages
         try memory.grow(toPages: pages)
         try tracker.protect(old..<memory.sizeInPages)

@@ -22,12 +22,12 @@ enum GuestStep: Sendable, CustomStringConvertible {
 }
 
 /// An execution: its steps, and whether it ends in a commit, a rollback, or a trap (thrown error),
-/// or runs as a query (undone afterwards).
+/// or runs as a query (undone afterwards; a deferred query is undone by whatever comes next).
 struct GuestExecution: Sendable, CustomStringConvertible {
-    enum Ending: Int, Sendable { case commit, rollback, trap, query }
+    enum Ending: Int, Sendable { case commit, rollback, trap, query, deferredQuery }
     var steps: [GuestStep]
     var ending: Ending
-    static let generator = zip(GuestStep.generator.array(of: 0...12), Gen.int(in: 0...3))
+    static let generator = zip(GuestStep.generator.array(of: 0...12), Gen.int(in: 0...4))
         .map { GuestExecution(steps: $0, ending: Ending(rawValue: $1)!) }
     var description: String { "\(ending)(\(steps))" }
 }
@@ -69,14 +69,15 @@ struct Trap: Error {}
                     if execution.ending == .trap { throw Trap() }
                 }
                 let outcome = Result { () throws -> DirtyPages in
-                    if execution.ending == .query {
-                        try tracked.query(run)
-                        return DirtyPages()
+                    switch execution.ending {
+                    case .query: try tracked.query(run)
+                    case .deferredQuery: try tracked.startQuery(run)
+                    default: return try tracked.execute(run).1
                     }
-                    return try tracked.execute(run).1
+                    return DirtyPages()
                 }
                 switch (execution.ending, outcome) {
-                case (.query, .success):
+                case (.query, .success), (.deferredQuery, .success):
                     break
                 case (.trap, .failure(let error)):
                     #expect(error is Trap)
@@ -94,9 +95,16 @@ struct Trap: Error {}
                 // Growth is not undone by a rollback: the pages it added read as zeros.
                 let size = Int(tracked.memory.sizeInPages) * Page.size
                 model += [UInt8](repeating: 0, count: size - model.count)
-                #expect(firstDifference(Array(tracked.memory.bytes), model) == nil, "the mapping must show the committed state")
+                if execution.ending == .deferredQuery {
+                    #expect(firstDifference(Array(tracked.memory.bytes), scratch + model.dropFirst(scratch.count)) == nil,
+                            "an unfinished query's writes stay visible until it is finished")
+                } else {
+                    #expect(firstDifference(Array(tracked.memory.bytes), model) == nil, "the mapping must show the committed state")
+                }
                 #expect(firstDifference(try tracked.memory.shown.read(at: 0, count: size), model) == nil)
             }
+            try tracked.finishQuery()
+            #expect(firstDifference(Array(tracked.memory.bytes), model) == nil, "finishing the last query must undo its writes")
         }
     }
 }

@@ -140,12 +140,15 @@ double ps_raw_uffd_write_ns(size_t pages, size_t writes);
 /// Temporarily replaces the SIGSEGV handler: call while no tracker is active.
 double ps_raw_mprotect_write_ns(size_t pages, size_t writes);
 
-// MARK: page copies Swift cannot express
+// MARK: page copies and spin hints Swift cannot express
 /// Copies one 4 KiB page (both pointers 16-byte aligned) with non-temporal stores, which skip reading
 /// the target's cache lines first. Call `ps_store_fence` before the copies must be visible to others.
 void ps_copy_page_streaming(void *target, const void *source);
 /// Orders earlier non-temporal stores before later stores (`sfence`).
 void ps_store_fence(void);
+/// Tells the processor this thread is spinning on memory another one writes (`pause` on x86-64,
+/// `yield` on arm64): an intrinsic Swift cannot call.
+void ps_cpu_relax(void);
 
 // MARK: sandbox launcher (launcher.c): the fork path stays in C
 /// Wire format of the launcher's control socket (SOCK_SEQPACKET), one struct per message.
