@@ -29,10 +29,10 @@ public struct SandboxConfiguration: Sendable {
     /// Prepared result files are never larger than this (pages; a larger update grows its file).
     public var preparedResultMaximumPages: Int = 65_536
 
-    /// How long the host, after sending an execution, and a worker, after sending a result, poll
-    /// for the answer before they sleep. Short executions then skip two wake-ups (tens of
-    /// microseconds each on a virtual machine) at the price of up to this much CPU time each; zero
-    /// turns spinning off.
+    /// How long the host, after sending an execution, and a worker, after sending a result, spin on
+    /// their shared mailbox for the answer before they sleep. Short executions then skip two
+    /// wake-ups (tens of microseconds each on a virtual machine) at the price of up to this much CPU
+    /// time each; zero turns spinning off.
     public var spinBeforeSleeping: Duration = .microseconds(200)
     /// Result files whose pages a guest's memories may hold before the oldest are copied into the
     /// guest's own allocator (each is one descriptor in the worker, which may hold `workerOpenFiles`).

@@ -34,15 +34,7 @@ public final class TrackedMemory: @unchecked Sendable {
     /// throws, or writes more than `dirtyPageLimit` pages, its writes are rolled back and the error
     /// (`TrackingError.dirtyPageLimitExceeded` for the limit) is thrown.
     public func execute<R>(dirtyPageLimit: Int = .max, _ body: (MappedMemory) throws -> R) throws -> (R, DirtyPages) {
-        try finishQuery()
-        guard unsettled == nil else { throw TrackingError.unsettledExecution }
-        let result: R
-        do {
-            result = try body(memory)
-        } catch {
-            try rollback(try tracker.collect())
-            throw error
-        }
+        let result = try run(body)
         let dirty = try tracker.collect()
         unsettled = dirty
         if dirty.count > dirtyPageLimit {
@@ -72,17 +64,22 @@ public final class TrackedMemory: @unchecked Sendable {
     ///
     /// - Complexity: that of `body`.
     public func startQuery<R>(_ body: (MappedMemory) throws -> R) throws -> R {
+        let result = try run(body)
+        queryUnfinished = true
+        return result
+    }
+
+    /// Runs `body` once the previous execution is settled and any query finished; when it throws,
+    /// its writes are rolled back before the error is rethrown.
+    private func run<R>(_ body: (MappedMemory) throws -> R) throws -> R {
         try finishQuery()
         guard unsettled == nil else { throw TrackingError.unsettledExecution }
-        let result: R
         do {
-            result = try body(memory)
+            return try body(memory)
         } catch {
             try rollback(try tracker.collect())
             throw error
         }
-        queryUnfinished = true
-        return result
     }
 
     /// Undoes the writes of the query `startQuery` ran, if one is unfinished. When this throws the
