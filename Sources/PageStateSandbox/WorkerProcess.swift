@@ -140,10 +140,14 @@ final class WorkerProcess: @unchecked Sendable {
     /// The worker is gone or going: find out why, then make sure it is dead.
     private func died(launcher: Launcher, _ received: Received? = nil) -> ExecutionError {
         var received = received
-        // A dying worker's last words (a seccomp report) are already queued; a worker that is alive
-        // but failed to take a message must not be waited for.
-        if received == nil, (try? channel.socket.waitReadable(timeoutMilliseconds: 100)) == true {
+        // A dying worker's last words (a seccomp report) are already queued, perhaps behind a few
+        // wake-ups; a worker that is alive but failed to take a message must not be waited for (nor
+        // read from without end).
+        var datagrams = 0
+        while received == nil, datagrams < 8, (try? channel.socket.waitReadable(timeoutMilliseconds: 100)) == true {
+            datagrams += 1
             received = try? channel.receiveFromSocket(limit: 0, maximumDescriptors: 0)
+            if case .message(.wake, _, _)? = received { received = nil }
         }
         let error = cause(of: received ?? .closed, launcher: launcher)
         terminate(launcher: launcher)
