@@ -178,7 +178,8 @@ final class MessageChannel {
     }
 
     /// Receives one datagram of at most `limit` body bytes with at most `maximumDescriptors`
-    /// descriptors (plus a bulk memfd). Received descriptors belong to the caller, also when this throws.
+    /// descriptors (plus a bulk memfd). Received descriptors belong to the caller; when this throws
+    /// they are already closed.
     func receiveFromSocket(limit: Int, maximumDescriptors: Int) throws(ProtocolError) -> Received {
         let message: ReceivedMessage
         do {
