@@ -84,7 +84,7 @@ final class WorkerServer {
             exit(ExitStatus.protocolBroken.rawValue)
         }
         // The host adopts the result while this worker brings its own mappings up to date, or undoes
-        // a query's writes (the next message waits in the socket meanwhile). Failing now would leave
+        // a query's writes (the next message waits in the mailbox meanwhile). Failing now would leave
         // them off the host's versions: the worker exits and the guest's next execution gets a fresh one.
         do {
             if let captured { try commit(captured) } else { try session?.finishQuery() }
@@ -256,22 +256,22 @@ final class WorkerServer {
         try session.commit(captured.update, heapChanges: heapChanges, stableChanges: stableChanges)
     }
 
-    /// Sends a host call and waits for its answer (the host answers each in order).
+    /// Sends a host call and waits for its answer (the host answers each in order). A broken
+    /// protocol ends the worker; only the host's refusal reaches the guest.
     private func hostCall(_ request: [UInt8]) throws(ExecutionError) -> [UInt8] {
         nextCallID += 1
+        let reply: HostCallMessage
         do {
             try channel.send(.hostCall, HostCallMessage(callID: nextCallID, succeeded: true, bytes: request).encoded())
             guard case .message(.hostCallReply, let body, let descriptors) = try channel.receive(
                       limit: 1 << 30, maximumDescriptors: 0, spin: .microseconds(spinMicroseconds), deadline: nil),
                   descriptors.isEmpty else { exit(ExitStatus.protocolBroken.rawValue) }
-            let reply = try HostCallMessage(decoding: body, limit: 1 << 30)
-            guard reply.callID == nextCallID else { exit(ExitStatus.protocolBroken.rawValue) }
-            guard reply.succeeded else { throw ExecutionError.trapped("host call failed: \(String(decoding: reply.bytes, as: UTF8.self))") }
-            return reply.bytes
-        } catch let error as ExecutionError {
-            throw error
+            reply = try HostCallMessage(decoding: body, limit: 1 << 30)
         } catch {
             exit(ExitStatus.protocolBroken.rawValue)
         }
+        guard reply.callID == nextCallID else { exit(ExitStatus.protocolBroken.rawValue) }
+        guard reply.succeeded else { throw .trapped("host call failed: \(String(decoding: reply.bytes, as: UTF8.self))") }
+        return reply.bytes
     }
 }

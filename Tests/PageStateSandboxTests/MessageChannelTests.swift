@@ -15,14 +15,13 @@ struct ChannelPair: @unchecked Sendable {
     /// The mailbox file, mapped once more for tests that play a hostile worker.
     let raw: UnsafeMutableRawPointer
 
-    init(mailbox: Bool = true) throws {
+    init() throws {
         let (a, b) = try FileDescriptor.socketPair()
         host = MessageChannel(socket: a)
         worker = MessageChannel(socket: b)
         let file = try SharedMailbox.createFile()
         defer { try? file.close() }
         raw = try mapMemory(length: SharedMailbox.size, protection: [.read, .write], flags: .shared, descriptor: file)
-        guard mailbox else { return }
         host.attach(try SharedMailbox(mapping: file, as: .host))
         worker.attach(try SharedMailbox(mapping: file, as: .worker))
     }
