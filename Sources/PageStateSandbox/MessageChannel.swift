@@ -96,8 +96,11 @@ final class MessageChannel {
         return writer.bytes
     }
 
+    /// Writes `header(type)` into the first `headerSize` bytes of `buffer`, without allocating.
     private static func writeHeader(_ type: MessageType, into buffer: UnsafeMutableRawBufferPointer) {
-        header(type).withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: headerSize) }
+        buffer.storeBytes(of: magic.littleEndian, toByteOffset: 0, as: UInt32.self)
+        buffer.storeBytes(of: type.rawValue.littleEndian, toByteOffset: 4, as: UInt16.self)
+        buffer.storeBytes(of: UInt16(0), toByteOffset: 6, as: UInt16.self)
     }
 
     /// Waits for the next message: spins for `spin` on the mailbox (on the socket before one is

@@ -122,21 +122,10 @@ enum ResultMessage {
             let heapSize: UInt64 = try reader.read()
             let stableSize: UInt64 = try reader.read()
             let grown: UInt64 = try reader.read()
-            var lists: [[PageLocation]] = []
-            for _ in 0..<2 {
-                let start = reader.position
-                let count = try reader.readCount(entrySize: 20, limit: PageListMessage.maximumEntries)
-                var pages: [PageLocation] = []
-                pages.reserveCapacity(count)
-                for _ in 0..<count {
-                    let page = PageLocation(index: try reader.read(), place: .init(offset: try reader.read(), tag: try reader.read()))
-                    if let last = pages.last, last.index >= page.index { throw .malformed(offset: start, "page indices not ascending") }
-                    pages.append(page)
-                }
-                lists.append(pages)
-            }
+            let heapPages = try readPageList(&reader)
+            let stablePages = try readPageList(&reader)
             result = .success(Success(output: output, heapSize: heapSize, stableSize: stableSize, grownPages: grown,
-                                      heapPages: lists[0], stablePages: lists[1]))
+                                      heapPages: heapPages, stablePages: stablePages))
         case 1:
             result = .failure(try decodeError(&reader))
         default:
@@ -144,6 +133,20 @@ enum ResultMessage {
         }
         try reader.finish()
         return (requestID, forgotten, result)
+    }
+
+    /// A count, then that many (index, offset, tag) entries in ascending index order.
+    private static func readPageList(_ reader: inout WireReader) throws(ProtocolError) -> [PageLocation] {
+        let start = reader.position
+        let count = try reader.readCount(entrySize: 20, limit: PageListMessage.maximumEntries)
+        var pages: [PageLocation] = []
+        pages.reserveCapacity(count)
+        for _ in 0..<count {
+            let page = PageLocation(index: try reader.read(), place: .init(offset: try reader.read(), tag: try reader.read()))
+            if let last = pages.last, last.index >= page.index { throw .malformed(offset: start, "page indices not ascending") }
+            pages.append(page)
+        }
+        return pages
     }
 
     /// Only the errors a worker can legitimately report travel; anything else is malformed.

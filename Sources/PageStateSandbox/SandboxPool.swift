@@ -47,14 +47,22 @@ public final class SandboxPool: GuestExecutor {
         var closed = false
     }
 
-    struct Slot {
-        var worker: WorkerProcess
+    /// A live worker and its bookkeeping; a class so that an execution's check-out and check-in
+    /// update it in place (one dictionary lookup, no copies). Fields are guarded by `state`'s lock.
+    final class Slot {
+        let worker: WorkerProcess
         var busy: Bool
         var lastUsed: ContinuousClock.Instant
         /// Resident bytes when last measured; idle workers do not grow, so only workers that ran
         /// since are measured again.
         var residentBytes: UInt64 = 0
         var usedSinceMeasured = true
+
+        init(worker: WorkerProcess, busy: Bool, lastUsed: ContinuousClock.Instant) {
+            self.worker = worker
+            self.busy = busy
+            self.lastUsed = lastUsed
+        }
     }
 
     /// A pool that runs `configuration.workerExecutable`; growth is charged against `budget`; guests'
@@ -112,13 +120,7 @@ public final class SandboxPool: GuestExecutor {
             let started = ContinuousClock.now
             let worker = try checkOut(guest)
             var healthy = false
-            defer {
-                checkIn(worker, guest: guest, healthy: healthy)
-                state.withLock { state in
-                    state.statistics.executions += 1
-                    state.executionSamples.add(ContinuousClock.now - started)
-                }
-            }
+            defer { checkIn(worker, guest: guest, healthy: healthy, started: started) }
             let outcome: ExecutionOutcome
             do throws(ExecutionError) {
                 outcome = try run(request, of: guest, in: worker)
@@ -190,10 +192,9 @@ public final class SandboxPool: GuestExecutor {
         let (existing, evicted): (WorkerProcess?, [WorkerProcess]) = try state.withLock { (state) throws(ExecutionError) in
             guard !state.closed else { throw .spawnFailed("the pool was shut down") }
             var evicted: WorkerProcess?
-            if var slot = state.workers[guest.id] {
+            if let slot = state.workers[guest.id] {
                 guard slot.worker.hasExited else {
                     slot.busy = true
-                    state.workers[guest.id] = slot
                     return (slot.worker, [])
                 }
                 // Died while idle (killed from outside, out of memory): replace it transparently.
@@ -227,13 +228,20 @@ public final class SandboxPool: GuestExecutor {
         return worker
     }
 
-    private func checkIn(_ worker: WorkerProcess, guest: Guest, healthy: Bool) {
+    /// Marks the worker idle (or discards it when the execution left it unhealthy) and records the
+    /// execution that began at `started`, if one ran.
+    private func checkIn(_ worker: WorkerProcess, guest: Guest, healthy: Bool, started: ContinuousClock.Instant?) {
         let discard = state.withLock { state in
-            guard state.workers[guest.id]?.worker === worker else { return true }
+            let now = ContinuousClock.now
+            if let started {
+                state.statistics.executions += 1
+                state.executionSamples.add(now - started)
+            }
+            guard let slot = state.workers[guest.id], slot.worker === worker else { return true }
             if healthy {
-                state.workers[guest.id]?.busy = false
-                state.workers[guest.id]?.lastUsed = .now
-                state.workers[guest.id]?.usedSinceMeasured = true
+                slot.busy = false
+                slot.lastUsed = now
+                slot.usedSinceMeasured = true
                 return false
             }
             state.workers[guest.id] = nil
@@ -256,23 +264,23 @@ public final class SandboxPool: GuestExecutor {
         let unmeasured = state.withLock { state in state.workers.values.filter { $0.usedSinceMeasured && !$0.busy }.map(\.worker) }
         let measured = unmeasured.map { ($0, $0.residentBytes() ?? 0) }
         let candidates = state.withLock { state in
-            for (worker, bytes) in measured where state.workers[worker.guestID]?.worker === worker {
-                state.workers[worker.guestID]?.residentBytes = bytes
-                state.workers[worker.guestID]?.usedSinceMeasured = false
+            for (worker, bytes) in measured {
+                guard let slot = state.workers[worker.guestID], slot.worker === worker else { continue }
+                slot.residentBytes = bytes
+                slot.usedSinceMeasured = false
             }
-            return state.workers.values.filter { !$0.busy }.sorted { $0.lastUsed < $1.lastUsed }
+            return state.workers.values.filter { !$0.busy }.sorted { $0.lastUsed < $1.lastUsed }.map(\.worker)
         }
         var resident = state.withLock { $0.workers.values.reduce(UInt64(0)) { $0 + $1.residentBytes } }
-        for slot in candidates where resident > configuration.rssBudgetBytes {
-            let worker = slot.worker
-            let removed = state.withLock { state in
-                guard let current = state.workers[worker.guestID], current.worker === worker, !current.busy else { return false }
+        for worker in candidates where resident > configuration.rssBudgetBytes {
+            let removedBytes = state.withLock { state -> UInt64? in
+                guard let current = state.workers[worker.guestID], current.worker === worker, !current.busy else { return nil }
                 state.workers[worker.guestID] = nil
                 state.statistics.evictedForMemory += 1
-                return true
+                return current.residentBytes
             }
-            if removed {
-                resident -= min(resident, slot.residentBytes)
+            if let removedBytes {
+                resident -= min(resident, removedBytes)
                 victims.append(worker)
             }
         }
@@ -281,7 +289,7 @@ public final class SandboxPool: GuestExecutor {
 
     /// Makes sure `guest` has a live worker (spawning one now rather than at its next execution).
     public func warmUp(_ guest: Guest) throws(ExecutionError) {
-        try guest.serialized { () throws(ExecutionError) in checkIn(try checkOut(guest), guest: guest, healthy: true) }
+        try guest.serialized { () throws(ExecutionError) in checkIn(try checkOut(guest), guest: guest, healthy: true, started: nil) }
     }
 
     /// Resident memory of the worker serving `guest` (anonymous + shared, from /proc), if one is alive.

@@ -2,8 +2,13 @@
 struct WireWriter {
     private(set) var bytes: [UInt8] = []
 
+    /// A writer with room for `capacity` bytes before it has to grow (most messages are small).
+    init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
+
     mutating func append<I: FixedWidthInteger>(_ value: I) {
-        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+        // Byte by byte: each append is an inlined store into reserved room, where appending the
+        // value's raw bytes takes the generic sequence path (over a hundred instructions a field).
+        for shift in stride(from: 0, to: I.bitWidth, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> shift)) }
     }
 
     /// A length-prefixed (UInt32) byte string.
