@@ -88,12 +88,12 @@ final class MessageChannel {
         try socket.send(Self.header(.bulk) + header.bytes, descriptors: [file] + descriptors)
     }
 
+    /// Every message's first `headerSize` bytes: magic, type, a reserved zero (all little-endian).
     private static func header(_ type: MessageType) -> [UInt8] {
-        var writer = WireWriter()
-        writer.append(magic)
-        writer.append(type.rawValue)
-        writer.append(UInt16(0))
-        return writer.bytes
+        [UInt8](unsafeUninitializedCapacity: headerSize) { buffer, count in
+            writeHeader(type, into: UnsafeMutableRawBufferPointer(buffer))
+            count = headerSize
+        }
     }
 
     /// Writes `header(type)` into the first `headerSize` bytes of `buffer`, without allocating.
