@@ -37,30 +37,12 @@ static void send_event(int control, uint32_t kind, uint64_t id, int32_t pid, int
     while (ps_send_with_fds(control, &event, sizeof event, fds, nfds, flags) < 0 && errno == EINTR) {}
 }
 
-/// A forked worker the host has not been given yet: its pid, a pidfd, the host's end of its socket.
-struct spare { pid_t pid; int pidfd; int host; };
-enum { MAX_SPARES = 16 };
-static struct spare spares[MAX_SPARES];
-static int spare_count;
-
-static void discard(struct spare *worker) {
-    close(worker->pidfd);
-    close(worker->host);
-}
-
-/// Reaps every exited child; a spare that died before it was handed over is dropped.
+/// Reaps every exited child and reports it.
 static void reap(int control) {
     for (;;) {
         int status = 0;
         pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid <= 0) return;
-        for (int i = 0; i < spare_count; i++) {
-            if (spares[i].pid == pid) {
-                discard(&spares[i]);
-                spares[i] = spares[--spare_count];
-                break;
-            }
-        }
         send_event(control, PS_LAUNCH_EXITED, 0, pid, status, NULL, 0, MSG_DONTWAIT);
     }
 }
@@ -91,9 +73,12 @@ static int become_worker(int socket, pid_t launcher, const sigset_t *mask, const
 
 enum { FORKED_PARENT = 0, FORKED_CHILD = 1 };
 
+/// A forked worker: its pid, a pidfd, the host's end of its socket.
+struct forked { pid_t pid; int pidfd; int host; };
+
 /// Forks one worker with a new socket pair. In the child it returns FORKED_CHILD (set up as a worker);
 /// in the launcher FORKED_PARENT with `worker` filled in, or -1 with errno.
-static int fork_worker(pid_t self, const sigset_t *mask, const struct ps_worker_limits *limits, struct spare *worker) {
+static int fork_worker(pid_t self, const sigset_t *mask, const struct ps_worker_limits *limits, struct forked *worker) {
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return -1;
     pid_t pid = fork();
@@ -116,7 +101,7 @@ static int fork_worker(pid_t self, const sigset_t *mask, const struct ps_worker_
         errno = failure;
         return -1;
     }
-    *worker = (struct spare){ pid, pidfd, pair[0] };
+    *worker = (struct forked){ pid, pidfd, pair[0] };
     return FORKED_PARENT;
 }
 
@@ -130,15 +115,7 @@ int ps_launcher_serve(int control, const struct ps_worker_limits *limits) {
     int exits = signalfd(-1, &children, SFD_CLOEXEC | SFD_NONBLOCK);
     if (exits < 0) return -1;
     pid_t self = getpid();
-    int wanted = limits->spares > MAX_SPARES ? MAX_SPARES : (int)limits->spares;
     for (;;) {
-        // Keep spares ready; a failed fork is retried after the next event.
-        while (spare_count < wanted) {
-            int forked = fork_worker(self, &previous, limits, &spares[spare_count]);
-            if (forked == FORKED_CHILD) return 3;
-            if (forked < 0) break;
-            spare_count++;
-        }
         struct pollfd watched[2] = { { control, POLLIN, 0 }, { exits, POLLIN, 0 } };
         if (poll(watched, 2, -1) < 0) {
             if (errno == EINTR) continue;
@@ -164,21 +141,17 @@ int ps_launcher_serve(int control, const struct ps_worker_limits *limits) {
             send_event(control, PS_LAUNCH_FAILED, length == sizeof request ? request.id : 0, 0, EINVAL, NULL, 0, 0);
             continue;
         }
-        struct spare worker;
-        if (spare_count > 0) {
-            worker = spares[0];  // the oldest: most likely initialized by now
-            spares[0] = spares[--spare_count];
-        } else {
-            int forked = fork_worker(self, &previous, limits, &worker);
-            if (forked == FORKED_CHILD) return 3;
-            if (forked < 0) {
-                send_event(control, PS_LAUNCH_FAILED, request.id, 0, errno, NULL, 0, 0);
-                continue;
-            }
+        struct forked worker;
+        int forked = fork_worker(self, &previous, limits, &worker);
+        if (forked == FORKED_CHILD) return 3;
+        if (forked < 0) {
+            send_event(control, PS_LAUNCH_FAILED, request.id, 0, errno, NULL, 0, 0);
+            continue;
         }
         int fds[2] = { worker.pidfd, worker.host };
         send_event(control, PS_LAUNCH_SPAWNED, request.id, worker.pid, 0, fds, 2, 0);
-        discard(&worker);
+        close(worker.pidfd);
+        close(worker.host);
     }
 }
 

@@ -20,8 +20,9 @@ public struct SandboxConfiguration: Sendable {
     public var workerAddressSpaceBytes: UInt64 = 64 << 30
     /// Descriptors each worker may hold (RLIMIT_NOFILE).
     public var workerOpenFiles: UInt64 = 256
-    /// Workers the launcher keeps forked and confined ahead of requests (0...16): a spawn then only
-    /// hands one over. With none left a spawn forks on demand.
+    /// Workers the host keeps forked ahead of need (each confined and waiting for its first message):
+    /// a spawn then takes one without waiting for the launcher, and asks for a replacement after it
+    /// is done. With none left a spawn waits for a fork.
     public var spareWorkers: Int = 2
     /// Results of at least this many pages make the pool prepare the worker's next result file in
     /// the background (pages allocated ahead, so the worker only copies); 0 turns preparation off.

@@ -252,7 +252,7 @@ public final class SandboxPool: GuestExecutor {
     }
 
     /// Terminates idle workers, then the least recently used while the workers' resident memory is over
-    /// budget. Runs periodically; callable any time.
+    /// budget, and reads the launcher's queued reports. Runs periodically; callable any time.
     public func maintain() {
         let now = ContinuousClock.now
         var victims = state.withLock { state in
@@ -263,15 +263,18 @@ public final class SandboxPool: GuestExecutor {
         }
         let unmeasured = state.withLock { state in state.workers.values.filter { $0.usedSinceMeasured && !$0.busy }.map(\.worker) }
         let measured = unmeasured.map { ($0, $0.residentBytes() ?? 0) }
-        let candidates = state.withLock { state in
+        // Sorting the idle workers (O(n log n) in the lock) only when the budget is exceeded.
+        let (total, candidates) = state.withLock { state in
             for (worker, bytes) in measured {
                 guard let slot = state.workers[worker.guestID], slot.worker === worker else { continue }
                 slot.residentBytes = bytes
                 slot.usedSinceMeasured = false
             }
-            return state.workers.values.filter { !$0.busy }.sorted { $0.lastUsed < $1.lastUsed }.map(\.worker)
+            let total = state.workers.values.reduce(UInt64(0)) { $0 + $1.residentBytes }
+            guard total > configuration.rssBudgetBytes else { return (total, [WorkerProcess]()) }
+            return (total, state.workers.values.filter { !$0.busy }.sorted { $0.lastUsed < $1.lastUsed }.map(\.worker))
         }
-        var resident = state.withLock { $0.workers.values.reduce(UInt64(0)) { $0 + $1.residentBytes } }
+        var resident = total
         for worker in candidates where resident > configuration.rssBudgetBytes {
             let removedBytes = state.withLock { state -> UInt64? in
                 guard let current = state.workers[worker.guestID], current.worker === worker, !current.busy else { return nil }
@@ -285,6 +288,7 @@ public final class SandboxPool: GuestExecutor {
             }
         }
         for worker in victims { worker.terminate(launcher: launcher) }
+        launcher.collectEvents()
     }
 
     /// Makes sure `guest` has a live worker (spawning one now rather than at its next execution).

@@ -26,14 +26,13 @@ public enum WorkerMain {
                 "\(arguments.first ?? "worker"): a PageState worker; started by a SandboxPool, not by hand\n".utf8)
             exit(64)
         }
-        var limits = ps_worker_limits(address_space_bytes: 0, open_files: 0, core_bytes: 0, spares: 0)
+        var limits = ps_worker_limits(address_space_bytes: 0, open_files: 0, core_bytes: 0)
         var index = 2
         while index + 1 < arguments.count {
             let value = UInt64(arguments[index + 1]) ?? 0
             switch arguments[index] {
             case "--address-space": limits.address_space_bytes = value
             case "--open-files": limits.open_files = value
-            case "--spares": limits.spares = value
             default: break
             }
             index += 2

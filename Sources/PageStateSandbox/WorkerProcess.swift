@@ -25,6 +25,8 @@ final class WorkerProcess: @unchecked Sendable {
     var lastResultPages = 0
     private var nextRequest: UInt64 = 0
     private var closed = false
+    /// Whether the launcher's report of this worker's exit was taken (nothing left to forget).
+    private var exitCollected = false
 
     /// Spawns a worker through `launcher` and waits until it is confined and ready.
     init(guestID: UInt64, launcher: Launcher, timeout: Duration) throws(ExecutionError) {
@@ -47,8 +49,10 @@ final class WorkerProcess: @unchecked Sendable {
             channel.attach(try SharedMailbox(mapping: file, as: .host))
         } catch {
             terminate(launcher: launcher)
+            launcher.replenish()
             throw error as? ExecutionError ?? .spawnFailed("worker \(pid): \(error)")
         }
+        launcher.replenish()
     }
 
     deinit { closeDescriptors() }
@@ -66,7 +70,7 @@ final class WorkerProcess: @unchecked Sendable {
         guard !closed else { return }
         try? pidfd.sendSignal(SIGKILL)
         closeDescriptors()
-        launcher.forgetExit(of: pid)
+        if !exitCollected { launcher.forgetExit(of: pid) }
     }
 
     /// Whether the worker has died since its last execution (its pidfd became readable).
@@ -158,17 +162,24 @@ final class WorkerProcess: @unchecked Sendable {
     private func cause(of received: Received, launcher: Launcher) -> ExecutionError {
         if case .violation(let report) = received {
             try? pidfd.sendSignal(SIGKILL)
-            _ = launcher.termination(of: pid, timeout: .seconds(2))
+            _ = termination(launcher: launcher)
             if report.kind == UInt32(PS_VIOLATION_ABORT) { return .crashed(signal: SIGABRT) }
             return .policyViolation(syscall: Self.syscallName(report.syscall))
         }
         try? pidfd.sendSignal(SIGKILL)
-        switch launcher.termination(of: pid, timeout: .seconds(2)) {
+        switch termination(launcher: launcher) {
         case .signaled(SIGSYS): return .policyViolation(syscall: "unknown (the kernel did not say)")
         case .signaled(let signal): return .crashed(signal: signal)
         case .exited(let status): return .workerExited(status: status)
         case nil: return .workerExited(status: -1)
         }
+    }
+
+    /// How the (killed) worker ended, as the launcher reports it within two seconds.
+    private func termination(launcher: Launcher) -> ProcessTermination? {
+        let termination = launcher.termination(of: pid, timeout: .seconds(2))
+        exitCollected = termination != nil
+        return termination
     }
 
     static func syscallName(_ number: Int32) -> String {

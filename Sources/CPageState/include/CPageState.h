@@ -154,20 +154,19 @@ void ps_cpu_relax(void);
 /// Wire format of the launcher's control socket (SOCK_SEQPACKET), one struct per message.
 enum { PS_LAUNCH_MAGIC = 0x4C535350 /* "PSSL" */, PS_LAUNCH_SPAWN = 1,
        PS_LAUNCH_SPAWNED = 1, PS_LAUNCH_FAILED = 2, PS_LAUNCH_EXITED = 3 };
-/// Host → launcher: hand over a worker (a ready spare, or a new fork).
+/// Host → launcher: fork a worker.
 struct ps_launch_request { uint32_t magic, kind; uint64_t id; };
 /// Launcher → host: `PS_LAUNCH_SPAWNED` (pid; the worker's pidfd and the host's end of its socket
 /// travel as SCM_RIGHTS, in that order), `PS_LAUNCH_FAILED` (`value` = errno) for request `id`, or
 /// `PS_LAUNCH_EXITED` (pid, `value` = wait status).
 struct ps_launch_event { uint32_t magic, kind; uint64_t id; int32_t pid, value; };
-/// Resource limits a worker gets before it returns to Swift (0 leaves a limit unchanged), and how
-/// many forked, confined workers the launcher keeps ready for the next requests.
-struct ps_worker_limits { uint64_t address_space_bytes, open_files, core_bytes, spares; };
+/// Resource limits a worker gets before it returns to Swift (0 leaves a limit unchanged).
+struct ps_worker_limits { uint64_t address_space_bytes, open_files, core_bytes; };
 /// Threads in this process (entries of /proc/self/task), or -1 with errno.
 int ps_thread_count(void);
-/// Runs the launcher: compiles the worker's seccomp filter once, keeps `limits->spares` workers forked
-/// ahead (each initializes and confines itself, then waits for its first message), hands one over per
-/// request on `control` (forking on demand when none is left), reports spawns and exits, and returns
+/// Runs the launcher: compiles the worker's seccomp filter once, forks one worker per request on
+/// `control` (each initializes and confines itself, then waits for its first message; the host asks
+/// ahead of need and keeps the answers as spares), reports spawns and exits, and returns
 /// -1 when the host has gone or on a fatal error (errno set; the launcher should exit). Must be called
 /// while the process has one thread (EBUSY otherwise). In a forked worker it returns the worker's
 /// socket descriptor (3), after: PDEATHSIG SIGKILL (tied to the launcher), NO_NEW_PRIVS, the socket
