@@ -20,7 +20,6 @@ public enum SandboxSuite {
         defer { pool.shutDown() }
         let local = InProcessExecutor(runtime: runtime, budget: MemoryBudget(pages: budget), hostCall: { _, bytes in bytes })
         let executors: [(String, any GuestExecutor)] = [("sandboxed", pool), ("inprocess", local)]
-        var update: [String: Double] = [:]
         var guests: [String: Guest] = [:]
         for (name, executor) in executors {
             let guest = try Guest(id: 1, heapCapacityInPages: heapPages, stableCapacityInPages: 256)
@@ -28,11 +27,6 @@ public enum SandboxSuite {
             _ = try executor.execute(guest, writePages(Int(heapPages), seed: 1, allowance: heapPages))
             _ = try executor.execute(guest, ExecutionRequest(entryPoint: "kv.put", input: [1, 0, 0x6B, 0x76], kind: .update,
                                                              system: SystemData(guestID: 1)))
-            var seed: UInt64 = 2
-            update[name] = try medianMilliseconds(repetitions) {
-                seed += 1
-                _ = try executor.execute(guest, writePages(Int(dirtyPages), seed: seed, allowance: 0))
-            }
             guests[name] = guest
             if name == "sandboxed" {
                 let stable = try executor.execute(guest, ExecutionRequest(entryPoint: "stable.bench", input: u64(1_000_000), kind: .query,
@@ -49,26 +43,39 @@ public enum SandboxSuite {
                 } * 1000
             }
         }
-        // Queries in alternating blocks, so that both see the same moments of this noisy machine;
-        // back to back within a block, so that each waits for the previous one to be undone.
-        var query: [String: [Double]] = [:]
-        for _ in 0..<queryBlocks {
-            for (name, executor) in executors {
-                query[name, default: []] += try samplesMilliseconds(queriesPerBlock) {
-                    _ = try executor.execute(guests[name]!, ExecutionRequest(entryPoint: "kv.get", input: [0x6B], kind: .query,
-                                                                             system: SystemData(guestID: 1)))
-                }
+        // This machine runs in phases of tens of milliseconds in which the same work takes twice as
+        // long (a query's page-table scan 22 or 46 µs, in both processes alike). So the two sides run
+        // in alternating blocks, close in time, and each ratio is the median of the blocks' paired
+        // ratios. Within a block executions run back to back (each waits for the worker to finish the
+        // previous one); the first of an update block only makes the second back to back.
+        var seed: UInt64 = 2
+        let updates = try pairedBlocks(repetitions, executors.map(\.0)) { name in
+            let executor = executors.first { $0.0 == name }!.1
+            var last = 0.0
+            for _ in 0..<2 {
+                seed += 1
+                last = try samplesMilliseconds(1) {
+                    _ = try executor.execute(guests[name]!, writePages(Int(dirtyPages), seed: seed, allowance: 0))
+                }[0]
             }
+            return last
         }
-        let querySandboxed = TrackingSuite.middle(query["sandboxed"]!), queryInProcess = TrackingSuite.middle(query["inprocess"]!)
-        report.figures["update_sandboxed_ms"] = update["sandboxed"]
-        report.figures["update_inprocess_ms"] = update["inprocess"]
-        report.figures["update_sandboxed_vs_inprocess"] = update["sandboxed"]! / update["inprocess"]!
-        report.figures["query_sandboxed_ms"] = querySandboxed
-        report.figures["query_inprocess_ms"] = queryInProcess
-        report.figures["query_sandboxed_vs_inprocess"] = querySandboxed / queryInProcess
-        report.notes.append("update: pages.write of \(dirtyPages) random pages of a \(heapPages)-page heap, tracked, captured and adopted; medians of \(repetitions)")
-        report.notes.append("query: kv.get on that heap, medians of \(queryBlocks) blocks of \(queriesPerBlock) back-to-back queries, sandboxed and in-process blocks alternating; empty_query: counter.get on a 16-page guest (the fixed cost of a sandboxed execution)")
+        let queries = try pairedBlocks(queryBlocks, executors.map(\.0)) { name in
+            let executor = executors.first { $0.0 == name }!.1
+            return TrackingSuite.middle(try samplesMilliseconds(queriesPerBlock) {
+                _ = try executor.execute(guests[name]!, ExecutionRequest(entryPoint: "kv.get", input: [0x6B], kind: .query,
+                                                                         system: SystemData(guestID: 1)))
+            })
+        }
+        report.figures["update_sandboxed_ms"] = TrackingSuite.middle(updates["sandboxed"]!)
+        report.figures["update_inprocess_ms"] = TrackingSuite.middle(updates["inprocess"]!)
+        report.figures["update_sandboxed_vs_inprocess"] = pairedRatio(updates["sandboxed"]!, updates["inprocess"]!)
+        report.figures["query_sandboxed_ms"] = TrackingSuite.middle(queries["sandboxed"]!)
+        report.figures["query_inprocess_ms"] = TrackingSuite.middle(queries["inprocess"]!)
+        report.figures["query_sandboxed_vs_inprocess"] = pairedRatio(queries["sandboxed"]!, queries["inprocess"]!)
+        report.notes.append("update: pages.write of \(dirtyPages) random pages of a \(heapPages)-page heap, tracked, captured and adopted; \(repetitions) blocks of two back-to-back updates per side, the second timed")
+        report.notes.append("query: kv.get on that heap, \(queryBlocks) blocks of \(queriesPerBlock) back-to-back queries per side, a block's figure its median; empty_query: counter.get on a 16-page guest (the fixed cost of a sandboxed execution)")
+        report.notes.append("sandboxed and in-process blocks alternate (which goes first alternates too); *_vs_inprocess = median of the paired blocks' ratios, *_ms = median over blocks")
         report.notes.append("stable_op_ns and host_call_us are timed inside the worker; idle RSS = RssAnon + RssShmem of a worker after one query")
         return report
     }
@@ -80,6 +87,23 @@ public enum SandboxSuite {
 
     static let queryBlocks = 20
     static let queriesPerBlock = 25
+
+    /// Runs `block` for each name, `count` times, alternating which name goes first; returns each
+    /// name's block figures in order.
+    static func pairedBlocks(_ count: Int, _ names: [String], _ block: (String) throws -> Double) throws -> [String: [Double]] {
+        var figures: [String: [Double]] = [:]
+        for round in 0..<count {
+            for name in round.isMultiple(of: 2) ? names : names.reversed() {
+                figures[name, default: []].append(try block(name))
+            }
+        }
+        return figures
+    }
+
+    /// The median of `a[i] / b[i]`.
+    static func pairedRatio(_ a: [Double], _ b: [Double]) -> Double {
+        TrackingSuite.middle(zip(a, b).map { $0 / $1 })
+    }
 
     static func medianMilliseconds(_ repetitions: Int, _ body: () throws -> Void) throws -> Double {
         TrackingSuite.middle(try samplesMilliseconds(repetitions, body))
