@@ -11,9 +11,9 @@ import Glibc
 /// The host's handle on the launcher process: the worker executable started once in launcher mode,
 /// which forks workers on request. The host asks ahead of need and keeps `spareWorkers` forked
 /// workers in hand, so a spawn takes one without a round trip to the launcher (two wake-ups, and on a
-/// small machine the launcher's fork of the replacement competing with the spawn). Spawns are
-/// serialized; a launcher that died is restarted on the next spawn. Nothing here blocks without a
-/// timeout.
+/// small machine the launcher's fork of the replacement competing with the spawn), each with a
+/// mailbox made ahead too. Spawns are serialized; a launcher that died is restarted on the next
+/// spawn. Nothing here blocks without a timeout.
 final class Launcher: Sendable {
     private let configuration: SandboxConfiguration
     private let state = Mutex(State())
@@ -26,6 +26,8 @@ final class Launcher: Sendable {
         var pending: Set<UInt64> = []
         /// Forked workers not handed out yet, oldest first.
         var spares: [Spawned] = []
+        /// Mailbox files made ahead for the next spawns, with the host's mappings.
+        var mailboxes: [(file: FileDescriptor, mailbox: SharedMailbox)] = []
         /// Why the launcher's last fork failed, until a spawn that finds no spare reports it.
         var forkFailure: Errno?
         /// Exits reported by the launcher that nobody has asked about yet.
@@ -36,15 +38,18 @@ final class Launcher: Sendable {
         var restarts = 0
     }
 
-    /// A forked worker: its pid, a pidfd for it, and the host's end of its socket.
+    /// A forked worker: its pid, a pidfd for it, and the host's end of its socket; and, when one was
+    /// made ahead, a mailbox file for it with the host's mapping (to be sent to the worker).
     struct Spawned {
         var pid: ProcessID
         var pidfd: FileDescriptor
         var socket: FileDescriptor
+        var mailbox: (file: FileDescriptor, mailbox: SharedMailbox)?
 
         func close() {
             try? pidfd.close()
             try? socket.close()
+            try? mailbox?.file.close()
         }
     }
 
@@ -89,23 +94,38 @@ final class Launcher: Sendable {
     private static let requests = DispatchQueue(label: "pagestate.launcher.requests")
 
     private func requestSpares() {
-        state.withLock { state in
-            guard let control = state.control else { return }
+        let wantedMailboxes = state.withLock { state -> Int in
+            guard let control = state.control else { return 0 }
             while state.spares.count + state.pending.count < configuration.spareWorkers {
-                guard (try? request(&state, control: control)) != nil else { return }
+                guard (try? request(&state, control: control)) != nil else { break }
             }
+            return configuration.spareWorkers - state.mailboxes.count
         }
+        // Made outside the lock (~30 µs each); none is needed for a spawn to succeed.
+        var made = (0..<max(0, wantedMailboxes)).compactMap { _ in try? SharedMailbox.createForHost() }
+        state.withLock { state in
+            guard state.control != nil else { return }
+            state.mailboxes += made
+            made = []
+        }
+        for unused in made { try? unused.file.close() }
     }
 
     private func takeSpare(_ state: inout State) throws(ExecutionError) -> Spawned {
         let control = try start(&state)
-        try drain(&state, control: control)  // answers that arrived meanwhile
+        // Answers and exit reports are read in the background (`requestSpares`); only a spawn that
+        // finds no spare in hand reads them itself.
+        try drain(&state, control: control)
         let deadline = ContinuousClock.now + configuration.spawnTimeout
         while true {
             while !state.spares.isEmpty {
                 let spare = state.spares.removeFirst()
                 // A spare that died while waiting (killed from outside, out of memory) is skipped.
-                if (try? spare.pidfd.waitReadable(timeoutMilliseconds: 0)) == false { return spare }
+                if (try? spare.pidfd.waitReadable(timeoutMilliseconds: 0)) == false {
+                    var taken = spare
+                    taken.mailbox = state.mailboxes.popLast()
+                    return taken
+                }
                 spare.close()
                 ignoreExit(&state, of: spare.pid)
             }
@@ -231,6 +251,8 @@ final class Launcher: Sendable {
         state.process = nil
         for spare in state.spares { spare.close() }  // they died with the launcher
         state.spares = []
+        for prepared in state.mailboxes { try? prepared.file.close() }
+        state.mailboxes = []
         state.pending = []
         state.forkFailure = nil
         state.exits = [:]

@@ -73,6 +73,15 @@ final class SharedMailbox {
         return file
     }
 
+    /// A new mailbox file and the host's mapping of it (the file is still to be sent to the worker).
+    static func createForHost() throws(Errno) -> (file: FileDescriptor, mailbox: SharedMailbox) {
+        let file = try createFile()
+        do { return (file, try SharedMailbox(mapping: file, as: .host)) } catch {
+            try? file.close()
+            throw error
+        }
+    }
+
     /// Maps `file` (made by `createFile`) as `side`'s end. The descriptor may be closed afterwards.
     init(mapping file: FileDescriptor, as side: Side) throws(Errno) {
         base = try mapMemory(length: Self.size, protection: [.read, .write], flags: .shared, descriptor: file)

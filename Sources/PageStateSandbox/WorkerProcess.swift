@@ -35,6 +35,8 @@ final class WorkerProcess: @unchecked Sendable {
         pidfd = spawned.pidfd
         channel = MessageChannel(socket: spawned.socket)
         self.guestID = guestID
+        var prepared = spawned.mailbox
+        defer { try? prepared?.file.close() }  // sent or not, the host keeps only its mapping
         do {
             guard try spawned.socket.waitReadable(timeoutMilliseconds: Int32(Launcher.milliseconds(timeout))) else {
                 throw ExecutionError.spawnFailed("worker \(pid) not ready within \(timeout)")
@@ -43,10 +45,10 @@ final class WorkerProcess: @unchecked Sendable {
             guard case .message(.ready, _, _) = received else {
                 throw ExecutionError.spawnFailed("worker \(pid) failed before it was ready: \(cause(of: received, launcher: launcher))")
             }
-            let file = try SharedMailbox.createFile()
-            defer { try? file.close() }
+            let (file, mailbox) = try prepared ?? SharedMailbox.createForHost()
+            prepared = (file, mailbox)
             try channel.send(.mailbox, [], descriptors: [file])
-            channel.attach(try SharedMailbox(mapping: file, as: .host))
+            channel.attach(mailbox)
         } catch {
             terminate(launcher: launcher)
             launcher.replenish()
