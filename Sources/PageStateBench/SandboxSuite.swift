@@ -43,11 +43,12 @@ public enum SandboxSuite {
                 } * 1000
             }
         }
-        // This machine runs in phases of tens of milliseconds in which the same work takes twice as
-        // long (a query's page-table scan 22 or 46 µs, in both processes alike). So the two sides run
-        // in alternating blocks, close in time, and each ratio is the median of the blocks' paired
-        // ratios. Within a block executions run back to back (each waits for the worker to finish the
-        // previous one); the first of an update block only makes the second back to back.
+        // On this machine the same work takes twice as long in some phases (a query's page-table scan
+        // 22 or 46 µs, switching every few thousand queries, in each process on its own). So the two
+        // sides run in alternating blocks, close in time, and each ratio is the median of the paired
+        // blocks' ratios (which removes what they share in time, not a difference between the two
+        // processes' phases). Within a block executions run back to back (each waits for the worker
+        // to finish the previous one); the first of an update block only makes the second back to back.
         var seed: UInt64 = 2
         let updates = try pairedBlocks(repetitions, executors.map(\.0)) { name in
             let executor = executors.first { $0.0 == name }!.1

@@ -113,9 +113,7 @@ final class Launcher: Sendable {
 
     private func takeSpare(_ state: inout State) throws(ExecutionError) -> Spawned {
         let control = try start(&state)
-        // Answers and exit reports are read in the background (`requestSpares`); only a spawn that
-        // finds no spare in hand reads them itself.
-        try drain(&state, control: control)
+        try drain(&state, control: control)  // answers and exit reports that arrived meanwhile
         let deadline = ContinuousClock.now + configuration.spawnTimeout
         while true {
             while !state.spares.isEmpty {
