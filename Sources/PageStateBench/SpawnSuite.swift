@@ -4,7 +4,7 @@ import PageStateSandbox
 import SystemPackage
 
 /// `pagestate bench spawn`: how long a new worker takes from request to ready (forked by the
-/// launcher, confined, its socket answering) with 1, 100 and 1,000 workers already alive, next to a
+/// launcher ahead or on demand, confined, its socket answering, its mailbox sent) with 1, 100 and 1,000 workers already alive, next to a
 /// bare fork of this process measured in the same run, and the one-time start of the launcher.
 public enum SpawnSuite {
     /// Pause between paced spawns: long enough for the launcher to fork the next spare.
@@ -67,7 +67,7 @@ public enum SpawnSuite {
         forks.sort()
         report.figures["bare_fork_p50_ms"] = forks[forks.count / 2]
         report.figures["bare_fork_p99_ms"] = forks[forks.count * 99 / 100]
-        report.notes.append("spawn = request to the launcher until the confined worker says it is ready; spawn_p50_ms and spawn_p99_ms are the worst over \(liveCounts)")
+        report.notes.append("spawn = the pool warming up a new guest: a spare taken (or a fork asked of the launcher) until the confined worker said it is ready and was sent its mailbox; spawn_p50_ms and spawn_p99_ms are the worst over \(liveCounts)")
         report.notes.append("paced spawns (\(pace) apart: a spare is in hand) vs burst spawns back to back (once the spares are used, each waits for a fork)")
         report.notes.append("launcher_start_ms = the pool's first spawn: starting the launcher, then its first fork (once per pool)")
         report.notes.append("bare fork = fork + _exit + waitpid of this (larger, multithreaded) benchmark process, not of the small launcher")
