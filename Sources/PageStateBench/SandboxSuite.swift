@@ -33,7 +33,7 @@ public enum SandboxSuite {
                                                                           system: SystemData(guestID: 1), memoryAllowancePages: 1))
                 report.figures["stable_op_ns"] = Double(value(stable.output))
                 let calls = try executor.execute(guest, ExecutionRequest(entryPoint: "host.calls", input: u64(2000), kind: .query,
-                                                                         system: SystemData(guestID: 1)))
+                                                                               system: SystemData(guestID: 1)))
                 report.figures["host_call_us"] = Double(value(calls.output)) / 1000
                 let idle = try Guest(id: 2, heapCapacityInPages: 16, stableCapacityInPages: 16)
                 _ = try pool.execute(idle, ExecutionRequest(entryPoint: "counter.get", kind: .query, system: SystemData(guestID: 2)))
@@ -50,22 +50,21 @@ public enum SandboxSuite {
         // processes' phases). Within a block executions run back to back (each waits for the worker
         // to finish the previous one); the first of an update block only makes the second back to back.
         var seed: UInt64 = 2
+        let executor = Dictionary(uniqueKeysWithValues: executors)
         let updates = try pairedBlocks(repetitions, executors.map(\.0)) { name in
-            let executor = executors.first { $0.0 == name }!.1
             var last = 0.0
             for _ in 0..<2 {
                 seed += 1
                 last = try samplesMilliseconds(1) {
-                    _ = try executor.execute(guests[name]!, writePages(Int(dirtyPages), seed: seed, allowance: 0))
+                    _ = try executor[name]!.execute(guests[name]!, writePages(Int(dirtyPages), seed: seed, allowance: 0))
                 }[0]
             }
             return last
         }
         let queries = try pairedBlocks(queryBlocks, executors.map(\.0)) { name in
-            let executor = executors.first { $0.0 == name }!.1
-            return TrackingSuite.middle(try samplesMilliseconds(queriesPerBlock) {
-                _ = try executor.execute(guests[name]!, ExecutionRequest(entryPoint: "kv.get", input: [0x6B], kind: .query,
-                                                                         system: SystemData(guestID: 1)))
+            TrackingSuite.middle(try samplesMilliseconds(queriesPerBlock) {
+                _ = try executor[name]!.execute(guests[name]!, ExecutionRequest(entryPoint: "kv.get", input: [0x6B], kind: .query,
+                                                                               system: SystemData(guestID: 1)))
             })
         }
         report.figures["update_sandboxed_ms"] = TrackingSuite.middle(updates["sandboxed"]!)

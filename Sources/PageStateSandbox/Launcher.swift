@@ -27,7 +27,7 @@ final class Launcher: Sendable {
         /// Forked workers not handed out yet, oldest first.
         var spares: [Spawned] = []
         /// Mailbox files made ahead for the next spawns, with the host's mappings.
-        var mailboxes: [(file: FileDescriptor, mailbox: SharedMailbox)] = []
+        var mailboxes: [SharedMailbox.HostEnd] = []
         /// Why the launcher's last fork failed, until a spawn that finds no spare reports it.
         var forkFailure: Errno?
         /// Exits reported by the launcher that nobody has asked about yet.
@@ -44,7 +44,7 @@ final class Launcher: Sendable {
         var pid: ProcessID
         var pidfd: FileDescriptor
         var socket: FileDescriptor
-        var mailbox: (file: FileDescriptor, mailbox: SharedMailbox)?
+        var mailbox: SharedMailbox.HostEnd?
 
         func close() {
             try? pidfd.close()

@@ -73,8 +73,11 @@ final class SharedMailbox {
         return file
     }
 
-    /// A new mailbox file and the host's mapping of it (the file is still to be sent to the worker).
-    static func createForHost() throws(Errno) -> (file: FileDescriptor, mailbox: SharedMailbox) {
+    /// A mailbox file and the host's mapping of it, the file still to be sent to the worker.
+    typealias HostEnd = (file: FileDescriptor, mailbox: SharedMailbox)
+
+    /// A new mailbox file and the host's mapping of it.
+    static func createForHost() throws(Errno) -> HostEnd {
         let file = try createFile()
         do { return (file, try SharedMailbox(mapping: file, as: .host)) } catch {
             try? file.close()
