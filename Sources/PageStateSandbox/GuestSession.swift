@@ -127,7 +127,8 @@ final class GuestSession {
 
     /// Undoes the writes of the query `startQuery` ran, if any.
     ///
-    /// - Complexity: O(pages written) copies, plus one page-table scan per memory.
+    /// - Complexity: O(pages written) copies, plus one page-table scan per memory unless the process
+    ///   took no page fault since the query started (`AsyncWriteProtectTracker`).
     func finishQuery() throws(ExecutionError) {
         do {
             try heap.finishQuery()

@@ -10,12 +10,24 @@ import SystemPackage
 ///
 /// Registration is per mapping: pages remapped over (`mmap MAP_FIXED`) lose it and must be passed
 /// to `protect(_:)` again.
+///
+/// A collect that finds the process has taken no page fault since every tracked page was last
+/// armed returns at once, without walking: a write to an armed page is resolved as a fault of the
+/// thread that made it (or of the thread whose system call wrote on its behalf), so no fault means
+/// no write. Any fault — a read of a new page, another thread's allocation — only costs the walk.
 public final class AsyncWriteProtectTracker: DirtyPageTracker, @unchecked Sendable {
     private let userfaultfd: FileDescriptor
     private let pagemap: FileDescriptor
     private let address: UnsafeMutableRawPointer
     private var trackedPages: UInt64
     private let regions: UnsafeMutableBufferPointer<PageRegion>
+    /// `processPageFaults()` when every tracked page was last known armed: at setup, at a `rearm`,
+    /// at a `collect()` that found nothing. Nil once a fault may have been a write that no walk has
+    /// seen yet, and while written pages are left writable (from a `collect()` that found some to
+    /// the `rearm`).
+    private var faultsWhenArmed: UInt64?
+    /// Collects answered without a walk.
+    public private(set) var walksSkipped = 0
 
     /// Starts tracking the first `pages` pages at `address` (page aligned): registers and
     /// write-protects them. `scanBufferRegions` bounds one scan's result; more dirty runs resume it.
@@ -38,6 +50,7 @@ public final class AsyncWriteProtectTracker: DirtyPageTracker, @unchecked Sendab
             try? userfaultfd.close()
             throw .system(.openPagemap, error)
         }
+        faultsWhenArmed = try Self.faults()  // nothing is armed yet; no write before this counts
         try protect(0..<pages)
     }
 
@@ -87,6 +100,7 @@ public final class AsyncWriteProtectTracker: DirtyPageTracker, @unchecked Sendab
     /// - Complexity: O(pages) in the kernel (page-table walk); no per-page system calls.
     public func protect(_ pages: Range<PageIndex>) throws(TrackingError) {
         guard !pages.isEmpty else { return }
+        let faults = try Self.faults()
         let start = address + Int(pages.lowerBound) * Page.size
         let length = pages.count * Page.size
         do { try userfaultfd.uffdRegister(start, length: length, mode: .writeProtect) } catch {
@@ -94,18 +108,33 @@ public final class AsyncWriteProtectTracker: DirtyPageTracker, @unchecked Sendab
         }
         do { try userfaultfd.uffdWriteProtect(start, length: length) } catch { throw .system(.writeProtect, error) }
         trackedPages = max(trackedPages, pages.upperBound)
+        // Newly armed pages add nothing to know; a fault since the snapshot may be a write to others.
+        if faults != faultsWhenArmed { faultsWhenArmed = nil }
     }
 
     /// The pages written since they were last armed, without re-protecting them.
     ///
     /// - Complexity: O(dirty runs) plus the kernel's walk of the tracked page tables.
     public func collect() throws(TrackingError) -> DirtyPages {
-        try scan(reprotect: false)
+        let faults = try Self.faults()
+        if faults == faultsWhenArmed {
+            walksSkipped += 1
+            return DirtyPages()
+        }
+        let dirty = try scan(reprotect: false)
+        faultsWhenArmed = dirty.count == 0 ? faults : nil
+        return dirty
     }
 
     /// Re-protects every written page (`pages` and any other) in one walk.
     public func rearm(_ pages: DirtyPages) throws(TrackingError) {
+        let faults = try Self.faults()
         _ = try scan(reprotect: true)
+        faultsWhenArmed = faults
+    }
+
+    private static func faults() throws(TrackingError) -> UInt64 {
+        do { return try processPageFaults() } catch { throw .system(.countFaults, error) }
     }
 
     private func scan(reprotect: Bool) throws(TrackingError) -> DirtyPages {

@@ -8,6 +8,7 @@ public enum TrackingOperation: String, Sendable, Hashable {
     case writeProtect = "write-protect range"
     case openPagemap = "open /proc/self/pagemap"
     case scan = "scan written pages"
+    case countFaults = "count page faults"
     case installHandler = "install SIGSEGV handler"
 }
 

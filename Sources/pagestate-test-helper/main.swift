@@ -3,10 +3,15 @@
 // `fault-outside-tracked-region` / `fault-without-tracker`: writes to an inaccessible page with (or
 // without) a protection-fault tracker installed elsewhere, which must kill the process either way.
 //
+// `tracked-writes`: in this quiet, single-threaded process, writes of every kind to armed pages
+// (the process's own, a system call's, another thread's) must each be collected although
+// collects with no page fault since arming skip the page-table walk; prints one line per step.
+//
 // No arguments: the allocator test. Protocol on descriptor 3 (a SOCK_SEQPACKET socket):
 // receive one PageListMessage with the allocator's descriptor, attach it (twice, to check that the
 // same identity yields the same allocator), resolve every location, and reply with one line per
 // page, "INDEX HASH" (FNV-1a 64 of the page bytes), or a single "error: ..." line.
+import Foundation
 import PageState
 import SystemPackage
 
@@ -44,9 +49,53 @@ func faultOutsideTrackedRegions(withTracker: Bool, report: FileDescriptor) throw
     fatalError("the write to an inaccessible page did not fault")
 }
 
+/// Each step: "NAME skipped=WALKS_SKIPPED dirty=INDICES". The steps run twice and only the second
+/// round is reported: the first warms up the allocations of the bookkeeping, whose page faults
+/// would otherwise stop a quiet step from skipping.
+func trackedWrites(report: FileDescriptor) throws {
+    var map = PageMap(allocator: try PageAllocator(options: .init()))
+    map.grow(toPages: 16)
+    let memory = try MappedMemory(showing: map, capacityInPages: 16)
+    memory.bytes.initializeMemory(as: UInt8.self, repeating: 1)  // populated, as after earlier executions
+    let tracker = try AsyncWriteProtectTracker(address: memory.address, pages: 16)
+    let (readEnd, writeEnd) = try FileDescriptor.pipe()
+    var lines: [String] = []
+    lines.reserveCapacity(32)
+    func step(_ name: String, rearm: Bool = true, _ write: () throws -> Void) throws {
+        let skippedBefore = tracker.walksSkipped
+        try write()
+        let dirty = try tracker.collect()
+        lines.append("\(name) skipped=\(tracker.walksSkipped - skippedBefore) dirty=\(dirty.indices)")
+        if rearm && dirty.count > 0 { try tracker.rearm(dirty) }
+    }
+    for _ in 0..<2 {
+        lines.removeAll(keepingCapacity: true)
+        try step("quiet") {}
+        try step("own", rearm: false) { memory.bytes[3 * Page.size] &+= 1 }
+        try step("again") { memory.bytes[3 * Page.size] &+= 1 }  // still writable: no fault this time
+        try step("quiet-after-rearm") {}
+        try step("then-protect") {  // as growth does: arming new pages must not hide the write
+            memory.bytes[2 * Page.size] &+= 1
+            try tracker.protect(12..<16)
+        }
+        try step("syscall") {
+            _ = try writeEnd.writeAll([UInt8](repeating: 9, count: 4))
+            _ = try readEnd.read(into: UnsafeMutableRawBufferPointer(rebasing: memory.bytes[(5 * Page.size)..<(5 * Page.size + 4)]))
+        }
+        try step("thread") {
+            let done = DispatchSemaphore(value: 0)
+            let address = UInt(bitPattern: memory.address + 7 * Page.size)
+            Thread { UnsafeMutablePointer<UInt8>(bitPattern: address)!.pointee &+= 1; done.signal() }.start()
+            done.wait()
+        }
+    }
+    try report.writeAll(Array((lines.joined(separator: "\n") + "\n").utf8))
+}
+
 let socket = FileDescriptor(rawValue: 3)
 switch CommandLine.arguments.dropFirst().first {
 case "fault-outside-tracked-region": try faultOutsideTrackedRegions(withTracker: true, report: socket)
 case "fault-without-tracker": try faultOutsideTrackedRegions(withTracker: false, report: socket)
+case "tracked-writes": try trackedWrites(report: socket)
 default: try socket.send(Array(serve(socket).utf8))
 }
