@@ -43,8 +43,8 @@ public enum SandboxSuite {
                 } * 1000
             }
         }
-        // On this machine the same work takes twice as long in some phases (a query's page-table scan
-        // 22 or 46 µs, switching every few thousand queries, in each process on its own). So the two
+        // On this machine the same work takes twice as long in some phases (a page-table walk of the
+        // heap 22 or 46 µs, switching every few thousand walks, in each process on its own). So the two
         // sides run in alternating blocks, close in time, and each ratio is the median of the paired
         // blocks' ratios (which removes what they share in time, not a difference between the two
         // processes' phases). Within a block executions run back to back (each waits for the worker
