@@ -1,3 +1,4 @@
+import PageStateKernel
 import PageStateMemory
 import PageStateTracking
 
@@ -23,13 +24,14 @@ final class GuestSession {
         var grownPages: UInt64
     }
 
-    /// Maps both memories (zero-copy) and starts tracking them.
+    /// Maps both memories (zero-copy) and starts tracking them; `faultScope` as in `TrackedMemory`.
     ///
     /// - Complexity: O(runs of the two memories).
-    init(heap: PageMap, heapCapacity: UInt64, stable: PageMap, stableCapacity: UInt64, restoreThreads: Int) throws(ExecutionError) {
+    init(heap: PageMap, heapCapacity: UInt64, stable: PageMap, stableCapacity: UInt64, restoreThreads: Int,
+         faultScope: PageFaultScope) throws(ExecutionError) {
         do {
-            self.heap = try TrackedMemory(showing: heap, capacityInPages: heapCapacity)
-            self.stable = try TrackedMemory(showing: stable, capacityInPages: stableCapacity)
+            self.heap = try TrackedMemory(showing: heap, capacityInPages: heapCapacity, faultScope: faultScope)
+            self.stable = try TrackedMemory(showing: stable, capacityInPages: stableCapacity, faultScope: faultScope)
         } catch {
             throw .workerFailure("mapping the guest's memories: \(error)")
         }

@@ -70,7 +70,7 @@ public final class InProcessExecutor: GuestExecutor {
         }
         let fresh = Held(session: try GuestSession(heap: heap, heapCapacity: guest.heapCapacityInPages, stable: stable,
                                                    stableCapacity: guest.stableCapacityInPages,
-                                                   restoreThreads: 1),
+                                                   restoreThreads: 1, faultScope: .process),
                          heap: heap, stable: stable)
         sessions.withLock { $0[guest.id] = fresh }
         return fresh

@@ -213,7 +213,15 @@ public final class SandboxPool: GuestExecutor {
         for worker in evicted { worker.terminate(launcher: launcher) }
         if let existing { return existing }
         let started = ContinuousClock.now
-        let worker = try WorkerProcess(guestID: guest.id, launcher: launcher, timeout: configuration.spawnTimeout)
+        let worker: WorkerProcess
+        do {
+            worker = try WorkerProcess(guestID: guest.id, launcher: launcher, timeout: configuration.spawnTimeout)
+        } catch {
+            // A spare can die between being handed out and its first message — with a launcher that
+            // was killed but whose end the host has not read yet (PDEATHSIG): one more try, which
+            // also finds the dead launcher and starts a new one.
+            worker = try WorkerProcess(guestID: guest.id, launcher: launcher, timeout: configuration.spawnTimeout)
+        }
         let stillOpen = state.withLock { state in
             guard !state.closed else { return false }
             state.workers[guest.id] = Slot(worker: worker, busy: true, lastUsed: .now)

@@ -123,8 +123,9 @@ final class WorkerServer {
             session = nil
             let heap = try map(size: heapSize, layers: heapLayers, pages: heapPages, files: &layerFiles)
             let stable = try map(size: stableSize, layers: stableLayers, pages: stablePages, files: &layerFiles)
+            // A worker has one thread (its filter forbids starting more): its own faults are all.
             session = try GuestSession(heap: heap, heapCapacity: heapCapacity, stable: stable, stableCapacity: stableCapacity,
-                                       restoreThreads: 1)
+                                       restoreThreads: 1, faultScope: .callingThread)
         default:
             guard let session else { throw .workerFailure("memory changes before any image") }
             let (heap, heapSize) = try changed(session.heap.memory.shown, message.heap, current: session.heapSize)

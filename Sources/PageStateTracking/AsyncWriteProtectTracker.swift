@@ -11,30 +11,36 @@ import SystemPackage
 /// Registration is per mapping: pages remapped over (`mmap MAP_FIXED`) lose it and must be passed
 /// to `protect(_:)` again.
 ///
-/// A collect that finds the process has taken no page fault since every tracked page was last
-/// armed returns at once, without walking: a write to an armed page is resolved as a fault of the
-/// thread that made it (or of the thread whose system call wrote on its behalf), so no fault means
-/// no write. Any fault — a read of a new page, another thread's allocation — only costs the walk.
+/// A collect that finds the process (or, with `faultScope: .callingThread`, the thread) has taken
+/// no page fault since every tracked page was last armed returns at once, without walking: a write
+/// to an armed page is resolved as a fault of the thread that made it (or of the thread whose system
+/// call wrote on its behalf), so no fault means no write. Any fault — a read of a new page, another
+/// thread's allocation — only costs the walk.
 public final class AsyncWriteProtectTracker: DirtyPageTracker, @unchecked Sendable {
     private let userfaultfd: FileDescriptor
     private let pagemap: FileDescriptor
     private let address: UnsafeMutableRawPointer
     private var trackedPages: UInt64
     private let regions: UnsafeMutableBufferPointer<PageRegion>
-    /// `processPageFaults()` when every tracked page was last known armed: at setup, at a `rearm`,
+    /// The page-fault count when every tracked page was last known armed: at setup, at a `rearm`,
     /// at a `collect()` that found nothing. Nil once a fault may have been a write that no walk has
     /// seen yet, and while written pages are left writable (from a `collect()` that found some to
     /// the `rearm`).
     private var faultsWhenArmed: UInt64?
+    private let faultScope: PageFaultScope
     /// Collects answered without a walk.
     public private(set) var walksSkipped = 0
 
     /// Starts tracking the first `pages` pages at `address` (page aligned): registers and
     /// write-protects them. `scanBufferRegions` bounds one scan's result; more dirty runs resume it.
+    /// `faultScope` is whose page faults tell whether a walk can be skipped: `.callingThread` only
+    /// when no other thread ever touches the memory (a single-threaded process).
     ///
     /// - Throws: `TrackingError.unavailable` when the kernel lacks async write protection.
-    public init(address: UnsafeMutableRawPointer, pages: UInt64, scanBufferRegions: Int = 4096) throws(TrackingError) {
+    public init(address: UnsafeMutableRawPointer, pages: UInt64, scanBufferRegions: Int = 4096,
+                faultScope: PageFaultScope = .process) throws(TrackingError) {
         self.address = address
+        self.faultScope = faultScope
         trackedPages = 0
         regions = .allocate(capacity: max(1, scanBufferRegions))
         do {
@@ -50,7 +56,7 @@ public final class AsyncWriteProtectTracker: DirtyPageTracker, @unchecked Sendab
             try? userfaultfd.close()
             throw .system(.openPagemap, error)
         }
-        faultsWhenArmed = try Self.faults()  // nothing is armed yet; no write before this counts
+        faultsWhenArmed = try faults()  // nothing is armed yet; no write before this counts
         try protect(0..<pages)
     }
 
@@ -100,7 +106,7 @@ public final class AsyncWriteProtectTracker: DirtyPageTracker, @unchecked Sendab
     /// - Complexity: O(pages) in the kernel (page-table walk); no per-page system calls.
     public func protect(_ pages: Range<PageIndex>) throws(TrackingError) {
         guard !pages.isEmpty else { return }
-        let faults = try Self.faults()
+        let faults = try faults()
         let start = address + Int(pages.lowerBound) * Page.size
         let length = pages.count * Page.size
         do { try userfaultfd.uffdRegister(start, length: length, mode: .writeProtect) } catch {
@@ -116,7 +122,7 @@ public final class AsyncWriteProtectTracker: DirtyPageTracker, @unchecked Sendab
     ///
     /// - Complexity: O(dirty runs) plus the kernel's walk of the tracked page tables.
     public func collect() throws(TrackingError) -> DirtyPages {
-        let faults = try Self.faults()
+        let faults = try faults()
         if faults == faultsWhenArmed {
             walksSkipped += 1
             return DirtyPages()
@@ -128,13 +134,13 @@ public final class AsyncWriteProtectTracker: DirtyPageTracker, @unchecked Sendab
 
     /// Re-protects every written page (`pages` and any other) in one walk.
     public func rearm(_ pages: DirtyPages) throws(TrackingError) {
-        let faults = try Self.faults()
+        let faults = try faults()
         _ = try scan(reprotect: true)
         faultsWhenArmed = faults
     }
 
-    private static func faults() throws(TrackingError) -> UInt64 {
-        do { return try processPageFaults() } catch { throw .system(.countFaults, error) }
+    private func faults() throws(TrackingError) -> UInt64 {
+        do { return try pageFaults(of: faultScope) } catch { throw .system(.countFaults, error) }
     }
 
     private func scan(reprotect: Bool) throws(TrackingError) -> DirtyPages {

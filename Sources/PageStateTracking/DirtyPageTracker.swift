@@ -28,10 +28,12 @@ public enum TrackerKind: String, Sendable, CaseIterable {
     /// The mechanisms this machine offers, best first.
     public static var available: [TrackerKind] { best == .asyncWriteProtect ? allCases : [.protectionFaults] }
 
-    /// A tracker of this kind over `pages` pages at `address`, which may grow to `capacity`.
-    func makeTracker(address: UnsafeMutableRawPointer, pages: UInt64, capacity: UInt64) throws(TrackingError) -> any DirtyPageTracker {
+    /// A tracker of this kind over `pages` pages at `address`, which may grow to `capacity`
+    /// (`faultScope`: see `AsyncWriteProtectTracker.init`).
+    func makeTracker(address: UnsafeMutableRawPointer, pages: UInt64, capacity: UInt64,
+                     faultScope: PageFaultScope) throws(TrackingError) -> any DirtyPageTracker {
         switch self {
-        case .asyncWriteProtect: try AsyncWriteProtectTracker(address: address, pages: pages)
+        case .asyncWriteProtect: try AsyncWriteProtectTracker(address: address, pages: pages, faultScope: faultScope)
         case .protectionFaults: try ProtectionFaultTracker(address: address, pages: pages, capacity: capacity)
         }
     }

@@ -1,3 +1,4 @@
+import PageStateKernel
 import PageStateMemory
 
 /// A mapped guest memory whose executions are tracked, then committed or rolled back.
@@ -22,12 +23,14 @@ public final class TrackedMemory: @unchecked Sendable {
     private var queryUnfinished = false
 
     /// Maps `map` into a reservation of `capacityInPages` and starts tracking it with `tracker`
-    /// (by default the best this machine offers).
-    public init(showing map: PageMap, capacityInPages: UInt64, tracker: TrackerKind = .best) throws {
+    /// (by default the best this machine offers). `faultScope: .callingThread` makes skipped walks
+    /// cheaper where no other thread ever touches the memory (`AsyncWriteProtectTracker.init`).
+    public init(showing map: PageMap, capacityInPages: UInt64, tracker: TrackerKind = .best,
+                faultScope: PageFaultScope = .process) throws {
         memory = try MappedMemory(showing: map, capacityInPages: capacityInPages)
         trackerKind = tracker
         self.tracker = try tracker.makeTracker(address: memory.address, pages: memory.sizeInPages,
-                                               capacity: capacityInPages)
+                                               capacity: capacityInPages, faultScope: faultScope)
     }
 
     /// Runs `body` against the memory and returns its result with the pages it wrote. When `body`

@@ -6,6 +6,7 @@
 // `tracked-writes`: in this quiet, single-threaded process, writes of every kind to armed pages
 // (the process's own, a system call's, another thread's) must each be collected although
 // collects with no page fault since arming skip the page-table walk; prints one line per step.
+// `tracked-writes-one-thread`: the same counting only this thread's faults, without the other thread.
 //
 // No arguments: the allocator test. Protocol on descriptor 3 (a SOCK_SEQPACKET socket):
 // receive one PageListMessage with the allocator's descriptor, attach it (twice, to check that the
@@ -52,12 +53,12 @@ func faultOutsideTrackedRegions(withTracker: Bool, report: FileDescriptor) throw
 /// Each step: "NAME skipped=WALKS_SKIPPED dirty=INDICES". The steps run twice and only the second
 /// round is reported: the first warms up the allocations of the bookkeeping, whose page faults
 /// would otherwise stop a quiet step from skipping.
-func trackedWrites(report: FileDescriptor) throws {
+func trackedWrites(faultScope: PageFaultScope, report: FileDescriptor) throws {
     var map = PageMap(allocator: try PageAllocator(options: .init()))
     map.grow(toPages: 16)
     let memory = try MappedMemory(showing: map, capacityInPages: 16)
     memory.bytes.initializeMemory(as: UInt8.self, repeating: 1)  // populated, as after earlier executions
-    let tracker = try AsyncWriteProtectTracker(address: memory.address, pages: 16)
+    let tracker = try AsyncWriteProtectTracker(address: memory.address, pages: 16, faultScope: faultScope)
     let (readEnd, writeEnd) = try FileDescriptor.pipe()
     var lines: [String] = []
     lines.reserveCapacity(32)
@@ -82,6 +83,7 @@ func trackedWrites(report: FileDescriptor) throws {
             _ = try writeEnd.writeAll([UInt8](repeating: 9, count: 4))
             _ = try readEnd.read(into: UnsafeMutableRawBufferPointer(rebasing: memory.bytes[(5 * Page.size)..<(5 * Page.size + 4)]))
         }
+        guard faultScope == .process else { continue }  // another thread's faults are not this thread's
         try step("thread") {
             let done = DispatchSemaphore(value: 0)
             let address = UInt(bitPattern: memory.address + 7 * Page.size)
@@ -96,6 +98,7 @@ let socket = FileDescriptor(rawValue: 3)
 switch CommandLine.arguments.dropFirst().first {
 case "fault-outside-tracked-region": try faultOutsideTrackedRegions(withTracker: true, report: socket)
 case "fault-without-tracker": try faultOutsideTrackedRegions(withTracker: false, report: socket)
-case "tracked-writes": try trackedWrites(report: socket)
+case "tracked-writes": try trackedWrites(faultScope: .process, report: socket)
+case "tracked-writes-one-thread": try trackedWrites(faultScope: .callingThread, report: socket)
 default: try socket.send(Array(serve(socket).utf8))
 }

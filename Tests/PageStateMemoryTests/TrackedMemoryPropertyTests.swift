@@ -150,10 +150,12 @@ extension AsyncWriteProtectTrackerTests {
     /// A collect skips its walk when the process took no page fault since every page was armed; a
     /// write of any kind still shows. Run in a helper process, which (unlike this test process,
     /// whose other threads fault all the time) stays quiet enough for the skips to happen.
-    @Test func collectsSkipTheWalkOnlyWhenNothingCanHaveBeenWritten() throws {
-        let helper = try runTestHelper(["tracked-writes"])
+    @Test(arguments: [PageFaultScope.process, .callingThread])
+    func collectsSkipTheWalkOnlyWhenNothingCanHaveBeenWritten(faultScope: PageFaultScope) throws {
+        let helper = try runTestHelper([faultScope == .process ? "tracked-writes" : "tracked-writes-one-thread"])
         #expect(helper.signal == nil, "\(helper.output)")
         let lines = helper.output.split(separator: "\n").map(String.init)
+        let otherThread = faultScope == .process ? ["thread skipped=0 dirty=[7]"] : []
         #expect(lines == [
             "quiet skipped=1 dirty=[]",
             "own skipped=0 dirty=[3]",
@@ -161,8 +163,7 @@ extension AsyncWriteProtectTrackerTests {
             "quiet-after-rearm skipped=1 dirty=[]",
             "then-protect skipped=0 dirty=[2]",
             "syscall skipped=0 dirty=[5]",
-            "thread skipped=0 dirty=[7]",
-        ])
+        ] + otherThread)
     }
 
     /// Any set of written pages, any buffer size: collect and rearm resume until the walk ends.

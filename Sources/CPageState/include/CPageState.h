@@ -11,7 +11,7 @@
 #include <sys/uio.h>
 #include <linux/userfaultfd.h>
 
-// MARK: memfd, seals, fallocate, O_DIRECT (values are kernel ABI; defined here so no _GNU_SOURCE is needed)
+// MARK: memfd, seals, fallocate, O_DIRECT, RUSAGE_THREAD (values are kernel ABI; defined here so no _GNU_SOURCE is needed)
 enum {
     PS_MFD_CLOEXEC = 0x0001,
     PS_MFD_ALLOW_SEALING = 0x0002,
@@ -25,6 +25,7 @@ enum {
     PS_FALLOC_FL_PUNCH_HOLE = 0x02,
     PS_O_TMPFILE = 020000000 | 0200000,
     PS_O_DIRECT = 040000,
+    PS_RUSAGE_THREAD = 1,
 };
 
 // MARK: userfaultfd write-protect (async) and PAGEMAP_SCAN, absent from Debian 12's headers
