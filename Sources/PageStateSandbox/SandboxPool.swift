@@ -217,9 +217,9 @@ public final class SandboxPool: GuestExecutor {
         do {
             worker = try WorkerProcess(guestID: guest.id, launcher: launcher, timeout: configuration.spawnTimeout)
         } catch {
-            // A spare can die between being handed out and its first message — with a launcher that
-            // was killed but whose end the host has not read yet (PDEATHSIG): one more try, which
-            // also finds the dead launcher and starts a new one.
+            // A worker can die before its first message: seen under load right after the launcher
+            // was killed (cause not pinned down; likely a spare of the dead launcher dying of
+            // PDEATHSIG after passing its liveness check). One more try; a dead launcher is restarted.
             worker = try WorkerProcess(guestID: guest.id, launcher: launcher, timeout: configuration.spawnTimeout)
         }
         let stillOpen = state.withLock { state in
