@@ -2,6 +2,7 @@
 #include "CPageState.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
@@ -21,6 +22,9 @@ int ps_ioctl_ptr(int fd, unsigned long request, void *arg) { return ioctl(fd, re
 int ps_memfd_create(const char *name, unsigned int flags) { return (int)syscall(SYS_memfd_create, name, flags); }
 int ps_fallocate(int fd, int mode, off_t offset, off_t len) { return fallocate(fd, mode, offset, len); }
 int ps_userfaultfd(int flags) { return (int)syscall(SYS_userfaultfd, flags); }
+int ps_current_cpu(void) { return sched_getcpu(); }
+int ps_sched_getaffinity(pid_t pid, size_t size, void *mask) { return sched_getaffinity(pid, size, mask); }
+int ps_sched_setaffinity(pid_t pid, size_t size, const void *mask) { return sched_setaffinity(pid, size, mask); }
 int ps_prctl_get_seccomp(void) { return prctl(PR_GET_SECCOMP, 0, 0, 0, 0); }
 int ps_seccomp_kill_process_available(void) {
     uint32_t action = SECCOMP_RET_KILL_PROCESS;

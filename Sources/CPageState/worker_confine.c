@@ -32,7 +32,7 @@ static const int allowed_calls[] = {
     SCMP_SYS(mremap), SCMP_SYS(madvise), SCMP_SYS(brk), SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
     SCMP_SYS(sigaltstack), SCMP_SYS(futex), SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres),
     SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep), SCMP_SYS(gettimeofday), SCMP_SYS(getpid),
-    SCMP_SYS(gettid), SCMP_SYS(getrusage), SCMP_SYS(getrandom), SCMP_SYS(sched_yield), SCMP_SYS(exit), SCMP_SYS(exit_group),
+    SCMP_SYS(gettid), SCMP_SYS(getcpu), SCMP_SYS(getrusage), SCMP_SYS(getrandom), SCMP_SYS(sched_yield), SCMP_SYS(exit), SCMP_SYS(exit_group),
     SCMP_SYS(sendmsg), SCMP_SYS(recvmsg), SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(poll),
     SCMP_SYS(ppoll), SCMP_SYS(memfd_create), SCMP_SYS(userfaultfd), SCMP_SYS(restart_syscall),
 };
@@ -47,6 +47,9 @@ int ps_worker_filter_compile(void) {
     }
     // Signal handlers for anything but SIGSYS (the reporter must stay in place).
     if (rc == 0) rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1, SCMP_A0(SCMP_CMP_NE, SIGSYS));
+    // Its own processor affinity only (a worker moves off its host's processor; the cpuset bounds it).
+    if (rc == 0) rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(sched_getaffinity), 1, SCMP_A0(SCMP_CMP_EQ, 0));
+    if (rc == 0) rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(sched_setaffinity), 1, SCMP_A0(SCMP_CMP_EQ, 0));
     // ioctl only for write protection and PAGEMAP_SCAN.
     const unsigned long requests[] = { PS_UFFDIO_API, PS_UFFDIO_REGISTER, PS_UFFDIO_WRITEPROTECT, PS_PAGEMAP_SCAN };
     for (size_t i = 0; rc == 0 && i < 4; i++) {

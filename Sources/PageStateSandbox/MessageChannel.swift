@@ -39,9 +39,16 @@ final class MessageChannel {
 
     let socket: FileDescriptor
     private(set) var mailbox: SharedMailbox?
+    /// Waits (`receive` calls) that found the peer running on the waiting thread's processor.
+    private var waitsBesidePeer = 0
 
-    init(socket: FileDescriptor) {
+    /// Whether a spinning receiver that finds its peer on its processor moves to another one
+    /// (workers) rather than only yielding to it (the host's threads belong to the embedder).
+    let movesOffPeersProcessor: Bool
+
+    init(socket: FileDescriptor, movesOffPeersProcessor: Bool = false) {
         self.socket = socket
+        self.movesOffPeersProcessor = movesOffPeersProcessor
     }
 
     /// Carries every later message through `mailbox` (messages with descriptors are announced there
@@ -58,6 +65,7 @@ final class MessageChannel {
             _ = mailbox.post(count: nil)
             return try sendOnSocket(type, body, descriptors: descriptors)
         }
+        if let processor = currentProcessor() { mailbox.publish(processor: processor) }
         let sleeping = mailbox.post(count: count) { buffer in
             Self.writeHeader(type, into: buffer)
             body.withUnsafeBytes { buffer.baseAddress!.advanced(by: Self.headerSize).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
@@ -112,6 +120,9 @@ final class MessageChannel {
                  watching: [FileDescriptor] = []) throws(ExecutionError) -> Received? {
         let spinEnd = ContinuousClock.now + spin
         var nextYield = ContinuousClock.now + Self.yieldInterval
+        var sawPeerOnThisProcessor = false
+        var mayLeave = movesOffPeersProcessor
+        defer { if sawPeerOnThisProcessor { waitsBesidePeer += 1 } }
         do {
             while true {
                 if let mailbox {
@@ -125,7 +136,12 @@ final class MessageChannel {
                 }
                 let now = ContinuousClock.now
                 if now < spinEnd {
-                    if now < nextYield { ps_cpu_relax() } else {
+                    if peerSharesProcessor() {
+                        // Spinning here only delays the peer: move away, or let it run at once.
+                        sawPeerOnThisProcessor = true
+                        if mayLeave { mayLeave = leaveThisProcessor() }
+                        if !mayLeave { yieldProcessor() }
+                    } else if now < nextYield { ps_cpu_relax() } else {
                         yieldProcessor()
                         nextYield = now + Self.yieldInterval
                     }
@@ -169,6 +185,29 @@ final class MessageChannel {
             }
             return received
         }
+    }
+
+    /// The waits that found the peer on the waiting thread's processor since the last call.
+    func takeWaitsBesidePeer() -> Int {
+        defer { waitsBesidePeer = 0 }
+        return waitsBesidePeer
+    }
+
+    /// Publishes the processor this thread runs on and tells whether the peer last ran there too.
+    /// Two spinning ends on one processor take turns through `sched_yield` (a round trip 3-4x
+    /// slower here), and the scheduler may leave them so for tens of milliseconds while another
+    /// processor idles: a wake-up places the woken end beside its waker.
+    private func peerSharesProcessor() -> Bool {
+        guard let mailbox, let processor = currentProcessor() else { return false }
+        mailbox.publish(processor: processor)
+        return mailbox.peerRuns(on: processor)
+    }
+
+    /// Moves this thread to another processor its affinity allows; false when there is none.
+    private func leaveThisProcessor() -> Bool {
+        guard let processor = currentProcessor(), (try? leaveProcessor(processor)) == true else { return false }
+        if let moved = currentProcessor() { mailbox?.publish(processor: moved) }
+        return true
     }
 
     /// How often a spinning receiver yields its processor, in case the peer waits for it.

@@ -31,6 +31,9 @@ public final class SandboxPool: GuestExecutor {
         public var launcherRestarts = 0
         /// Updates that got a result file prepared in the background.
         public var preparedResultFiles = 0
+        /// Waits for a worker's message that found the worker on the waiting thread's processor (the
+        /// thread then yields to it at once; the worker moves to another processor when it waits).
+        public var waitsBesideWorker = 0
         /// Median and 99th percentile of recent spawns (request to ready), in microseconds.
         public var spawnP50Microseconds = 0.0
         public var spawnP99Microseconds = 0.0
@@ -239,8 +242,10 @@ public final class SandboxPool: GuestExecutor {
     /// Marks the worker idle (or discards it when the execution left it unhealthy) and records the
     /// execution that began at `started`, if one ran.
     private func checkIn(_ worker: WorkerProcess, guest: Guest, healthy: Bool, started: ContinuousClock.Instant?) {
+        let waitsBesideWorker = worker.takeWaitsBesideWorker()
         let discard = state.withLock { state in
             let now = ContinuousClock.now
+            state.statistics.waitsBesideWorker += waitsBesideWorker
             if let started {
                 state.statistics.executions += 1
                 state.executionSamples.add(now - started)

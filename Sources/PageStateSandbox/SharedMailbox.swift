@@ -14,13 +14,20 @@ import SystemPackage
 /// sure one of them sees the other). Messages with descriptors, or larger than a slot, still travel
 /// on the socket; the slot then only announces them.
 ///
+/// Spinning only pays while the two ends run on different processors. Each end publishes the
+/// processor it last ran on (in its outgoing block); a receiver that finds its sender on its own
+/// processor moves to another one (a worker) or yields to the sender at once (see
+/// `MessageChannel.receive`).
+///
 /// Layout: the host → worker control block at 0, the worker → host one at 128, each a sequence
-/// number (UInt64) at +0, a length (UInt32) at +8 and the receiver's sleeping flag (UInt32) at +64,
-/// its own cache line; the host → worker bytes at 4 KiB, the worker → host bytes after them.
+/// number (UInt64) at +0, a length (UInt32) at +8, the sender's processor plus one (UInt32, 0 =
+/// not yet known) at +16 and the receiver's sleeping flag (UInt32) at +64, its own cache line; the
+/// host → worker bytes at 4 KiB, the worker → host bytes after them.
 ///
 /// Invariants: the host creates the file and seals it against shrinking and growing, so a worker
 /// cannot make the host's mapping fault; only a slot's sender writes its sequence, length and bytes,
-/// only its receiver the sleeping flag. Nothing in the worker's slot is trusted: the host checks the
+/// only its receiver the sleeping flag. A processor number is a hint: a wrong one costs time, never
+/// a message. Nothing in the worker's slot is trusted: the host checks the
 /// sequence number and length and copies the bytes out before parsing them.
 final class SharedMailbox {
     /// Largest framed message a slot holds.
@@ -44,17 +51,20 @@ final class SharedMailbox {
     private let incoming: Slot
     private var sent: UInt64 = 0
     private var received: UInt64 = 0
+    private var publishedProcessor: UInt32 = 0
 
     /// One direction: its control block and bytes.
     private struct Slot {
         let sequence: UnsafeMutablePointer<Atomic<UInt64>>
         let length: UnsafeMutablePointer<Atomic<UInt32>>
+        let senderProcessor: UnsafeMutablePointer<Atomic<UInt32>>
         let receiverSleeping: UnsafeMutablePointer<Atomic<UInt32>>
         let bytes: UnsafeMutableRawPointer
 
         init(base: UnsafeMutableRawPointer, control: Int, bytes: Int) {
             sequence = (base + control).bindMemory(to: Atomic<UInt64>.self, capacity: 1)
             length = (base + control + 8).bindMemory(to: Atomic<UInt32>.self, capacity: 1)
+            senderProcessor = (base + control + 16).bindMemory(to: Atomic<UInt32>.self, capacity: 1)
             receiverSleeping = (base + control + 64).bindMemory(to: Atomic<UInt32>.self, capacity: 1)
             self.bytes = base + bytes
         }
@@ -132,6 +142,18 @@ final class SharedMailbox {
 
     /// Whether a message is published and not yet taken.
     var hasIncoming: Bool { incoming.sequence.pointee.load(ordering: .sequentiallyConsistent) != received }
+
+    /// Tells the peer which processor this side runs on (a store only when it changed).
+    func publish(processor: UInt32) {
+        guard processor &+ 1 != publishedProcessor else { return }
+        publishedProcessor = processor &+ 1
+        outgoing.senderProcessor.pointee.store(publishedProcessor, ordering: .relaxed)
+    }
+
+    /// Whether the peer last said it runs on `processor`.
+    func peerRuns(on processor: UInt32) -> Bool {
+        incoming.senderProcessor.pointee.load(ordering: .relaxed) == processor &+ 1
+    }
 
     /// Raises or lowers this side's sleeping flag (raise it, then check `hasIncoming`, then sleep).
     func setSleeping(_ sleeping: Bool) {

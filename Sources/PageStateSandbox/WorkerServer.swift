@@ -36,7 +36,7 @@ final class WorkerServer {
     }
 
     init(socket: FileDescriptor, runtime: WorkerRuntime) throws {
-        channel = MessageChannel(socket: socket)
+        channel = MessageChannel(socket: socket, movesOffPeersProcessor: true)
         self.runtime = runtime
         if TrackerKind.best == .asyncWriteProtect { try AsyncWriteProtectTracker.prepareForConfinement() }
     }

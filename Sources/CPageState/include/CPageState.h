@@ -150,6 +150,13 @@ void ps_store_fence(void);
 /// Tells the processor this thread is spinning on memory another one writes (`pause` on x86-64,
 /// `yield` on arm64): an intrinsic Swift cannot call.
 void ps_cpu_relax(void);
+/// The processor the calling thread runs on (`sched_getcpu`: glibc reads it from the thread's rseq
+/// area, or the vDSO; no system call), or -1 with errno.
+int ps_current_cpu(void);
+/// `sched_getaffinity` / `sched_setaffinity` (glibc declares them only for _GNU_SOURCE); `mask` is
+/// a `cpu_set_t` of `size` bytes.
+int ps_sched_getaffinity(pid_t pid, size_t size, void *mask);
+int ps_sched_setaffinity(pid_t pid, size_t size, const void *mask);
 
 // MARK: sandbox launcher (launcher.c): the fork path stays in C
 /// Wire format of the launcher's control socket (SOCK_SEQPACKET), one struct per message.
