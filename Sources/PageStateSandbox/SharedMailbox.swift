@@ -27,8 +27,8 @@ import SystemPackage
 /// Invariants: the host creates the file and seals it against shrinking and growing, so a worker
 /// cannot make the host's mapping fault; only a slot's sender writes its sequence, length and bytes,
 /// only its receiver the sleeping flag. A processor number is a hint: a wrong one costs time, never
-/// a message. Nothing in the worker's slot is trusted: the host checks the
-/// sequence number and length and copies the bytes out before parsing them.
+/// a message. Nothing in the worker's slot is trusted: the host checks the sequence number and
+/// length and copies the bytes out before parsing them.
 final class SharedMailbox {
     /// Largest framed message a slot holds.
     static let slotCapacity = 32 * 1024
