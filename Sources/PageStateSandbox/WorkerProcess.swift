@@ -24,11 +24,12 @@ final class WorkerProcess: @unchecked Sendable {
     /// Pages of the worker's last update result.
     var lastResultPages = 0
     private var nextRequest: UInt64 = 0
-    /// Waits for this worker that found it on the waiting thread's processor, since the last call.
-    func takeWaitsBesideWorker() -> Int { channel.takeWaitsBesidePeer() }
     private var closed = false
     /// Whether the launcher's report of this worker's exit was taken (nothing left to forget).
     private var exitCollected = false
+
+    /// Waits for this worker that found it on the waiting thread's processor, since the last call.
+    func takeWaitsBesideWorker() -> Int { channel.takeWaitsBesidePeer() }
 
     /// Spawns a worker through `launcher` and waits until it is confined and ready.
     init(guestID: UInt64, launcher: Launcher, timeout: Duration) throws(ExecutionError) {
