@@ -28,17 +28,21 @@ struct ProcessorSharingTests {
         // Workers spin 10 ms for their next request: one that stayed would be seen there.
         try onOneProcessor(spin: .milliseconds(10)) { pool, guest, here in
             let worker = try #require(pool.workerProcessID(of: guest))
-            let everywhere = try allowedProcessors(of: worker)
-            try holdAsleep(worker, on: here, spin: .milliseconds(10))
+            let everywhere = try holdAsleep(worker, on: here, spin: .milliseconds(10))
             #expect(u64(try pool.execute(guest, request("counter.get", kind: .query)).output) == 1)
             try setAllowedProcessors(everywhere, of: worker)
             #expect(u64(try pool.execute(guest, request("counter.increment")).output) == 2)
-            // It left at its first look after the result and restored its set (a moment later if it
-            // was preempted in between).
-            var (processor, set) = (try lastProcessor(of: worker), try allowedProcessors(of: worker))
-            for _ in 0..<5 where processor == here || set != everywhere {
+            // It left at its first look after the result and restored its set: promptly, but a
+            // loaded machine may preempt it between the two (allow a second for the set).
+            var set = try allowedProcessors(of: worker)
+            for _ in 0..<1_000 where set != everywhere {
                 usleep(1000)
-                (processor, set) = (try lastProcessor(of: worker), try allowedProcessors(of: worker))
+                set = try allowedProcessors(of: worker)
+            }
+            var processor = try lastProcessor(of: worker)
+            for _ in 0..<5 where processor == here {
+                usleep(1000)
+                processor = try lastProcessor(of: worker)
             }
             #expect(processor != here)
             #expect(set == everywhere)
@@ -62,18 +66,38 @@ struct ProcessorSharingTests {
         try body(pool, guest, here)
     }
 
-    /// Lets `worker` run only on `processor`, once its `spin` after its last execution is over: a
-    /// worker moving off its host's processor restores the set it had, undoing a change made in
-    /// those microseconds.
-    private func holdAsleep(_ worker: ProcessID, on processor: UInt32, spin: Duration) throws {
-        usleep(UInt32(spin / .microseconds(1)) + 5_000)
-        try setAllowedProcessors([processor], of: worker)
+    /// Lets `worker` run only on `processor` once it sleeps for its next request, and returns the
+    /// processors it was allowed. A worker moving off its host's processor restores the set it had,
+    /// undoing a change made during the move, and a loaded machine may preempt it there for
+    /// milliseconds; asleep, it cannot.
+    @discardableResult
+    private func holdAsleep(_ worker: ProcessID, on processor: UInt32, spin: Duration) throws -> [UInt32] {
+        usleep(UInt32(spin / .microseconds(1)))
+        for _ in 0..<2_000 {
+            if try state(of: worker) == "S" {
+                let allowed = try allowedProcessors(of: worker)
+                try setAllowedProcessors([processor], of: worker)
+                if try state(of: worker) == "S", try allowedProcessors(of: worker) == [processor] { return allowed }
+            }
+            usleep(1000)
+        }
+        Issue.record("worker \(worker) did not stay asleep on processor \(processor)")
+        return []
+    }
+
+    /// The scheduler state of `process` ("R" running, "S" asleep, ...; field 3 of /proc/PID/stat).
+    private func state(of process: ProcessID) throws -> Substring {
+        try statFields(of: process)[0]
     }
 
     /// The processor `process` last ran on (field 39 of /proc/PID/stat).
     private func lastProcessor(of process: ProcessID) throws -> UInt32 {
+        try #require(UInt32(try statFields(of: process)[36]))
+    }
+
+    /// The fields of /proc/PID/stat after the command name, from field 3 on.
+    private func statFields(of process: ProcessID) throws -> [Substring] {
         let stat = try String(contentsOfFile: "/proc/\(process)/stat", encoding: .utf8)
-        let fields = stat[stat.index(after: try #require(stat.lastIndex(of: ")")))...].split(separator: " ")
-        return try #require(UInt32(fields[36]))
+        return stat[stat.index(after: try #require(stat.lastIndex(of: ")")))...].split(separator: " ")
     }
 }
