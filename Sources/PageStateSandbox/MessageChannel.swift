@@ -51,6 +51,10 @@ final class MessageChannel {
         self.movesOffPeersProcessor = movesOffPeersProcessor
     }
 
+    /// Whether the peer says it took every message sent through the mailbox (false before one is
+    /// attached). See `SharedMailbox.peerTookEverything`.
+    var peerTookEverything: Bool { mailbox?.peerTookEverything ?? false }
+
     /// Carries every later message through `mailbox` (messages with descriptors are announced there
     /// and sent on the socket). Both ends attach the same file's mapping after the `.mailbox` message.
     func attach(_ mailbox: SharedMailbox) {

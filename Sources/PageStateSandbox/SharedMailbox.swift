@@ -21,13 +21,14 @@ import SystemPackage
 ///
 /// Layout: the host → worker control block at 0, the worker → host one at 128, each a sequence
 /// number (UInt64) at +0, a length (UInt32) at +8, the sender's processor plus one (UInt32, 0 =
-/// not yet known) at +16 and the receiver's sleeping flag (UInt32) at +64, its own cache line; the
-/// host → worker bytes at 4 KiB, the worker → host bytes after them.
+/// not yet known) at +16, and on its own cache line the receiver's sleeping flag (UInt32) at +64 and
+/// the sequence number it last took (UInt64) at +72; the host → worker bytes at 4 KiB, the
+/// worker → host bytes after them.
 ///
 /// Invariants: the host creates the file and seals it against shrinking and growing, so a worker
 /// cannot make the host's mapping fault; only a slot's sender writes its sequence, length and bytes,
-/// only its receiver the sleeping flag. A processor number is a hint: a wrong one costs time, never
-/// a message. Nothing in the worker's slot is trusted: the host checks the sequence number and
+/// only its receiver the sleeping flag and the taken sequence. A processor number is a hint: a wrong
+/// one costs time, never a message; so is the taken sequence (see `peerTookEverything`). Nothing in the worker's slot is trusted: the host checks the sequence number and
 /// length and copies the bytes out before parsing them.
 final class SharedMailbox {
     /// Largest framed message a slot holds.
@@ -59,6 +60,7 @@ final class SharedMailbox {
         let length: UnsafeMutablePointer<Atomic<UInt32>>
         let senderProcessor: UnsafeMutablePointer<Atomic<UInt32>>
         let receiverSleeping: UnsafeMutablePointer<Atomic<UInt32>>
+        let receiverTaken: UnsafeMutablePointer<Atomic<UInt64>>
         let bytes: UnsafeMutableRawPointer
 
         init(base: UnsafeMutableRawPointer, control: Int, bytes: Int) {
@@ -66,6 +68,7 @@ final class SharedMailbox {
             length = (base + control + 8).bindMemory(to: Atomic<UInt32>.self, capacity: 1)
             senderProcessor = (base + control + 16).bindMemory(to: Atomic<UInt32>.self, capacity: 1)
             receiverSleeping = (base + control + 64).bindMemory(to: Atomic<UInt32>.self, capacity: 1)
+            receiverTaken = (base + control + 72).bindMemory(to: Atomic<UInt64>.self, capacity: 1)
             self.bytes = base + bytes
         }
     }
@@ -132,6 +135,7 @@ final class SharedMailbox {
             throw .malformed(offset: 0, "mailbox sequence \(sequence) after \(received)")
         }
         received = sequence
+        incoming.receiverTaken.pointee.store(received, ordering: .releasing)
         let length = incoming.length.pointee.load(ordering: .relaxed)
         if length == Self.onSocket { return .onSocket }
         guard length <= UInt32(Self.slotCapacity) else {
@@ -139,6 +143,10 @@ final class SharedMailbox {
         }
         return .message(Array(UnsafeRawBufferPointer(start: incoming.bytes, count: Int(length))))
     }
+
+    /// Whether the peer took every message this side published — as the peer says: a dead peer that
+    /// says no never saw the last one, a live one may lie.
+    var peerTookEverything: Bool { outgoing.receiverTaken.pointee.load(ordering: .acquiring) == sent }
 
     /// Whether a message is published and not yet taken.
     var hasIncoming: Bool { incoming.sequence.pointee.load(ordering: .sequentiallyConsistent) != received }

@@ -23,6 +23,11 @@ final class WorkerProcess: @unchecked Sendable {
     let resultFile = ResultFilePreparation()
     /// Pages of the worker's last update result.
     var lastResultPages = 0
+    /// Whether the last `execute` failed because the worker was gone before it took the request
+    /// (killed or out of memory while idle): it then ran nothing and answered no host call, so the
+    /// request may run on a new worker. A dying worker cannot tell the host it took a message;
+    /// a compromised one that lies gains one run of the request on a fresh worker.
+    private(set) var diedBeforeTakingRequest = false
     private var nextRequest: UInt64 = 0
     private var closed = false
     /// Whether the launcher's report of this worker's exit was taken (nothing left to forget).
@@ -78,9 +83,6 @@ final class WorkerProcess: @unchecked Sendable {
         if !exitCollected { launcher.forgetExit(of: pid) }
     }
 
-    /// Whether the worker has died since its last execution (its pidfd became readable).
-    var hasExited: Bool { closed || ((try? pidfd.waitReadable(timeoutMilliseconds: 0)) ?? true) }
-
     /// Resident memory: anonymous plus shared pages (`RssAnon + RssShmem` of /proc/PID/status).
     func residentBytes() -> UInt64? { ProcessMemory.residentBytes(of: pid) }
 
@@ -93,7 +95,10 @@ final class WorkerProcess: @unchecked Sendable {
         nextRequest += 1
         var message = message
         message.requestID = nextRequest
+        var answeredHostCall = false
+        diedBeforeTakingRequest = false
         do { try channel.send(.execute, message.encoded(), descriptors: descriptors) } catch {
+            diedBeforeTakingRequest = !channel.peerTookEverything
             throw died(launcher: launcher)
         }
         let deadline = ContinuousClock.now + limits.executionTimeout
@@ -135,12 +140,16 @@ final class WorkerProcess: @unchecked Sendable {
                 case .answered(let bytes): reply = HostCallMessage(callID: call.callID, succeeded: true, bytes: bytes)
                 case .failed(let message): reply = HostCallMessage(callID: call.callID, succeeded: false, bytes: Array(message.utf8))
                 }
+                answeredHostCall = true
                 do { try channel.send(.hostCallReply, reply.encoded()) } catch { throw died(launcher: launcher) }
             case .message(let type, _, let files):
                 for file in files { try? file.close() }
                 terminate(launcher: launcher)
                 throw .malformedResult("unexpected message \(type)")
-            case .violation, .closed:
+            case .violation:
+                throw died(launcher: launcher, received)
+            case .closed:
+                diedBeforeTakingRequest = !answeredHostCall && !channel.peerTookEverything
                 throw died(launcher: launcher, received)
             }
         }

@@ -59,6 +59,26 @@ struct SandboxLifecycleTests {
         #expect(pool.statistics.launcherRestarts == 1)
     }
 
+    @Test("a worker killed while idle is replaced within the next execution; one that dies running a request is not run again")
+    func deadWorkers() throws {
+        let pool = makePool()
+        defer { pool.shutDown() }
+        let guest = try Guest(id: 1, heapCapacityInPages: 16, stableCapacityInPages: 16)
+        _ = try pool.execute(guest, request("counter.increment"))
+        let worker = try #require(pool.workerProcessID(of: guest))
+        let process = try FileDescriptor.processDescriptor(worker)
+        kill(worker.rawValue, SIGKILL)
+        #expect(try process.waitReadable(timeoutMilliseconds: 5000))
+        try process.close()
+        #expect(u64(try pool.execute(guest, request("counter.increment")).output) == 2)
+        #expect(pool.workerProcessID(of: guest) != worker)
+        #expect((pool.statistics.spawned, pool.statistics.discarded, pool.statistics.executions) == (2, 1, 2))
+
+        #expect(throws: ExecutionError.crashed(signal: SIGSEGV)) { try pool.execute(guest, request("hostile.segfault")) }
+        #expect((pool.statistics.spawned, pool.statistics.discarded, pool.statistics.executions) == (2, 2, 3))
+        #expect(u64(try pool.execute(guest, request("counter.get", kind: .query)).output) == 2)
+    }
+
     @Test("idle workers are terminated, the least recently used is evicted at the live maximum, and the RSS budget evicts")
     func eviction() throws {
         let pool = makePool { configuration in
