@@ -214,8 +214,10 @@ final class MessageChannel {
         return true
     }
 
-    /// How often a spinning receiver yields its processor, in case the peer waits for it.
-    private static let yieldInterval = Duration.microseconds(2)
+    /// How often a spinning receiver yields its processor, in case the peer waits for it without
+    /// having said so (moved here and not run since). A peer that did say so is yielded to at once;
+    /// yielding every 2 µs put a system call into most round trips (~0.5-1 µs per query here).
+    private static let yieldInterval = Duration.microseconds(20)
 
     private static func milliseconds(until deadline: ContinuousClock.Instant?) -> Int32 {
         guard let deadline else { return -1 }
