@@ -28,8 +28,10 @@ import SystemPackage
 /// Invariants: the host creates the file and seals it against shrinking and growing, so a worker
 /// cannot make the host's mapping fault; only a slot's sender writes its sequence, length and bytes,
 /// only its receiver the sleeping flag and the taken sequence. A processor number is a hint: a wrong
-/// one costs time, never a message; so is the taken sequence (see `peerTookEverything`). Nothing in the worker's slot is trusted: the host checks the sequence number and
-/// length and copies the bytes out before parsing them.
+/// one costs time, never a message. A wrong taken sequence only decides whether a dead worker's
+/// request runs again on a new one (see `peerTookEverything`). Nothing in the worker's slot is
+/// trusted: the host checks the sequence number and length and copies the bytes out before parsing
+/// them.
 final class SharedMailbox {
     /// Largest framed message a slot holds.
     static let slotCapacity = 32 * 1024
