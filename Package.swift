@@ -80,22 +80,27 @@ let package = Package(
         // Second process for cross-process attach tests: receives an allocator over SCM_RIGHTS.
         .executableTarget(name: "pagestate-test-helper", dependencies: ["PageState"]),
         .testTarget(name: "PageStateCLITests", dependencies: ["pagestate"]),
+        // Shared by the test targets: property checks that fail on thrown errors.
+        .target(
+            name: "PropertyChecking", dependencies: [.product(name: "PropertyBased", package: "swift-property-based")],
+            path: "Tests/PropertyChecking"
+        ),
         .testTarget(
             name: "PageStateSandboxTests",
             dependencies: [
                 "PageState", "PageStateWorkloads", "pagestate-worker",
-                .product(name: "PropertyBased", package: "swift-property-based"),
+                "PropertyChecking",
             ]
         ),
         .testTarget(
             name: "PageStateKernelTests",
-            dependencies: ["PageStateKernel", .product(name: "PropertyBased", package: "swift-property-based")]
+            dependencies: ["PageStateKernel", "PropertyChecking"]
         ),
         .testTarget(
             name: "PageStateStoreTests",
             dependencies: [
                 "PageState", "PageStateSoak", "pagestate",
-                .product(name: "PropertyBased", package: "swift-property-based"),
+                "PropertyChecking",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -103,7 +108,7 @@ let package = Package(
             name: "PageStateMemoryTests",
             dependencies: [
                 "PageState", "pagestate-test-helper",
-                .product(name: "PropertyBased", package: "swift-property-based"),
+                "PropertyChecking",
             ]
         ),
     ]

@@ -1,6 +1,6 @@
 import CPageState
 @testable import PageStateKernel
-import PropertyBased
+import PropertyChecking
 import SystemPackage
 import Testing
 
@@ -186,7 +186,7 @@ let ioUringAvailability = KernelFeatures.probe()
 @Suite struct PwriteFileWriterTests {
     @Test(.shrinking)
     func writesMatchAByteArrayModel() async {
-        await propertyCheck(count: 60, input: SegmentBlock.generator.array(of: 0...6), Gen.bool) { blocks, sync in
+        await checkProperty(count: 60, input: SegmentBlock.generator.array(of: 0...6), Gen.bool) { blocks, sync in
             try expectWritesMatchTheModel([PwriteFileWriter()], blocks: blocks, sync: sync)
         }
     }
@@ -206,7 +206,7 @@ struct UringFileWriterTests {
     @Test(.shrinking)
     func writesMatchTheModelAndPwriteWithAnyRingDepth() async throws {
         let writers: [any FileWriter] = [try UringFileWriter(), try UringFileWriter(queueDepth: 3), PwriteFileWriter()]
-        await propertyCheck(count: 60, input: SegmentBlock.generator.array(of: 0...6), Gen.bool) { blocks, sync in
+        await checkProperty(count: 60, input: SegmentBlock.generator.array(of: 0...6), Gen.bool) { blocks, sync in
             try expectWritesMatchTheModel(writers, blocks: blocks, sync: sync)
         }
     }
@@ -284,7 +284,7 @@ struct UringFileWriterTests {
 
     @Test(.shrinking)
     func advancingAfterShortWritesLeavesExactlyTheRest() async {
-        await propertyCheck(input: Gen.int(in: 1...5000).array(of: 1...20), Gen.int(in: 1...9000).array(of: 1...40)) {
+        await checkProperty(input: Gen.int(in: 1...5000).array(of: 1...20), Gen.int(in: 1...9000).array(of: 1...40)) {
             lengths, writes in
             let bytes = (0..<lengths.reduce(0, +)).map { UInt8(truncatingIfNeeded: mix(UInt64($0))) }
             var starts = [0]

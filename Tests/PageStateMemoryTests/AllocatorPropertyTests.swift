@@ -1,5 +1,5 @@
 import PageState
-import PropertyBased
+import PropertyChecking
 import Testing
 
 /// One step of a random allocator history.
@@ -36,7 +36,7 @@ enum AllocatorOperation: CustomStringConvertible, Sendable {
 @Suite struct AllocatorPropertyTests {
     @Test(.shrinking)
     func contentsSurviveAndLiveSlotsNeverCollide() async throws {
-        await propertyCheck(count: 200, input: AllocatorOperation.generator.array(of: 0...150)) { operations in
+        await checkProperty(count: 200, input: AllocatorOperation.generator.array(of: 0...150)) { operations in
             let allocator = try PageAllocator(options: .init(reclaimBatchPages: 8, reservedReleasedPages: 4))
             let attachedIdentity = UInt64.random(in: 1...UInt64.max)
             var attached: PageAllocator?

@@ -1,5 +1,5 @@
 import PageState
-import PropertyBased
+import PropertyChecking
 import Testing
 
 /// A page write for building random memories: page index, byte offset in it, length, fill.
@@ -27,7 +27,7 @@ struct PageWrite: Sendable, CustomStringConvertible {
     func mappingShowsExactlyThePageMapAndWritesStayPrivate() async throws {
         let pages = try TestPages()
         let (base, baseBytes) = try PageMapPropertyTests.makeBaseFile()
-        await propertyCheck(count: 100, input: PageWrite.generator.array(of: 0...30), PageWrite.generator.array(of: 0...10)) {
+        await checkProperty(count: 100, input: PageWrite.generator.array(of: 0...30), PageWrite.generator.array(of: 0...10)) {
             writes, scribbles in
             let map = try Self.makeMap(writes, pages: pages, base: base)
             let expected = try map.read(at: 0, count: Int(map.sizeInPages) * Page.size)

@@ -1,6 +1,6 @@
 import PageState
 @testable import PageStateMemory
-import PropertyBased
+import PropertyChecking
 import Testing
 
 /// One step of a random PageDelta history.
@@ -56,7 +56,7 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
     @Test(.shrinking)
     func behavesLikeADictionaryAndSnapshotsStayIndependent() async throws {
         let pages = try TestPages()
-        await propertyCheck(count: 300, input: DeltaOperation.generator.array(of: 0...120)) { operations in
+        await checkProperty(count: 300, input: DeltaOperation.generator.array(of: 0...120)) { operations in
             var delta = PageDelta()
             var model: [PageIndex: Int] = [:]
             var snapshots: [(delta: PageDelta, model: [PageIndex: Int])] = []

@@ -1,5 +1,5 @@
 import PageState
-import PropertyBased
+import PropertyChecking
 import Testing
 
 @Suite struct PageListMessageTests {
@@ -33,7 +33,7 @@ import Testing
         let valid = PageListMessage(identity: 1, length: 4096 * 1025, locations: (0..<4).map {
             .init(index: PageIndex($0), place: .init(offset: UInt64($0 + 1) * 4096, tag: UInt32($0 + 1)))
         }).encoded()
-        await propertyCheck(count: 300, input: Gen.int(in: 0...(valid.count - 1)), Gen.int(in: 0...255), Gen.int(in: 0...valid.count)) {
+        await checkProperty(count: 300, input: Gen.int(in: 0...(valid.count - 1)), Gen.int(in: 0...255), Gen.int(in: 0...valid.count)) {
             position, value, cut in
             var bytes = valid
             bytes[position] = UInt8(value)

@@ -1,6 +1,6 @@
 import Foundation
 import PageState
-import PropertyBased
+import PropertyChecking
 import SystemPackage
 import Testing
 
@@ -69,7 +69,7 @@ struct MapModel {
         initial.replaceSubrange(0..<baseBytes.count, with: baseBytes)
         for page in [8, 12] { initial.replaceSubrange(page * Page.size..<(page + 1) * Page.size, with: repeatElement(0xEE, count: Page.size)) }
 
-        await propertyCheck(count: 200, input: MapOperation.generator.array(of: 0...60)) { operations in
+        await checkProperty(count: 200, input: MapOperation.generator.array(of: 0...60)) { operations in
             var map = PageMap(allocator: pages.allocator, layers: [base, DeltaLayer(overlay)])
             var model = MapModel(bytes: initial, sizeInPages: 13)
             var clones: [(map: PageMap, model: MapModel)] = []

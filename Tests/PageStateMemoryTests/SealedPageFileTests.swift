@@ -1,5 +1,5 @@
 import PageState
-import PropertyBased
+import PropertyChecking
 import SystemPackage
 import Testing
 
@@ -16,7 +16,7 @@ import Testing
     @Test(.shrinking)
     func writtenPagesReadBackWhateverThePreparedCapacity() async throws {
         // prepared: -1 = no prepared file; otherwise the capacity the file was prepared for.
-        await propertyCheck(count: 40, input: zip(Gen.int(in: 1...2500), Gen.int(in: -1...3200))) { count, prepared in
+        await checkProperty(count: 40, input: zip(Gen.int(in: 1...2500), Gen.int(in: -1...3200))) { count, prepared in
             let pages = (0..<count).map(Self.page)
             let bytes = pages.flatMap { $0 }
             let file = prepared < 0 ? nil : try SealedPageFile.prepare(pages: prepared)

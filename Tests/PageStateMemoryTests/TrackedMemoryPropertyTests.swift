@@ -1,6 +1,6 @@
 import Glibc
 import PageState
-import PropertyBased
+import PropertyChecking
 import Testing
 
 /// One step inside an execution against a tracked memory.
@@ -43,7 +43,7 @@ struct Trap: Error {}
     func reportsExactlyThePagesWrittenAndCommitsOrRollsBackToTheModel(tracker: TrackerKind) async throws {
         let pages = try TestPages()
         let (base, _) = try PageMapPropertyTests.makeBaseFile()
-        await propertyCheck(count: 100, input: PageWrite.generator.array(of: 0...10), GuestExecution.generator.array(of: 1...4)) {
+        await checkProperty(count: 100, input: PageWrite.generator.array(of: 0...10), GuestExecution.generator.array(of: 1...4)) {
             initialWrites, executions in
             let map = try MappedMemoryTests.makeMap(initialWrites, pages: pages, base: base)
             let tracked = try TrackedMemory(showing: map, capacityInPages: Self.capacity, tracker: tracker)
@@ -174,7 +174,7 @@ extension AsyncWriteProtectTrackerTests {
         map.grow(toPages: 512)
         let memory = try MappedMemory(showing: map, capacityInPages: 512)
         memory.bytes.initializeMemory(as: UInt8.self, repeating: 1)  // populated pages, as after earlier executions
-        await propertyCheck(count: 100, input: Gen.int(in: 0...511).set(ofAtMost: 0...300), Gen.int(in: 1...5)) {
+        await checkProperty(count: 100, input: Gen.int(in: 0...511).set(ofAtMost: 0...300), Gen.int(in: 1...5)) {
             written, bufferRegions in
             let tracker = try AsyncWriteProtectTracker(address: memory.address, pages: 512, scanBufferRegions: bufferRegions)
             for page in written { memory.bytes[page * Page.size] &+= 1 }
@@ -251,7 +251,7 @@ extension AsyncWriteProtectTrackerTests {
     func synchronizingRemapsOnlyChangedPages(tracker: TrackerKind) async throws {
         let pages = try TestPages()
         let (base, _) = try PageMapPropertyTests.makeBaseFile()
-        await propertyCheck(count: 40, input: PageWrite.generator.array(of: 0...10), PageWrite.generator.array(of: 0...10)) {
+        await checkProperty(count: 40, input: PageWrite.generator.array(of: 0...10), PageWrite.generator.array(of: 0...10)) {
             first, second in
             let v1 = try MappedMemoryTests.makeMap(first, pages: pages, base: base)
             let tracked = try TrackedMemory(showing: v1, capacityInPages: 64, tracker: tracker)

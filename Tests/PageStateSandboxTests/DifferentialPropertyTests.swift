@@ -1,5 +1,5 @@
 import PageState
-import PropertyBased
+import PropertyChecking
 import Synchronization
 import SystemPackage
 import Testing
@@ -71,7 +71,7 @@ struct DifferentialPropertyTests {
     /// memories, byte for byte.
     @Test(.shrinking)
     func sandboxMatchesInProcess() async throws {
-        await propertyCheck(count: 100, input: SandboxOperation.generator.array(of: 0...30)) { operations in
+        await checkProperty(count: 100, input: SandboxOperation.generator.array(of: 0...30)) { operations in
             do { try Self.run(operations) } catch { Issue.record("\(error)") }
         }
         #expect(Self.pool.statistics.preparedResultFiles > 0)

@@ -3,7 +3,7 @@ import CPageState
 import Dispatch
 import Glibc
 import PageState
-import PropertyBased
+import PropertyChecking
 import SystemPackage
 import Testing
 
@@ -56,7 +56,7 @@ struct MessageChannelTests {
 
     /// Every message arrives once, in order, with its bytes and descriptors, whichever path it takes.
     @Test(.shrinking) func messagesArriveIntactOnEveryPath() async throws {
-        await propertyCheck(count: 200, input: ChannelMessage.generator.array(of: 1...12)) { messages in
+        await checkProperty(count: 200, input: ChannelMessage.generator.array(of: 1...12)) { messages in
             let pair = try ChannelPair()
             defer { pair.close() }
             for (index, message) in messages.enumerated() {

@@ -1,7 +1,7 @@
 import Crypto
 import PageState
 @testable import PageStateStore
-import PropertyBased
+import PropertyChecking
 import Testing
 
 /// Chunk hashes kept incrementally (`PageHashCache` + `MemoryHashing`) against a plain model: for a
@@ -19,7 +19,7 @@ import Testing
     /// the dirty chunks equals the model's, and so does one built from scratch with a new cache.
     @Test(.shrinking)
     func chunkHashesMatchTheModel() async throws {
-        await propertyCheck(count: 200, input: Self.generator) { batches in
+        await checkProperty(count: 200, input: Self.generator) { batches in
             do { try Self.run(batches) } catch { Issue.record("\(error)") }
         }
     }

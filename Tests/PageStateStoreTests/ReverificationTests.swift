@@ -1,6 +1,6 @@
 import Foundation
 import PageState
-import PropertyBased
+import PropertyChecking
 import SystemPackage
 import Testing
 
@@ -37,7 +37,7 @@ struct DamagedOverlayCase: CustomStringConvertible, Sendable {
     /// re-verifies more than its share of what it writes plus one chunk. Re-verification off: none fails.
     @Test(.shrinking)
     func damagedReusedOverlaysFailCheckpoints() async throws {
-        await propertyCheck(count: 60, input: DamagedOverlayCase.generator) { damage in
+        await checkProperty(count: 60, input: DamagedOverlayCase.generator) { damage in
             do { try Self.run(damage) } catch {
                 print("re-verification case failed: \(error)")  // the property checker reports only the input
                 Issue.record("\(error)")

@@ -1,6 +1,6 @@
 import Foundation
 import PageState
-import PropertyBased
+import PropertyChecking
 import Testing
 
 /// One step of a random state-manager history, run against a plain model.
@@ -59,7 +59,7 @@ enum StoreOperation: CustomStringConvertible, Sendable {
     /// the same contents in one go, and GC never removes the checkpoint the live state maps.
     @Test(.shrinking)
     func historiesMatchTheModel() async throws {
-        await propertyCheck(count: 150, input: StoreOperation.generator.array(of: 0...40)) { operations in
+        await checkProperty(count: 150, input: StoreOperation.generator.array(of: 0...40)) { operations in
             do { try Self.run(operations) } catch {
                 print("state-manager history failed: \(error)")  // the property checker reports only the input
                 Issue.record("\(error)")
