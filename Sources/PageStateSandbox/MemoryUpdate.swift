@@ -36,7 +36,7 @@ enum FileEntry: Hashable {
     case resultFile
 }
 
-extension WireWriter {
+extension WireSink {
     mutating func append(_ update: MemoryUpdate) {
         switch update {
         case .unchanged:

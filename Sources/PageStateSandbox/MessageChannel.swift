@@ -61,18 +61,19 @@ final class MessageChannel {
         self.mailbox = mailbox
     }
 
-    func send(_ type: MessageType, _ body: [UInt8], descriptors: [FileDescriptor] = []) throws(Errno) {
-        guard let mailbox else { return try sendOnSocket(type, body, descriptors: descriptors) }
-        let count = Self.headerSize + body.count
-        guard descriptors.isEmpty, count <= SharedMailbox.slotCapacity else {
+    /// Sends `body` (encoded straight into the mailbox slot when it fits and carries no descriptors).
+    func send(_ type: MessageType, _ body: some WireEncodable, descriptors: [FileDescriptor] = []) throws(Errno) {
+        guard let mailbox else { return try sendOnSocket(type, body.encoded(), descriptors: descriptors) }
+        let bodyCount = body.encodedCount
+        guard descriptors.isEmpty, Self.headerSize + bodyCount <= SharedMailbox.slotCapacity else {
             // Announced first: a receiver that sees the announcement waits for the datagram.
             _ = mailbox.post(count: nil)
-            return try sendOnSocket(type, body, descriptors: descriptors)
+            return try sendOnSocket(type, body.encoded(), descriptors: descriptors)
         }
         if let processor = currentProcessor() { mailbox.publish(processor: processor) }
-        let sleeping = mailbox.post(count: count) { buffer in
+        let sleeping = mailbox.post(count: Self.headerSize + bodyCount) { buffer in
             Self.writeHeader(type, into: buffer)
-            body.withUnsafeBytes { buffer.baseAddress!.advanced(by: Self.headerSize).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            body.encode(into: UnsafeMutableRawBufferPointer(rebasing: buffer[Self.headerSize...]))
         }
         guard sleeping else { return }
         // A full socket already holds wake-ups the receiver has yet to read.
@@ -93,11 +94,19 @@ final class MessageChannel {
         }
         try written.get()
         try file.addSeals([.write, .shrink, .grow])
-        var header = WireWriter()
-        header.append(type.rawValue)
-        header.append(UInt16(0))
-        header.append(UInt64(body.count))
-        try socket.send(Self.header(.bulk) + header.bytes, descriptors: [file] + descriptors)
+        try socket.send(Self.header(.bulk) + BulkHeader(type: type, count: UInt64(body.count)).encoded(), descriptors: [file] + descriptors)
+    }
+
+    /// What a `.bulk` message says of the body in its memfd.
+    private struct BulkHeader: WireEncodable {
+        var type: MessageType
+        var count: UInt64
+
+        func encode<Sink: WireSink>(into writer: inout Sink) {
+            writer.append(type.rawValue)
+            writer.append(UInt16(0))
+            writer.append(count)
+        }
     }
 
     /// Every message's first `headerSize` bytes: magic, type, a reserved zero (all little-endian).
@@ -131,7 +140,7 @@ final class MessageChannel {
             while true {
                 if let mailbox {
                     switch try mailbox.take() {
-                    case .message(let bytes): return try Self.parse(bytes, [], limit: limit, maximumDescriptors: maximumDescriptors)
+                    case .message(let slot): return try Self.parse(slot: slot)
                     case .onSocket: return try receiveAnnounced(limit: limit, maximumDescriptors: maximumDescriptors, deadline: deadline, watching: watching)
                     case .nothing: break
                     }
@@ -262,9 +271,7 @@ final class MessageChannel {
         var keep = false
         defer { if !keep { for descriptor in descriptors { try? descriptor.close() } } }
         var reader = WireReader(bytes)
-        guard try reader.read(UInt32.self) == magic else { throw .malformed(offset: 0, "bad magic") }
-        guard let type = MessageType(rawValue: try reader.read()) else { throw .malformed(offset: 4, "unknown message type") }
-        guard try reader.read(UInt16.self) == 0 else { throw .malformed(offset: 6, "nonzero reserved field") }
+        let type = try frameType(magic: try reader.read(), type: try reader.read(), reserved: try reader.read())
         guard type == .bulk else {
             guard descriptors.count <= maximumDescriptors else { throw .malformed(offset: 0, "too many descriptors") }
             keep = true
@@ -282,6 +289,25 @@ final class MessageChannel {
         guard descriptors.count <= maximumDescriptors else { throw .malformed(offset: 0, "too many descriptors") }
         keep = true
         return .message(inner, body, descriptors)
+    }
+
+    /// A message in the mailbox slot (never `.bulk`: those carry descriptors). The header is read
+    /// once and the body copied out once, since the peer may change the slot meanwhile.
+    private static func parse(slot: UnsafeRawBufferPointer) throws(ProtocolError) -> Received {
+        guard slot.count >= headerSize else { throw .malformed(offset: 0, "message ends inside its header") }
+        let type = try frameType(magic: UInt32(littleEndian: slot.loadUnaligned(fromByteOffset: 0, as: UInt32.self)),
+                                 type: UInt16(littleEndian: slot.loadUnaligned(fromByteOffset: 4, as: UInt16.self)),
+                                 reserved: UInt16(littleEndian: slot.loadUnaligned(fromByteOffset: 6, as: UInt16.self)))
+        guard type != .bulk else { throw .malformed(offset: 4, "a bulk message in the mailbox") }
+        return .message(type, Array(UnsafeRawBufferPointer(rebasing: slot[headerSize...])), [])
+    }
+
+    /// Checks a frame header's fields and returns its type.
+    private static func frameType(magic: UInt32, type: UInt16, reserved: UInt16) throws(ProtocolError) -> MessageType {
+        guard magic == Self.magic else { throw .malformed(offset: 0, "bad magic") }
+        guard let type = MessageType(rawValue: type) else { throw .malformed(offset: 4, "unknown message type") }
+        guard reserved == 0 else { throw .malformed(offset: 6, "nonzero reserved field") }
+        return type
     }
 
     private static func readBody(_ file: FileDescriptor, length: Int) throws(ProtocolError) -> [UInt8] {

@@ -1,7 +1,7 @@
 import PageStateMemory
 
 /// Host → worker: bring the memories up to date, then run one execution.
-struct ExecuteMessage {
+struct ExecuteMessage: WireEncodable {
     var requestID: UInt64
     var request: ExecutionRequest
     /// Files handed over with the message, in the order of its descriptors.
@@ -15,8 +15,7 @@ struct ExecuteMessage {
     static let maximumSpinMicroseconds: UInt32 = 10_000
     static let maximumFiles = 250
 
-    func encoded() -> [UInt8] {
-        var writer = WireWriter()
+    func encode<Sink: WireSink>(into writer: inout Sink) {
         writer.append(requestID)
         writer.append(request.kind.rawValue)
         writer.append(string: request.entryPoint)
@@ -32,7 +31,6 @@ struct ExecuteMessage {
         for file in files { writer.append(file) }
         writer.append(heap)
         writer.append(stable)
-        return writer.bytes
     }
 
     init(requestID: UInt64, request: ExecutionRequest, files: [FileEntry], heap: MemoryUpdate, stable: MemoryUpdate) {
@@ -83,8 +81,19 @@ enum ResultMessage {
     /// Most allocators one result may say were let go of.
     static let maximumForgotten = 1 << 16
 
-    func encoded(requestID: UInt64, forgotten: [UInt64] = []) -> [UInt8] {
-        var writer = WireWriter()
+    /// The message that carries this result.
+    func reply(to requestID: UInt64, forgotten: [UInt64] = []) -> Reply { Reply(requestID: requestID, forgotten: forgotten, result: self) }
+
+    /// A result as it travels: the request it answers and the allocators the worker let go of.
+    struct Reply: WireEncodable {
+        var requestID: UInt64
+        var forgotten: [UInt64]
+        var result: ResultMessage
+
+        func encode<Sink: WireSink>(into writer: inout Sink) { result.encode(requestID: requestID, forgotten: forgotten, into: &writer) }
+    }
+
+    private func encode<Sink: WireSink>(requestID: UInt64, forgotten: [UInt64], into writer: inout Sink) {
         writer.append(requestID)
         writer.append(UInt64(forgotten.count))
         for identity in forgotten { writer.append(identity) }
@@ -103,7 +112,6 @@ enum ResultMessage {
             writer.append(UInt8(1))
             Self.append(error, to: &writer)
         }
-        return writer.bytes
     }
 
     /// Decodes a worker's untrusted reply, enforcing the host's output limit.
@@ -150,7 +158,7 @@ enum ResultMessage {
     }
 
     /// Only the errors a worker can legitimately report travel; anything else is malformed.
-    private static func append(_ error: ExecutionError, to writer: inout WireWriter) {
+    private static func append<Sink: WireSink>(_ error: ExecutionError, to writer: inout Sink) {
         switch error {
         case .trapped(let message): writer.append(UInt8(1)); writer.append(string: message)
         case .unknownEntryPoint(let name): writer.append(UInt8(2)); writer.append(string: name)
@@ -160,6 +168,7 @@ enum ResultMessage {
         case .outOfBounds(let memory, let offset, let count, let size):
             writer.append(UInt8(5)); writer.append(string: memory); writer.append(offset); writer.append(count); writer.append(size)
         case .dirtyPageLimitExceeded(let limit, let written): writer.append(UInt8(6)); writer.append(limit); writer.append(written)
+        case .workerFailure(let reason): writer.append(UInt8(7)); writer.append(string: reason)
         default: writer.append(UInt8(7)); writer.append(string: error.description)
         }
     }
@@ -182,18 +191,16 @@ enum ResultMessage {
 }
 
 /// A guest's request to the host (worker → host) and the host's answer (host → worker).
-struct HostCallMessage {
+struct HostCallMessage: WireEncodable {
     var callID: UInt64
     /// For replies: whether the host's handler succeeded (`bytes` is then its answer, else a message).
     var succeeded: Bool
     var bytes: [UInt8]
 
-    func encoded() -> [UInt8] {
-        var writer = WireWriter()
+    func encode<Sink: WireSink>(into writer: inout Sink) {
         writer.append(callID)
         writer.append(UInt8(succeeded ? 1 : 0))
         writer.append(bytes: bytes)
-        return writer.bytes
     }
 
     init(callID: UInt64, succeeded: Bool, bytes: [UInt8]) {

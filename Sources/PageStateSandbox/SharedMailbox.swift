@@ -45,7 +45,9 @@ final class SharedMailbox {
     /// What the incoming slot holds.
     enum Incoming {
         case nothing
-        case message([UInt8])
+        /// The framed message, still in the shared slot: the peer may change it at any time, so
+        /// read each byte once (copy it out) and only until the next `take`.
+        case message(UnsafeRawBufferPointer)
         case onSocket
     }
 
@@ -129,7 +131,7 @@ final class SharedMailbox {
     /// Takes the next message if one was published. A sequence number other than the next one,
     /// or a length over the slot, is a broken protocol.
     ///
-    /// - Complexity: O(message length) (one copy).
+    /// - Complexity: O(1).
     func take() throws(ProtocolError) -> Incoming {
         let sequence = incoming.sequence.pointee.load(ordering: .acquiring)
         if sequence == received { return .nothing }
@@ -143,7 +145,7 @@ final class SharedMailbox {
         guard length <= UInt32(Self.slotCapacity) else {
             throw .oversized(bytes: UInt64(length), limit: UInt64(Self.slotCapacity))
         }
-        return .message(Array(UnsafeRawBufferPointer(start: incoming.bytes, count: Int(length))))
+        return .message(UnsafeRawBufferPointer(start: incoming.bytes, count: Int(length)))
     }
 
     /// Whether the peer took every message this side published — as the peer says: a dead peer that

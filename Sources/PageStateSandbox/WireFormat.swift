@@ -1,24 +1,92 @@
-/// Appends little-endian fields: the encoding of every host ⇄ worker message (`sandbox.md`).
-struct WireWriter {
-    private(set) var bytes: [UInt8] = []
+/// Where the little-endian fields of a host ⇄ worker message go (the encoding is in `sandbox.md`).
+/// A message encodes itself into any sink (`WireEncodable`), so it is sized first and then written
+/// once, straight into its destination: a mailbox slot, or an array of exactly its size.
+protocol WireSink {
+    mutating func append<I: FixedWidthInteger>(_ value: I)
+    mutating func append(raw bytes: UnsafeRawBufferPointer)
+}
 
-    /// A writer with room for `capacity` bytes before it has to grow (most messages are small).
-    init(capacity: Int = 256) { bytes.reserveCapacity(capacity) }
-
-    mutating func append<I: FixedWidthInteger>(_ value: I) {
-        // Byte by byte: each append is an inlined store into reserved room, where appending the
-        // value's raw bytes takes the generic sequence path (over a hundred instructions a field).
-        for shift in stride(from: 0, to: I.bitWidth, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> shift)) }
-    }
-
+extension WireSink {
     /// A length-prefixed (UInt32) byte string.
-    mutating func append(bytes more: [UInt8]) {
-        append(UInt32(more.count))
-        bytes.append(contentsOf: more)
+    mutating func append(bytes: [UInt8]) {
+        append(UInt32(bytes.count))
+        bytes.withUnsafeBytes { append(raw: $0) }
     }
 
     /// A length-prefixed UTF-8 string.
-    mutating func append(string: String) { append(bytes: Array(string.utf8)) }
+    mutating func append(string: String) {
+        var string = string
+        string.withUTF8 { utf8 in
+            append(UInt32(utf8.count))
+            append(raw: UnsafeRawBufferPointer(utf8))
+        }
+    }
+}
+
+/// Counts the bytes an encoding takes.
+struct WireSizer: WireSink {
+    private(set) var count = 0
+
+    mutating func append<I: FixedWidthInteger>(_: I) { count += MemoryLayout<I>.size }
+    mutating func append(raw bytes: UnsafeRawBufferPointer) { count += bytes.count }
+}
+
+/// Writes an encoding into memory sized for it; writing past the end is a bug, and traps.
+struct WireBufferWriter: WireSink {
+    private let buffer: UnsafeMutableRawBufferPointer
+    private(set) var position = 0
+
+    init(_ buffer: UnsafeMutableRawBufferPointer) { self.buffer = buffer }
+
+    mutating func append<I: FixedWidthInteger>(_ value: I) {
+        precondition(buffer.count - position >= MemoryLayout<I>.size, "encoding larger than its size")
+        buffer.storeBytes(of: value.littleEndian, toByteOffset: position, as: I.self)
+        position += MemoryLayout<I>.size
+    }
+
+    mutating func append(raw bytes: UnsafeRawBufferPointer) {
+        precondition(buffer.count - position >= bytes.count, "encoding larger than its size")
+        guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
+        buffer.baseAddress!.advanced(by: position).copyMemory(from: source, byteCount: bytes.count)
+        position += bytes.count
+    }
+}
+
+/// A message body that encodes itself into any `WireSink`.
+protocol WireEncodable {
+    func encode<Sink: WireSink>(into sink: inout Sink)
+}
+
+extension WireEncodable {
+    /// The encoding's size in bytes.
+    ///
+    /// - Complexity: O(fields); no bytes are copied.
+    var encodedCount: Int {
+        var sizer = WireSizer()
+        encode(into: &sizer)
+        return sizer.count
+    }
+
+    /// Writes the encoding into `buffer`, which must be exactly `encodedCount` bytes.
+    func encode(into buffer: UnsafeMutableRawBufferPointer) {
+        var writer = WireBufferWriter(buffer)
+        encode(into: &writer)
+        precondition(writer.position == buffer.count, "encoding smaller than its size")
+    }
+
+    /// The encoding as an array.
+    func encoded() -> [UInt8] {
+        let count = encodedCount
+        return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            encode(into: UnsafeMutableRawBufferPointer(buffer))
+            initialized = count
+        }
+    }
+}
+
+/// Bytes already encoded travel as they are.
+extension Array: WireEncodable where Element == UInt8 {
+    func encode<Sink: WireSink>(into sink: inout Sink) { withUnsafeBytes { sink.append(raw: $0) } }
 }
 
 /// Reads little-endian fields from untrusted bytes; every read checks bounds and throws

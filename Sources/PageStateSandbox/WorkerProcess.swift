@@ -55,7 +55,7 @@ final class WorkerProcess: @unchecked Sendable {
             }
             let (file, mailbox) = try prepared ?? SharedMailbox.createForHost()
             prepared = (file, mailbox)
-            try channel.send(.mailbox, [], descriptors: [file])
+            try channel.send(.mailbox, [UInt8](), descriptors: [file])
             channel.attach(mailbox)
         } catch {
             terminate(launcher: launcher)
@@ -97,7 +97,7 @@ final class WorkerProcess: @unchecked Sendable {
         message.requestID = nextRequest
         var answeredHostCall = false
         diedBeforeTakingRequest = false
-        do { try channel.send(.execute, message.encoded(), descriptors: descriptors) } catch {
+        do { try channel.send(.execute, message, descriptors: descriptors) } catch {
             diedBeforeTakingRequest = !channel.peerTookEverything
             throw died(launcher: launcher)
         }
@@ -141,7 +141,7 @@ final class WorkerProcess: @unchecked Sendable {
                 case .failed(let message): reply = HostCallMessage(callID: call.callID, succeeded: false, bytes: Array(message.utf8))
                 }
                 answeredHostCall = true
-                do { try channel.send(.hostCallReply, reply.encoded()) } catch { throw died(launcher: launcher) }
+                do { try channel.send(.hostCallReply, reply) } catch { throw died(launcher: launcher) }
             case .message(let type, _, let files):
                 for file in files { try? file.close() }
                 terminate(launcher: launcher)

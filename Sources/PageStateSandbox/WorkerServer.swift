@@ -44,7 +44,7 @@ final class WorkerServer {
     /// Confines the process, says it is ready, and serves until the host closes the socket.
     func run() -> Never {
         guard ps_worker_confine(channel.socket.rawValue) == 0 else { exit(ExitStatus.confinementFailed.rawValue) }
-        do { try channel.send(.ready, []) } catch { exit(ExitStatus.protocolBroken.rawValue) }
+        do { try channel.send(.ready, [UInt8]()) } catch { exit(ExitStatus.protocolBroken.rawValue) }
         while true {
             let received: Received?
             do {
@@ -78,7 +78,7 @@ final class WorkerServer {
             result = .failure(error)
         }
         do {
-            try channel.send(.result, result.encoded(requestID: message.requestID, forgotten: releaseUnusedAllocators()),
+            try channel.send(.result, result.reply(to: message.requestID, forgotten: releaseUnusedAllocators()),
                              descriptors: captured?.file.map { [$0] } ?? [])
         } catch {
             exit(ExitStatus.protocolBroken.rawValue)
@@ -263,7 +263,7 @@ final class WorkerServer {
         nextCallID += 1
         let reply: HostCallMessage
         do {
-            try channel.send(.hostCall, HostCallMessage(callID: nextCallID, succeeded: true, bytes: request).encoded())
+            try channel.send(.hostCall, HostCallMessage(callID: nextCallID, succeeded: true, bytes: request))
             guard case .message(.hostCallReply, let body, let descriptors) = try channel.receive(
                       limit: 1 << 30, maximumDescriptors: 0, spin: .microseconds(spinMicroseconds), deadline: nil),
                   descriptors.isEmpty else { exit(ExitStatus.protocolBroken.rawValue) }

@@ -87,7 +87,7 @@ struct ResultValidationTests {
     func malformedMessages() throws {
         let good = ResultMessage.success(success(heap: [PageLocation(index: 1, place: .init(offset: 4096, tag: 1)),
                                                         PageLocation(index: 2, place: .init(offset: 8192, tag: 1))]))
-            .encoded(requestID: 5, forgotten: [77, 78])
+            .reply(to: 5, forgotten: [77, 78]).encoded()
         let decoded = try ResultMessage.decode(good, outputLimit: 10)
         #expect(decoded.requestID == 5 && decoded.forgotten == [77, 78])
         for cut in 0..<good.count {
@@ -96,14 +96,12 @@ struct ResultValidationTests {
         #expect(throws: ProtocolError.self) { try ResultMessage.decode(good + [0], outputLimit: 10) }
         let unsorted = ResultMessage.success(success(heap: [PageLocation(index: 2, place: .init(offset: 4096, tag: 1)),
                                                             PageLocation(index: 1, place: .init(offset: 8192, tag: 1))]))
-        #expect(throws: ProtocolError.self) { try ResultMessage.decode(unsorted.encoded(requestID: 1), outputLimit: 10) }
+        #expect(throws: ProtocolError.self) { try ResultMessage.decode(unsorted.reply(to: 1).encoded(), outputLimit: 10) }
         let big = ResultMessage.success(.init(output: [UInt8](repeating: 1, count: 11), heapSize: 0, stableSize: 0,
                                               grownPages: 0, heapPages: [], stablePages: []))
-        #expect(throws: ProtocolError.self) { try ResultMessage.decode(big.encoded(requestID: 1), outputLimit: 10) }
+        #expect(throws: ProtocolError.self) { try ResultMessage.decode(big.reply(to: 1).encoded(), outputLimit: 10) }
         // A forgotten list longer than allowed (or than the bytes present) is refused before allocating.
-        var huge = WireWriter()
-        huge.append(UInt64(1))
-        huge.append(UInt64(ResultMessage.maximumForgotten + 1))
-        #expect(throws: ProtocolError.self) { try ResultMessage.decode(huge.bytes, outputLimit: 10) }
+        let huge = [UInt64(1), UInt64(ResultMessage.maximumForgotten + 1)].flatMap { withUnsafeBytes(of: $0.littleEndian, Array.init) }
+        #expect(throws: ProtocolError.self) { try ResultMessage.decode(huge, outputLimit: 10) }
     }
 }
