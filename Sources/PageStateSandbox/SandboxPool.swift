@@ -13,6 +13,8 @@ public final class SandboxPool: GuestExecutor {
     public let configuration: SandboxConfiguration
     private let launcher: Launcher
     private let budget: MemoryBudget
+    /// `configuration.spinBeforeSleeping` as every execute message says it (worked out once).
+    private let workerSpinMicroseconds: UInt32
     private let hostCall: HostCallHandler
     private let state = Mutex(PoolState())
     /// Set up in `init`, cancelled in `deinit`; never touched in between (hence safe to share).
@@ -74,6 +76,7 @@ public final class SandboxPool: GuestExecutor {
         self.configuration = configuration
         self.budget = budget
         self.hostCall = hostCall
+        workerSpinMicroseconds = UInt32(min(max(0, configuration.spinBeforeSleeping / .microseconds(1)), Double(ExecuteMessage.maximumSpinMicroseconds)).rounded())
         launcher = Launcher(configuration: configuration)
         maintenance = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pagestate.sandbox.maintenance"))
         let interval = min(configuration.idleTimeout / 2, .seconds(1))
@@ -152,7 +155,7 @@ public final class SandboxPool: GuestExecutor {
         var used: UInt64 = 0
         defer { if request.kind == .update { budget.settle(granted: granted.memoryAllowancePages, used: used) } }
         var message = ExecuteMessage(requestID: 0, request: granted, files: sync.files, heap: sync.heap, stable: sync.stable)
-        message.spinMicroseconds = UInt32(min(configuration.spinBeforeSleeping / .microseconds(1), Double(ExecuteMessage.maximumSpinMicroseconds)).rounded())
+        message.spinMicroseconds = workerSpinMicroseconds
         let handler = hostCall
         let (result, file) = try worker.execute(message, descriptors: sync.descriptors, limits: configuration, launcher: launcher) { bytes in
             do { return .answered(try handler(guest, bytes)) } catch { return .failed("\(error)") }
