@@ -2,24 +2,57 @@
 /// in-memory `PageDelta`. Pages never written read as zeros.
 ///
 /// A `PageMap` is a value: copies are O(1) and independent (writes to one never show in another),
-/// because writes never modify a page — they allocate new pages from `allocator`.
+/// because writes never modify a page — they allocate new pages from `allocator`. Its fields live in
+/// one copy-on-write box, so a copy costs one retain however many fields it has.
 public struct PageMap: Sendable {
+    /// The fields, shared by copies until one of them changes. A box is only changed through a
+    /// `PageMap` holding its only reference (`makeUnique()`), so no other thread can see it while it
+    /// changes: that makes `@unchecked Sendable` sound and the runtime's exclusivity checks on
+    /// every field access (a class's fields get them) needless.
+    private final class Storage: @unchecked Sendable {
+        let allocator: PageAllocator
+        @exclusivity(unchecked) var layers: [any PageLayer]
+        @exclusivity(unchecked) var delta: PageDelta
+        @exclusivity(unchecked) var unflushedDelta: PageDelta
+        @exclusivity(unchecked) var sizeInPages: UInt64
+
+        init(allocator: PageAllocator, layers: [any PageLayer], delta: PageDelta, unflushedDelta: PageDelta, sizeInPages: UInt64) {
+            self.allocator = allocator
+            self.layers = layers
+            self.delta = delta
+            self.unflushedDelta = unflushedDelta
+            self.sizeInPages = sizeInPages
+        }
+
+        func copy() -> Storage {
+            Storage(allocator: allocator, layers: layers, delta: delta, unflushedDelta: unflushedDelta, sizeInPages: sizeInPages)
+        }
+    }
+
+    private var storage: Storage
+
     /// Where written pages are allocated.
-    public let allocator: PageAllocator
+    public var allocator: PageAllocator { storage.allocator }
     /// Read-only layers, oldest first.
-    public private(set) var layers: [any PageLayer]
+    public var layers: [any PageLayer] { storage.layers }
     /// Every page written or applied above the layers.
-    public private(set) var delta = PageDelta()
+    public var delta: PageDelta { storage.delta }
     /// The pages of `delta` changed since the last `markFlushed()`.
-    public private(set) var unflushedDelta = PageDelta()
+    public var unflushedDelta: PageDelta { storage.unflushedDelta }
     /// The memory's size in pages: at least every layer's extent and every page written.
-    public private(set) var sizeInPages: UInt64
+    public var sizeInPages: UInt64 { storage.sizeInPages }
 
     /// A memory over `layers` (oldest first) that allocates written pages from `allocator`.
     public init(allocator: PageAllocator, layers: [any PageLayer] = []) {
-        self.allocator = allocator
-        self.layers = layers
-        sizeInPages = layers.map(\.pageCount).max() ?? 0
+        storage = Storage(allocator: allocator, layers: layers, delta: PageDelta(), unflushedDelta: PageDelta(),
+                          sizeInPages: layers.map(\.pageCount).max() ?? 0)
+    }
+
+    /// Gives this value a box of its own before it changes.
+    ///
+    /// - Complexity: O(1) (a shared box is copied field by field).
+    private mutating func makeUnique() {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
     }
 
     /// Calls `body` with the current bytes of page `index` (zeros when never written).
@@ -105,23 +138,28 @@ public struct PageMap: Sendable {
     /// - Complexity: as `PageDelta.union(_:)`.
     public mutating func apply(_ pages: PageDelta) {
         guard let last = pages.lastIndex else { return }
-        delta.formUnion(pages)
-        unflushedDelta.formUnion(pages)
-        sizeInPages = max(sizeInPages, last + 1)
+        makeUnique()
+        storage.delta.formUnion(pages)
+        storage.unflushedDelta.formUnion(pages)
+        storage.sizeInPages = max(storage.sizeInPages, last + 1)
     }
 
     /// Grows the memory to at least `pages` pages; new pages read as zeros.
     ///
     /// - Complexity: O(1).
     public mutating func grow(toPages pages: UInt64) {
-        sizeInPages = max(sizeInPages, pages)
+        guard pages > sizeInPages else { return }
+        makeUnique()
+        storage.sizeInPages = pages
     }
 
     /// Records that `unflushedDelta` has been written out.
     ///
     /// - Complexity: O(1).
     public mutating func markFlushed() {
-        unflushedDelta = PageDelta()
+        guard !unflushedDelta.isEmpty else { return }
+        makeUnique()
+        storage.unflushedDelta = PageDelta()
     }
 
     private static func checkRange(address: UInt64, count: Int) throws(PageMapError) {
