@@ -131,8 +131,9 @@ final class MessageChannel {
     /// Received descriptors belong to the caller.
     func receive(limit: Int, maximumDescriptors: Int, spin: Duration, deadline: ContinuousClock.Instant?,
                  watching: [FileDescriptor] = []) throws(ExecutionError) -> Received? {
-        let spinEnd = ContinuousClock.now + spin
-        var nextYield = ContinuousClock.now + Self.yieldInterval
+        let start = ContinuousClock.now
+        let spinEnd = start + spin
+        var nextYield = start + Self.yieldInterval
         var sawPeerOnThisProcessor = false
         var mayLeave = movesOffPeersProcessor
         defer { if sawPeerOnThisProcessor { waitsBesidePeer += 1 } }

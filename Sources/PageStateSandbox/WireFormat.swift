@@ -107,19 +107,26 @@ struct WireReader {
 
     /// A length-prefixed byte string of at most `limit` bytes.
     mutating func readBytes(limit: Int) throws(ProtocolError) -> [UInt8] {
+        Array(bytes[try readLengthPrefixed(limit: limit)])
+    }
+
+    /// A length-prefixed UTF-8 string of at most `limit` bytes, validated where it lies.
+    mutating func readString(limit: Int) throws(ProtocolError) -> String {
+        let start = position
+        let range = try readLengthPrefixed(limit: limit)
+        let string = bytes.withUnsafeBufferPointer { String(validating: UnsafeBufferPointer(rebasing: $0[range]), as: UTF8.self) }
+        guard let string else { throw .malformed(offset: start, "string is not UTF-8") }
+        return string
+    }
+
+    /// Reads a UInt32 length and skips that many bytes, returning where they are.
+    private mutating func readLengthPrefixed(limit: Int) throws(ProtocolError) -> Range<Int> {
         let start = position
         let count = Int(try read(UInt32.self))
         guard count <= limit else { throw .malformed(offset: start, "byte string of \(count) bytes exceeds \(limit)") }
         guard bytes.count - position >= count else { throw .malformed(offset: start, "byte string runs past the message") }
         defer { position += count }
-        return Array(bytes[position..<(position + count)])
-    }
-
-    mutating func readString(limit: Int) throws(ProtocolError) -> String {
-        let start = position
-        let raw = try readBytes(limit: limit)
-        guard let string = String(validating: raw, as: UTF8.self) else { throw .malformed(offset: start, "string is not UTF-8") }
-        return string
+        return position..<(position + count)
     }
 
     /// A count of entries of `entrySize` bytes each that must fit in the rest of the message.

@@ -156,6 +156,15 @@ struct WireFormatTests {
         #expect(try ExecuteMessage(decoding: bytes, inputLimit: 1 << 20) == message)
     }
 
+    @Test func anEntryPointNameThatIsNotUTF8IsMalformed() throws {
+        var message = MessageShape(seed: 1, input: 3, files: 0, updates: [0, 0, 0, 0, 0, 0]).executeMessage
+        message.request.entryPoint = "kv.get"
+        var bytes = message.encoded()
+        #expect(try ExecuteMessage(decoding: bytes, inputLimit: 16) == message)
+        bytes[8 + 1 + 4] = 0xFF  // request id, kind, the name's length, then its first byte
+        #expect(throws: ProtocolError.malformed(offset: 9, "string is not UTF-8")) { try ExecuteMessage(decoding: bytes, inputLimit: 16) }
+    }
+
     @Test func anEmptyBodyEncodesToNothing() {
         #expect([UInt8]().encodedCount == 0)
         #expect([UInt8]().encoded() == [])
