@@ -41,6 +41,9 @@ struct BenchCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Live worker counts the spawn suite measures at.")
     var liveWorkers = [1, 100, 1000]
 
+    @Option(help: "Paced spawns (and as many burst spawns and bare forks) the spawn suite times per live count; a p99 needs many more than 100 to mean anything.")
+    var spawnSamples = 1000
+
     @Option(help: "Run the whole suite this many times and report each figure's median (the machines are noisy).")
     var runs = 1
 
@@ -52,6 +55,7 @@ struct BenchCommand: ParsableCommand {
         guard !liveWorkers.isEmpty, liveWorkers.allSatisfy({ (1...5000).contains($0) }) else {
             throw ValidationError("--live-workers must be in 1...5000")
         }
+        guard (10...100_000).contains(spawnSamples) else { throw ValidationError("--spawn-samples must be in 10...100000") }
         guard entries >= 20_000 else { throw ValidationError("--entries must be at least 20000") }
         guard (1...40).contains(indexBits), 1 << indexBits >= entries else {
             throw ValidationError("--index-bits must be in 1...40 and leave room for --entries distinct indices")
@@ -60,15 +64,19 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         let reports = try (0..<runs).map { _ in
-            switch suite {
-            case .delta: try DeltaSuite.run(entries: entries, indexBits: indexBits)
-            case .tracking: try TrackingSuite.run()
-            case .checkpoint: try CheckpointSuite.run(directory: FilePath(directory), dirtyCounts: dirtyPages, guests: guests)
-            case .spawn: try SpawnSuite.run(worker: try WorkerLocation.path(worker), liveCounts: liveWorkers)
-            case .sandbox: try SandboxSuite.run(worker: try WorkerLocation.path(worker))
-            }
+            try BenchReport.measuringSteal { () throws -> BenchReport in try runSuite() }
         }
         let report = BenchReport.median(of: reports)
         print(json ? try report.json() : report.table())
+    }
+
+    private func runSuite() throws -> BenchReport {
+        switch suite {
+        case .delta: try DeltaSuite.run(entries: entries, indexBits: indexBits)
+        case .tracking: try TrackingSuite.run()
+        case .checkpoint: try CheckpointSuite.run(directory: FilePath(directory), dirtyCounts: dirtyPages, guests: guests)
+        case .spawn: try SpawnSuite.run(worker: try WorkerLocation.path(worker), liveCounts: liveWorkers, samples: spawnSamples)
+        case .sandbox: try SandboxSuite.run(worker: try WorkerLocation.path(worker))
+        }
     }
 }

@@ -1,0 +1,40 @@
+import Foundation
+
+/// The share of processor time the hypervisor gave to others while a suite ran (`steal` in the
+/// first line of /proc/stat). On these VMs it reaches a third during runs, and the slowest samples
+/// (spawn p99s above all) land in those stretches, so each report carries it as `cpu_steal_percent`.
+enum ProcessorSteal {
+    struct Sample {
+        var steal: UInt64
+        var total: UInt64
+    }
+
+    /// The processor time counters since boot, or nil where /proc/stat says nothing usable.
+    static func sample() -> Sample? {
+        guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+              let line = text.split(separator: "\n").first, line.hasPrefix("cpu ") else { return nil }
+        // user nice system idle iowait irq softirq steal [guest guest_nice, already counted in user]
+        let fields = line.split(separator: " ").dropFirst().prefix(8).compactMap { UInt64($0) }
+        guard fields.count == 8 else { return nil }
+        return Sample(steal: fields[7], total: fields.reduce(0, +))
+    }
+
+    /// Steal as a percentage of all processor time between two samples.
+    static func percent(from start: Sample, to end: Sample) -> Double? {
+        guard end.total > start.total, end.steal >= start.steal else { return nil }
+        return Double(end.steal - start.steal) * 100 / Double(end.total - start.total)
+    }
+}
+
+extension BenchReport {
+    /// Runs a suite and adds `cpu_steal_percent`, the hypervisor's share of processor time meanwhile.
+    public static func measuringSteal(_ suite: () throws -> BenchReport) rethrows -> BenchReport {
+        let start = ProcessorSteal.sample()
+        var report = try suite()
+        if let start, let end = ProcessorSteal.sample(), let percent = ProcessorSteal.percent(from: start, to: end) {
+            report.figures["cpu_steal_percent"] = percent
+            report.notes.append("cpu_steal_percent: the hypervisor's share of processor time during the run (/proc/stat); figures from runs where it is high are not comparable")
+        }
+        return report
+    }
+}
