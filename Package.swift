@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(
             name: "PageStateSandboxTests",
             dependencies: [
-                "PageState", "PageStateWorkloads", "pagestate-worker",
+                "PageState", "PageStateWorkloads", "PageStateSoak", "pagestate-worker",
                 "PropertyChecking",
             ]
         ),

@@ -1,4 +1,5 @@
 @testable import PageStateSandbox
+@testable import PageStateSoak
 import PageState
 import PropertyChecking
 import Testing
@@ -16,20 +17,8 @@ struct MessageShape: Sendable, CustomStringConvertible {
 
     var description: String { "seed \(seed), input \(input) B, \(files) files, updates \(updates)" }
 
-    /// Deterministic values from the seed (SplitMix64).
-    struct Values {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     var executeMessage: ExecuteMessage {
-        var values = Values(state: UInt64(seed))
+        var values = SplitMix64(seed: UInt64(seed))
         let names = ["kv.get", "", "ünïcode.名前", String(repeating: "n", count: ExecuteMessage.maximumEntryPointName)]
         let files: [FileEntry] = (0..<files).map { _ in
             switch values.next() % 3 {
@@ -68,7 +57,7 @@ struct MessageShape: Sendable, CustomStringConvertible {
     }
 
     var reply: ResultMessage.Reply {
-        var values = Values(state: UInt64(seed))
+        var values = SplitMix64(seed: UInt64(seed))
         let result: ResultMessage
         if updates[0] % 4 == 3 {
             let errors: [ExecutionError] = [.trapped("ünïcode"), .unknownEntryPoint("x"), .memoryAllowanceExhausted(requestedPages: 3, remainingPages: 1),
