@@ -125,8 +125,9 @@ struct MessageChannelTests {
     }
 
     /// A worker controls its slot: a skipped sequence number, a length past the slot, a garbage
-    /// frame and a message on the socket the mailbox did not announce are each a typed error.
-    @Test(arguments: ["skipped sequence", "length past the slot", "garbage frame", "unannounced datagram"])
+    /// frame, a frame shorter than its header, a bulk frame (whose memfd cannot travel in the slot)
+    /// and a message on the socket the mailbox did not announce are each a typed error.
+    @Test(arguments: ["skipped sequence", "length past the slot", "garbage frame", "short frame", "bulk frame", "unannounced datagram"])
     func hostileSlotsAreRejected(_ attack: String) throws {
         let pair = try ChannelPair()
         defer { pair.close() }
@@ -143,6 +144,16 @@ struct MessageChannelTests {
         case "garbage frame":
             for offset in 0..<16 { toHostBytes.storeBytes(of: UInt8(0xEE), toByteOffset: offset, as: UInt8.self) }
             toHostLength.pointee = 16
+            toHostSequence.pointee = 1
+        case "short frame":
+            for (offset, byte) in [0x50, 0x53, 0x57, 0x4B, 11].enumerated() { toHostBytes.storeBytes(of: UInt8(byte), toByteOffset: offset, as: UInt8.self) }
+            toHostLength.pointee = 5
+            toHostSequence.pointee = 1
+        case "bulk frame":
+            for (offset, byte) in [0x50, 0x53, 0x57, 0x4B, 20, 0, 0, 0, 11, 0, 0, 0].enumerated() {
+                toHostBytes.storeBytes(of: UInt8(byte), toByteOffset: offset, as: UInt8.self)
+            }
+            toHostLength.pointee = 12
             toHostSequence.pointee = 1
         default:
             try pair.worker.socket.send([0x50, 0x53, 0x57, 0x4B, 11, 0, 0, 0])  // a framed result, unannounced
