@@ -72,7 +72,7 @@ public struct PageDelta: @unchecked Sendable {
     ///
     /// - Complexity: as the subscript setter.
     @discardableResult
-    public mutating func updateValue(_ page: Page, forIndex index: PageIndex) -> Page? {
+    public mutating func updateValue(_ page: consuming Page, forIndex index: PageIndex) -> Page? {
         defer { rootChanged() }
         guard root != nil else {
             rootShift = Self.shift(covering: index)
@@ -80,10 +80,7 @@ public struct PageDelta: @unchecked Sendable {
             return nil
         }
         while !covers(index) { raise() }
-        let shift = rootShift
-        return Trie.withNode(&root!, shift: shift,
-                             leaf: { Self.insert(page, at: index, into: &$0) },
-                             branch: { Self.insert(page, at: index, into: &$0, shift: shift) })
+        return Trie.insert(page, at: index, into: &root!, shift: rootShift)
     }
 
     /// Records `root`'s new address.
@@ -96,38 +93,6 @@ public struct PageDelta: @unchecked Sendable {
         root = Branch.single(root!, digit: 0, count: count, capacity: 2)
         rootShift += Trie.bitsPerLevel
         rootChanged()
-    }
-
-    private static func insert(_ page: Page, at index: PageIndex, into leaf: inout Leaf) -> Page? {
-        if !isKnownUniquelyReferenced(&leaf) { leaf = leaf.copy(extra: 1) }
-        let digit = index & 63
-        guard leaf.bitmap & (1 << digit) != 0 else {
-            Leaf.insert(LeafEntry(page), digit: digit, into: &leaf)
-            leaf.addToCount(1)
-            return nil
-        }
-        return leaf.withElement(for: digit) { entry in
-            defer { entry = LeafEntry(page) }
-            return entry.page
-        }
-    }
-
-    private static func insert(_ page: Page, at index: PageIndex, into branch: inout Branch, shift: UInt64) -> Page? {
-        if !isKnownUniquelyReferenced(&branch) { branch = branch.copy(extra: 1) }
-        let digit = (index >> shift) & 63
-        let childShift = shift - Trie.bitsPerLevel
-        guard branch.bitmap & (1 << digit) != 0 else {
-            Branch.insert(Trie.path(to: index, shift: childShift, page: page), digit: digit, into: &branch)
-            branch.addToCount(1)
-            return nil
-        }
-        let replaced = branch.withElement(for: digit) { child in
-            Trie.withNode(&child, shift: childShift,
-                          leaf: { insert(page, at: index, into: &$0) },
-                          branch: { insert(page, at: index, into: &$0, shift: childShift) })
-        }
-        if replaced == nil { branch.addToCount(1) }
-        return replaced
     }
 
     /// Removes the page at `index` and returns it.

@@ -7,14 +7,18 @@
 @usableFromInline
 enum TrieLayout {
     @usableFromInline
-    typealias Offsets = (bitmap: Int, capacity: Int, children: Int, entries: Int, entryAddress: Int, entryStride: Int)
+    typealias Offsets = (
+        bitmap: Int, count: Int, capacity: Int, children: Int, entries: Int, entryAddress: Int, entryStride: Int
+    )
 
-    /// Byte offsets from a node's address: the header's bitmap and capacity (after Swift's 16-byte
+    /// Byte offsets from a node's address: the header's bitmap, count and capacity (after Swift's 16-byte
     /// object header), a branch's first child and a leaf's first entry (after the 24-byte `TrieHeader`),
     /// and the address field within an entry. Constants, so lookups need no lazy-global check;
     /// `measuredOffsets()` verifies them on real nodes in the test suite.
     @usableFromInline
-    static let offsets: Offsets = (bitmap: 16, capacity: 32, children: 40, entries: 40, entryAddress: 8, entryStride: 16)
+    static let offsets: Offsets = (
+        bitmap: 16, count: 24, capacity: 32, children: 40, entries: 40, entryAddress: 8, entryStride: 16
+    )
 
     /// The offsets as found on real nodes.
     static func measuredOffsets() -> Offsets {
@@ -28,6 +32,7 @@ enum TrieLayout {
         let leaf = measure(Leaf.make(capacity: 1))
         precondition(branch.header == leaf.header, "both node kinds share the header layout")
         return (branch.header + MemoryLayout<TrieHeader>.offset(of: \.bitmap)!,
+                branch.header + MemoryLayout<TrieHeader>.offset(of: \.count)!,
                 branch.header + MemoryLayout<TrieHeader>.offset(of: \.capacity)!,
                 branch.elements, leaf.elements, MemoryLayout<LeafEntry>.offset(of: \.address)!,
                 MemoryLayout<LeafEntry>.stride)

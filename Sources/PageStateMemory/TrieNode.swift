@@ -14,9 +14,9 @@ struct LeafEntry {
     let page: Page
     let address: UnsafeRawPointer
 
-    init(_ page: Page) {
-        self.page = page
+    init(_ page: consuming Page) {
         address = page.address
+        self.page = page
     }
 }
 
@@ -32,6 +32,9 @@ struct LeafEntry {
 ///
 /// The header is always reached through its pointer: `ManagedBuffer.header` is a stored class
 /// property, whose accessors pay for dynamic exclusivity checks.
+///
+/// Element pointers handed out by a node stay valid while the node is alive: a `ManagedBuffer`'s
+/// elements never move.
 ///
 /// Invariant: a node is mutated only when the caller holds the only reference to it
 /// (`isKnownUniquelyReferenced`); shared nodes are copied first. This is what makes `PageDelta` a
@@ -61,13 +64,15 @@ final class TrieNode<Element>: ManagedBuffer<TrieHeader, Element> {
     }
 
     /// A node holding only `element` at `digit`, counting `count` pages.
-    static func single(_ element: Element, digit: UInt64, count: Int, capacity: Int) -> TrieNode {
+    static func single(_ element: consuming Element, digit: UInt64, count: Int, capacity: Int) -> TrieNode {
         let node = make(capacity: capacity)
-        node.withUnsafeMutablePointers { header, elements in
+        let slot = node.withUnsafeMutablePointers { header, elements in
             header.pointee.bitmap = 1 << digit
             header.pointee.count = count
-            (elements + (capacity == directCapacity ? Int(digit) : 0)).initialize(to: element)
+            return elements + (capacity == directCapacity ? Int(digit) : 0)
         }
+        // Outside the closure, so that `element` is moved in rather than copied.
+        slot.initialize(to: element)
         return node
     }
 
@@ -136,28 +141,17 @@ final class TrieNode<Element>: ManagedBuffer<TrieHeader, Element> {
         return copy
     }
 
-    /// Inserts `element` for a digit not yet present; `node` must be uniquely referenced.
+    /// A node twice as large (at most direct) holding `node`'s elements, moved out of it; `node`
+    /// must be uniquely referenced.
     ///
-    /// - Complexity: O(elements) compressed, O(1) direct.
-    static func insert(_ element: Element, digit: UInt64, into node: inout TrieNode) {
+    /// - Complexity: O(elements).
+    static func grown(from node: consuming TrieNode) -> TrieNode {
         let n = node.bitmap.nonzeroBitCount
-        let capacity = node.withUnsafeMutablePointerToHeader { $0.pointee.capacity }
-        if n == capacity {
-            let grown = make(capacity: Swift.min(directCapacity, Swift.max(2, n * 2)))
-            node.transfer(into: grown, move: true)
-            node.withUnsafeMutablePointerToHeader { $0.pointee.bitmap = 0 }  // moved out: nothing to deinitialize
-            node = grown
-        }
-        node.withUnsafeMutablePointers { header, elements in
-            if header.pointee.capacity == directCapacity {
-                (elements + Int(digit)).initialize(to: element)
-            } else {
-                let position = Trie.position(of: digit, in: header.pointee.bitmap)
-                (elements + position + 1).moveInitialize(from: elements + position, count: n - position)
-                (elements + position).initialize(to: element)
-            }
-            header.pointee.bitmap |= 1 << digit
-        }
+        // Past 16 elements straight to the direct layout: no shifting, no population counts.
+        let grown = make(capacity: n >= 16 ? directCapacity : Swift.max(2, n * 2))
+        node.transfer(into: grown, move: true)
+        node.withUnsafeMutablePointerToHeader { $0.pointee.bitmap = 0 }  // moved out: nothing to deinitialize
+        return grown
     }
 
     /// Removes and returns the element for a present digit; `self` must be uniquely referenced.
@@ -223,7 +217,7 @@ enum Trie {
     }
 
     /// A chain of nodes from `shift` down to a leaf holding only `page` at `index`.
-    static func path(to index: PageIndex, shift: UInt64, page: Page) -> AnyObject {
+    static func path(to index: PageIndex, shift: UInt64, page: consuming Page) -> AnyObject {
         var node: AnyObject = Leaf.single(LeafEntry(page), digit: index & 63, count: 1, capacity: 4)
         var level: UInt64 = bitsPerLevel
         while level <= shift {

@@ -124,6 +124,7 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
         let constant = TrieLayout.offsets
         let measured = TrieLayout.measuredOffsets()
         #expect(constant.bitmap == measured.bitmap)
+        #expect(constant.count == measured.count)
         #expect(constant.capacity == measured.capacity)
         #expect(constant.children == measured.children)
         #expect(constant.entries == measured.entries)
