@@ -6,7 +6,7 @@ import Testing
 /// One step of a random PageDelta history.
 enum DeltaOperation: CustomStringConvertible, Sendable {
     case insert(PageIndex)
-    /// Consecutive indices, enough to fill leaves past 32 entries (the direct layout).
+    /// Consecutive indices, enough to fill leaves past 16 entries (the direct layout).
     case insertRun(PageIndex, length: Int)
     case remove(PageIndex)
     case snapshot
