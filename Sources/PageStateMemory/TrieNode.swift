@@ -141,13 +141,13 @@ final class TrieNode<Element>: ManagedBuffer<TrieHeader, Element> {
         return copy
     }
 
-    /// A node twice as large (at most direct) holding `node`'s elements, moved out of it; `node`
-    /// must be uniquely referenced.
+    /// A larger node holding `node`'s elements, moved out of it: twice the capacity up to 16, the
+    /// direct layout beyond. `node` must be uniquely referenced.
     ///
     /// - Complexity: O(elements).
     static func grown(from node: consuming TrieNode) -> TrieNode {
         let n = node.bitmap.nonzeroBitCount
-        // Past 16 elements straight to the direct layout: no shifting, no population counts.
+        // Straight to the direct layout past 16: no shifting, no population counts.
         let grown = make(capacity: n >= 16 ? directCapacity : Swift.max(2, n * 2))
         node.transfer(into: grown, move: true)
         node.withUnsafeMutablePointerToHeader { $0.pointee.bitmap = 0 }  // moved out: nothing to deinitialize
