@@ -120,7 +120,8 @@ private struct NodeAddress {
         address.storeBytes(of: count + delta, toByteOffset: TrieLayout.offsets.count, as: Int.self)
     }
 
-    /// The first element slot; `Element` must be the node's element type.
+    /// The first element slot; `Element` must be the node's element type. Branches and leaves keep
+    /// their elements at the same offset (checked by `rawLookupOffsetsMatchRealNodes`).
     @inline(__always)
     func elements<Element>(as _: Element.Type) -> UnsafeMutablePointer<Element> {
         (address + TrieLayout.offsets.children).assumingMemoryBound(to: Element.self)

@@ -128,6 +128,7 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
         #expect(constant.capacity == measured.capacity)
         #expect(constant.children == measured.children)
         #expect(constant.entries == measured.entries)
+        #expect(measured.children == measured.entries, "the insert's NodeAddress finds both kinds' elements at one offset")
         #expect(constant.entryAddress == measured.entryAddress)
         #expect(constant.entryStride == measured.entryStride)
     }
