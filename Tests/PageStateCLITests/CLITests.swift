@@ -12,7 +12,11 @@ func runPageState(_ arguments: [String]) throws -> (status: Int32, output: Strin
     process.standardOutput = pipe
     process.standardError = FileHandle.nullDevice
     try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    var data = Data()
+    // `read(upToCount:)` throws where `readDataToEndOfFile()` would trap.
+    while let chunk = try pipe.fileHandleForReading.read(upToCount: 1 << 16), !chunk.isEmpty {
+        data.append(chunk)
+    }
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
