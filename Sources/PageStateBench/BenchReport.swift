@@ -71,9 +71,15 @@ public struct BenchReport: Sendable {
 enum Stopwatch {
     /// Median seconds of `repetitions` runs of `body`.
     static func median(repetitions: Int = 5, _ body: () -> Void) -> Double {
+        median(repetitions: repetitions) { () } _: { body() }
+    }
+
+    /// Median seconds of `repetitions` runs of `body`, each given what an untimed `setup` made.
+    static func median<Input>(repetitions: Int, setup: () -> Input, _ body: (Input) -> Void) -> Double {
         let clock = ContinuousClock()
         var samples = (0..<repetitions).map { _ in
-            let elapsed = clock.measure(body)
+            let input = setup()
+            let elapsed = clock.measure { body(input) }
             return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         }
         samples.sort()

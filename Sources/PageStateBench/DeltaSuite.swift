@@ -18,6 +18,8 @@ public enum DeltaSuite {
         let (trieInsert, trie) = timeBuilds(keys, pages, PageDelta()) { $0[$1] = $2 }
         let (treeInsert, tree) = timeBuilds(keys, pages, TreeDictionaryDelta()) { $0[$1] = $2 }
         let (dictionaryInsert, dictionary) = timeBuilds(keys, pages, [PageIndex: Page]()) { $0[$1] = $2 }
+        let trieRetainedInsert = timeBuilds(keys, pages, PageDelta(), retaining: true) { $0[$1] = $2 }.seconds
+        let dictionaryRetainedInsert = timeBuilds(keys, pages, [PageIndex: Page](), retaining: true) { $0[$1] = $2 }.seconds
         // Bulk construction from pages already in index order, as commits and resolves produce them.
         let inOrder = zip(keys, pages).map { (index: $0, page: $1) }.sorted { $0.index < $1.index }
         var bulkBuilds: [PageDelta] = []
@@ -31,6 +33,8 @@ public enum DeltaSuite {
         report.figures["bulk_inserts_per_second"] = n / trieBulkInsert
         report.figures["treedictionary_inserts_per_second"] = n / treeInsert
         report.figures["dictionary_inserts_per_second"] = n / dictionaryInsert
+        report.figures["retained_inserts_per_second"] = n / trieRetainedInsert
+        report.figures["dictionary_retained_inserts_per_second"] = n / dictionaryRetainedInsert
         report.figures["lookups_per_second"] = n / trieLookup
         report.figures["treedictionary_lookups_per_second"] = n / treeLookup
         report.figures["dictionary_lookups_per_second"] = n / dictionaryLookup
@@ -110,7 +114,7 @@ public enum DeltaSuite {
             Double(allocator.statistics.metadataBytes) / Double(allocator.statistics.slotsUsed * Page.size)
         report.notes.append("\(entries) distinct random page indices in 0..<2^\(indexBits) (sparse_*: 0..<2^\(sparseBits)), looked up in a different random order")
         report.notes.append("union: \(small) pages (half replacing existing ones) into the full delta; clone_modify: copy the full delta and replace one page")
-        report.notes.append("inserts: one subscript assignment per page in random index order; bulk_inserts: PageDelta(pages) from the same pages in index order")
+        report.notes.append("inserts: one subscript assignment per page in random index order, each page's reference moved in (as PageMap.write hands over the page it just made); retained_inserts: the same from an array that keeps its references (one atomic increment more per insert); bulk_inserts: PageDelta(pages) from the same pages in index order")
         report.notes.append("kept: PageDelta (64-way radix trie); rejected: TreeDictionary (CHAMP); baseline: Dictionary (not persistent)")
         report.notes.append("medians of 3-5 runs; ratios > 1 mean PageDelta is faster")
         if !BenchReport.isOptimized { report.notes.append("DEBUG BUILD: figures are not representative; use -c release") }
@@ -129,14 +133,25 @@ public enum DeltaSuite {
     }
 
     /// Median seconds to build a map by inserting every key; the builds are torn down untimed.
+    /// Each page's reference is moved into the map (taken, untimed, before the clock starts), or with
+    /// `retaining` copied from `pages`, which keeps its own.
     @inline(__always)
     static func timeBuilds<Map>(
-        _ keys: [PageIndex], _ pages: [Page], _ empty: Map, insert: (inout Map, PageIndex, Page) -> Void
+        _ keys: [PageIndex], _ pages: [Page], _ empty: Map, retaining: Bool = false,
+        insert: (inout Map, PageIndex, consuming Page) -> Void
     ) -> (seconds: Double, built: Map) {
         var builds: [Map] = []
         let seconds = Stopwatch.median(repetitions: 3) {
+            builds.removeAll()  // its memory is reused, as in a process that has been running a while
+            return retaining ? nil : OwnedPages(pages)
+        } _: { owned in
             var map = empty
-            for (key, page) in zip(keys, pages) { insert(&map, key, page) }
+            if let owned {
+                for (i, key) in keys.enumerated() { insert(&map, key, owned.take(i)) }
+                owned.deallocate()
+            } else {
+                for (key, page) in zip(keys, pages) { insert(&map, key, page) }
+            }
             builds.append(map)
         }
         return (seconds, builds[0])

@@ -54,17 +54,22 @@ extension Trie {
     ) -> UnsafeMutablePointer<Element> {
         var node = NodeAddress(in: slot)
         let bitmap = node.bitmap
-        let n = bitmap.nonzeroBitCount
-        if n == node.capacity {
-            slot.initialize(to: kind.grown(from: unsafeDowncast(slot.move(), to: kind)))
-            node = NodeAddress(in: slot)
+        if node.capacity != kind.directCapacity {  // a direct node always has room: no population count
+            let n = bitmap.nonzeroBitCount
+            if n == node.capacity {
+                slot.initialize(to: kind.grown(from: unsafeDowncast(slot.move(), to: kind)))
+                node = NodeAddress(in: slot)
+            }
+            if node.capacity != kind.directCapacity {
+                node.bitmap = bitmap | 1 << digit
+                let elements = node.elements(as: Element.self)
+                let position = position(of: digit, in: bitmap)
+                (elements + position + 1).moveInitialize(from: elements + position, count: n - position)
+                return elements + position
+            }
         }
         node.bitmap = bitmap | 1 << digit
-        let elements = node.elements(as: Element.self)
-        if node.capacity == kind.directCapacity { return elements + Int(digit) }
-        let position = position(of: digit, in: bitmap)
-        (elements + position + 1).moveInitialize(from: elements + position, count: n - position)
-        return elements + position
+        return node.elements(as: Element.self) + Int(digit)
     }
 
     /// Lowers by one the count of every branch on `index`'s path below `root`; the path's nodes are

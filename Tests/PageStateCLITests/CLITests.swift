@@ -40,7 +40,7 @@ func runPageState(_ arguments: [String]) throws -> (status: Int32, output: Strin
         #expect(object["machine"] is [String: Any])
         #expect(object["notes"] is [Any])
         let figures = try #require(object["figures"] as? [String: Double])
-        for key in ["lookups_per_second", "inserts_per_second", "treedictionary_lookups_per_second",
+        for key in ["lookups_per_second", "inserts_per_second", "retained_inserts_per_second", "treedictionary_lookups_per_second",
                     "dictionary_lookups_per_second", "union_ms", "clone_modify_ns"] {
             #expect((figures[key] ?? 0) > 0, "\(key) must be a positive figure")
         }
