@@ -28,37 +28,41 @@ public enum SpawnSuite {
         try pool.warmUp(first)
         report.figures["launcher_start_ms"] = milliseconds(since: launcherStart)
         pool.evict(first)
+        // The live counts take turns, `rounds` times, in a snake order (1, 100, 1000, 1000, 100, 1, …),
+        // so that the machine's slow stretches (hypervisor steal comes and goes over seconds) fall on
+        // every count alike instead of on whichever was measured last.
+        let counts = liveCounts.sorted()
+        let rounds = min(Self.rounds, samples / 2)
         var live: [Guest] = []
+        var paced = [Int: [Double]](), burst = [Int: [Double]]()
+        for round in 0..<rounds {
+            let share = samples / rounds + (round < samples % rounds ? 1 : 0)
+            for count in round.isMultiple(of: 2) ? counts : counts.reversed() {
+                try settle(pool, at: count - 1, live: &live, newGuest: newGuest)
+                for sample in 0..<(2 * share) {
+                    let isPaced = sample < share
+                    if isPaced { try pause(pace) }
+                    let guest = try newGuest()
+                    let start = ContinuousClock.now
+                    try pool.warmUp(guest)
+                    let elapsed = milliseconds(since: start)
+                    if isPaced { paced[count, default: []].append(elapsed) } else { burst[count, default: []].append(elapsed) }
+                    pool.evict(guest)
+                }
+            }
+        }
         var worst = (p50: 0.0, p99: 0.0)
         var p99AtFirst = 0.0, p99AtLast = 0.0
-        for count in liveCounts.sorted() {
-            // Bring the pool to count - 1 live workers; each sample spawns the count-th and evicts it.
-            while live.count < count - 1 {
-                let guest = try newGuest()
-                try pool.warmUp(guest)
-                live.append(guest)
-            }
-            pool.maintain()  // the pool's first look at the new workers' memory (/proc, once each), not a spawn's cost
-            var latencies: [Double] = [], burst: [Double] = []
-            for sample in 0..<(2 * samples) {
-                let paced = sample < samples
-                if paced { try pause(pace) }
-                let guest = try newGuest()
-                let start = ContinuousClock.now
-                try pool.warmUp(guest)
-                if paced { latencies.append(milliseconds(since: start)) } else { burst.append(milliseconds(since: start)) }
-                pool.evict(guest)
-            }
-            latencies.sort()
-            burst.sort()
-            report.figures["spawn_burst_p50_ms_at_\(count)"] = burst[burst.count / 2]
-            report.figures["spawn_burst_p99_ms_at_\(count)"] = burst[min(burst.count - 1, burst.count * 99 / 100)]
+        for count in counts {
+            let latencies = paced[count, default: []].sorted(), bursts = burst[count, default: []].sorted()
+            report.figures["spawn_burst_p50_ms_at_\(count)"] = bursts[bursts.count / 2]
+            report.figures["spawn_burst_p99_ms_at_\(count)"] = bursts[min(bursts.count - 1, bursts.count * 99 / 100)]
             let p50 = latencies[latencies.count / 2], p99 = latencies[min(latencies.count - 1, latencies.count * 99 / 100)]
             report.figures["spawn_p50_ms_at_\(count)"] = p50
             report.figures["spawn_p99_ms_at_\(count)"] = p99
             worst = (max(worst.p50, p50), max(worst.p99, p99))
-            if count == liveCounts.min() { p99AtFirst = p99 }
-            if count == liveCounts.max() { p99AtLast = p99 }
+            if count == counts.first { p99AtFirst = p99 }
+            if count == counts.last { p99AtLast = p99 }
         }
         report.figures["spawn_p50_ms"] = worst.p50
         report.figures["spawn_p99_ms"] = worst.p99
@@ -69,9 +73,33 @@ public enum SpawnSuite {
         report.figures["bare_fork_p99_ms"] = forks[forks.count * 99 / 100]
         report.notes.append("spawn = the pool warming up a new guest: a spare taken (or a fork asked of the launcher) until the confined worker said it is ready and was sent its mailbox; spawn_p50_ms and spawn_p99_ms are the worst over \(liveCounts)")
         report.notes.append("paced spawns (\(pace) apart: a spare is in hand) vs burst spawns back to back (once the spares are used, each waits for a fork)")
+        report.notes.append("the live counts take turns in \(rounds) rounds (snake order), each phase after a 50 ms pause and 5 unmeasured spawns, so that the machine's slow stretches fall on every count alike")
         report.notes.append("launcher_start_ms = the pool's first spawn: starting the launcher, then its first fork (once per pool)")
         report.notes.append("bare fork = fork + _exit + waitpid of this (larger, multithreaded) benchmark process, not of the small launcher")
         return report
+    }
+
+    /// Rounds in which the live counts take turns.
+    static let rounds = 5
+
+    /// Brings `pool` to `target` live workers (starting or evicting them), then lets the launcher
+    /// finish reaping and replacing with a pause and a few unmeasured spawns, so that a phase's first
+    /// samples do not pay for the previous phase's changes.
+    static func settle(_ pool: SandboxPool, at target: Int, live: inout [Guest], newGuest: () throws -> Guest) throws {
+        while live.count > target { pool.evict(live.removeLast()) }
+        while live.count < target {
+            let guest = try newGuest()
+            try pool.warmUp(guest)
+            live.append(guest)
+        }
+        pool.maintain()  // the pool's first look at new workers' memory (/proc, once each), not a spawn's cost
+        try pause(.milliseconds(50))
+        for _ in 0..<5 {
+            let guest = try newGuest()
+            try pool.warmUp(guest)
+            pool.evict(guest)
+            try pause(pace)
+        }
     }
 
     static func pause(_ duration: Duration) throws {
