@@ -33,7 +33,7 @@ public struct PageDelta: @unchecked Sendable {
     /// Whether `index` is below the range the root covers.
     @inlinable @inline(__always)
     func covers(_ index: PageIndex) -> Bool {
-        rootShift == 60 || index >> (rootShift + 6) == 0
+        index &>> rootShift < 64  // rootShift ≤ 60; at 60 every index is covered
     }
 
     /// The shift of the lowest root that covers `index`.

@@ -41,6 +41,11 @@ enum TrieLayout {
     /// The address of the page at `index` in the subtree rooted at the node at address `node`, whose
     /// digit is at `shift`; nil when absent.
     ///
+    /// Written for few instructions per lookup: independent lookups overlap their cache misses only as
+    /// far as the processor's reorder window reaches, so every instruction before the leaf's miss
+    /// delays the next lookup's. Hence wrapping shifts (`&>>`), one loop over the branches that exits
+    /// on the shift, and direct branches read without their bitmap (absent children are null there).
+    ///
     /// - Complexity: O(height), no reference counting, no allocation.
     @inlinable @inline(__always)
     static func pageAddress(
@@ -49,22 +54,46 @@ enum TrieLayout {
     ) -> UnsafeRawPointer? {
         var object = node
         var shift = shift
-        while true {
-            let digit = (index >> shift) & 63
-            let bitmap = object.load(fromByteOffset: offsets.bitmap, as: UInt64.self)
-            guard bitmap & (1 << digit) != 0 else { return nil }
-            // Direct nodes (capacity 64, common in dense memories) need no population count, which
-            // baseline x86-64 computes in a dozen instructions.
-            let direct = object.load(fromByteOffset: offsets.capacity, as: Int.self) == 64
-            let position = direct ? Int(digit) : (bitmap & ((1 << digit) &- 1)).nonzeroBitCount
-            if shift == 0 {
-                let entry = offsets.entries + position * offsets.entryStride + offsets.entryAddress
-                return object.load(fromByteOffset: entry, as: UnsafeRawPointer.self)
+        while shift != 0 {
+            let digit = (index &>> shift) & 63
+            let position: Int
+            if isDirect(object, offsets: offsets) {
+                position = Int(truncatingIfNeeded: digit)
+            } else {
+                guard let compressed = compressedPosition(of: digit, in: object, offsets: offsets) else { return nil }
+                position = compressed
             }
-            object = object.load(fromByteOffset: offsets.children + position * MemoryLayout<AnyObject>.stride,
-                                 as: UnsafeRawPointer.self)
-            shift -= 6
+            guard let child = object.load(fromByteOffset: offsets.children &+ position &* MemoryLayout<AnyObject>.stride,
+                                          as: UnsafeRawPointer?.self) else { return nil }
+            object = child
+            shift &-= 6
         }
+        let digit = index & 63
+        let position: Int
+        if isDirect(object, offsets: offsets) {
+            guard object.load(fromByteOffset: offsets.bitmap, as: UInt64.self) &>> digit & 1 != 0 else { return nil }
+            position = Int(truncatingIfNeeded: digit)
+        } else {
+            guard let compressed = compressedPosition(of: digit, in: object, offsets: offsets) else { return nil }
+            position = compressed
+        }
+        return object.load(fromByteOffset: offsets.entries &+ position &* offsets.entryStride &+ offsets.entryAddress,
+                           as: UnsafeRawPointer.self)
+    }
+
+    /// Whether the node at `object` has the direct layout (capacity 64): the element for digit `d` in
+    /// slot `d`, no population count needed (baseline x86-64 computes one in a dozen instructions).
+    @inlinable @inline(__always)
+    static func isDirect(_ object: UnsafeRawPointer, offsets: Offsets) -> Bool {
+        object.load(fromByteOffset: offsets.capacity, as: Int.self) == 64
+    }
+
+    /// The slot of `digit`'s element in the compressed node at `object`; nil when absent.
+    @inlinable @inline(__always)
+    static func compressedPosition(of digit: UInt64, in object: UnsafeRawPointer, offsets: Offsets) -> Int? {
+        let bitmap = object.load(fromByteOffset: offsets.bitmap, as: UInt64.self)
+        guard bitmap &>> digit & 1 != 0 else { return nil }
+        return (bitmap & ((1 &<< digit) &- 1)).nonzeroBitCount
     }
 }
 

@@ -27,8 +27,9 @@ struct LeafEntry {
 /// Two layouts, told apart by capacity: below 64, elements are compressed — one per set bitmap bit,
 /// in digit order, so a digit's slot is the population count of the bits below it; at capacity 64
 /// (*direct*), the element for digit `d` sits in slot `d` and slots of absent digits are
-/// uninitialized, so dense nodes need neither shifting on insert nor a population count on lookup.
-/// A full node looks the same in both layouts.
+/// zero bytes (never an object: the bitmap says which slots hold one), so dense nodes need neither
+/// shifting on insert nor a population count on lookup, and raw lookups find a direct branch's absent
+/// children null without reading its bitmap. A full node looks the same in both layouts.
 ///
 /// The header is always reached through its pointer: `ManagedBuffer.header` is a stored class
 /// property, whose accessors pay for dynamic exclusivity checks.
@@ -57,10 +58,21 @@ final class TrieNode<Element>: ManagedBuffer<TrieHeader, Element> {
         }
     }
 
-    /// An empty node with room for `capacity` elements (at most 64; 64 means the direct layout).
+    /// An empty node with room for `capacity` elements (at most 64; 64 means the direct layout,
+    /// whose slots start as zero bytes).
     static func make(capacity: Int) -> TrieNode {
-        let node = create(minimumCapacity: capacity) { _ in TrieHeader(bitmap: 0, count: 0, capacity: capacity) }
-        return unsafeDowncast(node, to: TrieNode.self)
+        let node = unsafeDowncast(create(minimumCapacity: capacity) { _ in TrieHeader(bitmap: 0, count: 0, capacity: capacity) },
+                                  to: TrieNode.self)
+        if capacity == directCapacity {
+            node.withUnsafeMutablePointerToElements { Self.clear($0, count: directCapacity) }
+        }
+        return node
+    }
+
+    /// Sets `count` element slots, holding nothing, to zero bytes.
+    @inline(__always)
+    private static func clear(_ slots: UnsafeMutablePointer<Element>, count: Int) {
+        UnsafeMutableRawPointer(slots).initializeMemory(as: UInt8.self, repeating: 0, count: count * MemoryLayout<Element>.stride)
     }
 
     /// A node holding only `element` at `digit`, counting `count` pages.
@@ -161,7 +173,11 @@ final class TrieNode<Element>: ManagedBuffer<TrieHeader, Element> {
         withUnsafeMutablePointers { header, elements in
             let bitmap = header.pointee.bitmap
             header.pointee.bitmap = bitmap & ~(1 << digit)
-            if header.pointee.capacity == Self.directCapacity { return (elements + Int(digit)).move() }
+            if header.pointee.capacity == Self.directCapacity {
+                let removed = (elements + Int(digit)).move()
+                Self.clear(elements + Int(digit), count: 1)
+                return removed
+            }
             let n = bitmap.nonzeroBitCount
             let position = Trie.position(of: digit, in: bitmap)
             let removed = (elements + position).move()

@@ -61,9 +61,11 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
             var model: [PageIndex: Int] = [:]
             var snapshots: [(delta: PageDelta, model: [PageIndex: Int])] = []
             var nextID = 0
+            var touched: [PageIndex] = []
             for operation in operations {
                 switch operation {
                 case .insert(let index):
+                    touched.append(index)
                     nextID += 1
                     let old = delta.updateValue(try pages.page(nextID), forIndex: index)
                     #expect(old?.id == model[index])
@@ -76,6 +78,7 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
                         model[index] = nextID
                     }
                 case .remove(let index):
+                    touched.append(index)
                     #expect(delta.removeValue(forIndex: index)?.id == model.removeValue(forKey: index))
                 case .snapshot:
                     snapshots.append((delta, model))
@@ -108,6 +111,9 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
             }
             for index in model.keys { #expect(delta[index]?.id == model[index]) }
             for index in model.keys { #expect(delta.bytes(ofPage: index)?.load(as: UInt64.self) == UInt64(model[index]!)) }
+            // Absent pages, removed ones among them: in direct nodes their slots must read as empty.
+            for index in Set(touched).subtracting(model.keys) { #expect(delta.bytes(ofPage: index) == nil) }
+            #expect(delta.absentSlotsOfDirectNodesAreZero)
             for snapshot in snapshots {
                 #expect(snapshot.delta.model == snapshot.model, "a snapshot changed after later operations")
                 #expect(snapshot.delta.count == snapshot.model.count)
@@ -132,6 +138,34 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
         #expect(constant.entryAddress == measured.entryAddress)
         #expect(constant.entryStride == measured.entryStride)
     }
+
+    /// Raw lookups read a direct branch's child slot without its bitmap, so the slot of a removed
+    /// child must read as empty, in the delta and in snapshots taken before and after.
+    @Test func removedChildrenOfDirectNodesAreAbsent() throws {
+        let pages = try TestPages()
+        var delta = PageDelta()
+        // One page in each of 64 leaves under one branch (a direct branch), and a full direct leaf.
+        for leaf in 0..<64 { delta[PageIndex(leaf) * 64] = try pages.page(leaf) }
+        for digit in 1..<64 { delta[PageIndex(digit)] = try pages.page(100 + digit) }
+        let before = delta
+        let removed: [PageIndex] = [64, 640, 63 * 64, 7, 63]
+        for index in removed { #expect(delta.removeValue(forIndex: index) != nil) }
+        let after = delta
+        for index in removed {
+            #expect(delta.bytes(ofPage: index) == nil)
+            #expect(after.bytes(ofPage: index) == nil)
+            #expect(before.bytes(ofPage: index) != nil)
+        }
+        #expect(delta.bytes(ofPage: 65) == nil, "a page never written beside a removed one")
+        #expect(delta.absentSlotsOfDirectNodesAreZero && before.absentSlotsOfDirectNodesAreZero)
+        for index in Set(before.indices).subtracting(removed) {
+            #expect(delta.bytes(ofPage: index)?.load(as: UInt64.self) == before.bytes(ofPage: index)?.load(as: UInt64.self))
+        }
+        // Filling a removed child's slot again.
+        delta[640 + 5] = try pages.page(500)
+        #expect(delta.bytes(ofPage: 640 + 5)?.load(as: UInt64.self) == 500)
+        #expect(delta.bytes(ofPage: 640) == nil)
+    }
 }
 
 @Suite struct PageDeltaBulkTests {
@@ -145,5 +179,34 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
         #expect(delta.count == 3)
         let empty: [(index: PageIndex, page: Page)] = []
         #expect(PageDelta(empty).isEmpty)
+    }
+}
+
+extension PageDelta {
+    /// Whether every direct node holds zero bytes in the slots of its absent digits (what raw lookups
+    /// rely on to skip a direct branch's bitmap).
+    var absentSlotsOfDirectNodesAreZero: Bool {
+        func check<Element>(_ node: TrieNode<Element>) -> Bool {
+            node.withUnsafeMutablePointers { header, elements in
+                guard header.pointee.capacity == TrieNode<Element>.directCapacity else { return true }
+                let slots = UnsafeRawBufferPointer(start: elements, count: 64 * MemoryLayout<Element>.stride)
+                return (0..<64).allSatisfy { digit in
+                    header.pointee.bitmap & (1 << UInt64(digit)) != 0
+                        || slots[(digit * MemoryLayout<Element>.stride)..<((digit + 1) * MemoryLayout<Element>.stride)].allSatisfy { $0 == 0 }
+                }
+            }
+        }
+        func walk(_ node: AnyObject, shift: UInt64) -> Bool {
+            if shift == 0 { return check(unsafeDowncast(node, to: Leaf.self)) }
+            let branch = unsafeDowncast(node, to: Branch.self)
+            guard check(branch) else { return false }
+            var present = branch.bitmap
+            while present != 0 {
+                guard walk(branch.element(for: UInt64(present.trailingZeroBitCount)), shift: shift - 6) else { return false }
+                present &= present - 1
+            }
+            return true
+        }
+        return root.map { walk($0, shift: rootShift) } ?? true
     }
 }
