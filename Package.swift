@@ -54,7 +54,12 @@ let package = Package(
         ),
         // The default worker's entry points (demo workload and hostile guests for the tests).
         .target(name: "PageStateWorkloads", dependencies: ["PageStateSandbox", "CPageState"]),
-        .executableTarget(name: "pagestate-worker", dependencies: ["PageStateSandbox", "PageStateWorkloads"]),
+        // Release builds link the Swift runtime in: a launcher and its workers then map one executable
+        // instead of a dozen shared libraries, so each fork and each exit copies and tears down fewer
+        // mappings (design/performance.md, session 17). Debug builds cannot: the test build links
+        // the testing libraries into executables, and those exist only as shared libraries.
+        .executableTarget(name: "pagestate-worker", dependencies: ["PageStateSandbox", "PageStateWorkloads"],
+                          linkerSettings: [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))]),
         // The crash-injection soak behind `pagestate soak crash` and the crash tests.
         .target(name: "PageStateSoak", dependencies: ["PageStateStore", "PageStateSandbox", .product(name: "SystemPackage", package: "swift-system")]),
         // The umbrella module execution layers import.
