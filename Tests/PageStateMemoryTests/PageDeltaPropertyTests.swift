@@ -153,7 +153,6 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
         let after = delta
         for index in removed {
             #expect(delta.bytes(ofPage: index) == nil)
-            #expect(after.bytes(ofPage: index) == nil)
             #expect(before.bytes(ofPage: index) != nil)
         }
         #expect(delta.bytes(ofPage: 65) == nil, "a page never written beside a removed one")
@@ -165,6 +164,8 @@ enum DeltaOperation: CustomStringConvertible, Sendable {
         delta[640 + 5] = try pages.page(500)
         #expect(delta.bytes(ofPage: 640 + 5)?.load(as: UInt64.self) == 500)
         #expect(delta.bytes(ofPage: 640) == nil)
+        #expect(after.bytes(ofPage: 640 + 5) == nil, "a snapshot taken before the refill keeps the slot empty")
+        #expect(after.absentSlotsOfDirectNodesAreZero)
     }
 }
 
