@@ -54,12 +54,13 @@ let package = Package(
         ),
         // The default worker's entry points (demo workload and hostile guests for the tests).
         .target(name: "PageStateWorkloads", dependencies: ["PageStateSandbox", "CPageState"]),
-        // Release builds link the Swift runtime in: a launcher and its workers then map one executable
-        // instead of a dozen shared libraries, so each fork and each exit copies and tears down fewer
-        // mappings (design/performance.md, session 17). Debug builds cannot: the test build links
-        // the testing libraries into executables, and those exist only as shared libraries.
+        // Release builds are fully static (Swift runtime, glibc, libseccomp, liburing): a launcher and its
+        // workers then map one file in 10 regions instead of 8 files in 49, so each fork and each exit
+        // takes that many fewer of the locks that reverse-map walks over pages shared by every worker
+        // hold (design/performance.md, session 18). Debug builds cannot: the test build links the
+        // testing libraries into executables, and those exist only as shared libraries.
         .executableTarget(name: "pagestate-worker", dependencies: ["PageStateSandbox", "PageStateWorkloads"],
-                          linkerSettings: [.unsafeFlags(["-static-stdlib"], .when(configuration: .release))]),
+                          linkerSettings: [.unsafeFlags(["-static-executable"], .when(configuration: .release))]),
         // The crash-injection soak behind `pagestate soak crash` and the crash tests.
         .target(name: "PageStateSoak", dependencies: ["PageStateStore", "PageStateSandbox", .product(name: "SystemPackage", package: "swift-system")]),
         // The umbrella module execution layers import.
