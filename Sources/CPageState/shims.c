@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -22,6 +23,9 @@ int ps_ioctl_ptr(int fd, unsigned long request, void *arg) { return ioctl(fd, re
 int ps_memfd_create(const char *name, unsigned int flags) { return (int)syscall(SYS_memfd_create, name, flags); }
 int ps_fallocate(int fd, int mode, off_t offset, off_t len) { return fallocate(fd, mode, offset, len); }
 int ps_userfaultfd(int flags) { return (int)syscall(SYS_userfaultfd, flags); }
+int ps_eventfd_cloexec(void) { return eventfd(0, EFD_CLOEXEC); }
+pid_t ps_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+int ps_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name); }
 int ps_current_cpu(void) { return sched_getcpu(); }
 int ps_sched_getaffinity(pid_t pid, size_t size, void *mask) { return sched_getaffinity(pid, size, mask); }
 int ps_sched_setaffinity(pid_t pid, size_t size, const void *mask) { return sched_setaffinity(pid, size, mask); }

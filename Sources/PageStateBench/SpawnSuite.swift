@@ -1,5 +1,6 @@
 import CPageState
 import Glibc
+import PageStateKernel
 import PageStateSandbox
 import SystemPackage
 
@@ -41,7 +42,7 @@ public enum SpawnSuite {
                 try settle(pool, at: count - 1, live: &live, newGuest: newGuest)
                 for sample in 0..<(2 * share) {
                     let isPaced = sample < share
-                    if isPaced { try pause(pace) }
+                    if isPaced { sleepCallingThread(for: pace) }
                     let guest = try newGuest()
                     let start = ContinuousClock.now
                     try pool.warmUp(guest)
@@ -93,20 +94,13 @@ public enum SpawnSuite {
             live.append(guest)
         }
         pool.maintain()  // the pool's first look at new workers' memory (/proc, once each), not a spawn's cost
-        try pause(.milliseconds(50))
+        sleepCallingThread(for: .milliseconds(50))
         for _ in 0..<5 {
             let guest = try newGuest()
             try pool.warmUp(guest)
             pool.evict(guest)
-            try pause(pace)
+            sleepCallingThread(for: pace)
         }
-    }
-
-    static func pause(_ duration: Duration) throws {
-        let (seconds, attoseconds) = duration.components
-        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
-        var remaining = timespec()
-        while nanosleep(&request, &remaining) != 0 { request = remaining }
     }
 
     static func milliseconds(since start: ContinuousClock.Instant) -> Double {

@@ -1,5 +1,4 @@
 import CPageState
-import Dispatch
 import PageStateKernel
 import Synchronization
 import SystemPackage
@@ -17,6 +16,7 @@ import Glibc
 final class Launcher: Sendable {
     private let configuration: SandboxConfiguration
     private let state = Mutex(State())
+    private let replenishing = Mutex(Replenishing.notStarted)
 
     private struct State: @unchecked Sendable {  // descriptors are owned by the state
         var process: ProcessID?
@@ -80,18 +80,44 @@ final class Launcher: Sendable {
         }
     }
 
-    /// Asks the launcher, a moment later and from a background thread, for as many forks as make
+    /// Asks the launcher, a moment later and from the replenishing thread, for as many forks as make
     /// `spareWorkers` spares (ready or on their way). The caller does not wait; a failure shows at the
     /// next spawn. The delay keeps the fork off the spawn's path: sent at once (from the spawning
     /// thread or a background one), the request often got the launcher's fork scheduled on the
     /// spawning thread's processor, and paced spawns measured p99 1.0-1.8 ms instead of ~0.45 ms
-    /// on a 2-core machine.
+    /// on a 2-core machine. After `shutDown()` it does nothing (spawns then ask when they need).
     func replenish() {
-        Self.requests.asyncAfter(deadline: .now() + Self.replenishDelay) { [self] in requestSpares() }
+        // Woken inside the lock: `shutDown()` closes the thread's counter once it is out of it.
+        replenishing.withLock { replenishing in
+            switch replenishing {
+            case .running(let thread):
+                thread.wake()
+            case .notStarted:
+                // A thread that cannot be created now is tried again at the next spawn.
+                guard let thread = try? ReplenishingThread(delay: Self.replenishDelay, work: { [self] in requestSpares() }) else {
+                    return
+                }
+                replenishing = .running(thread)
+                thread.wake()
+            case .stopped:
+                break
+            }
+        }
     }
 
-    static let replenishDelay = DispatchTimeInterval.milliseconds(2)
-    private static let requests = DispatchQueue(label: "pagestate.launcher.requests")
+    static let replenishDelay = Duration.milliseconds(2)
+
+    /// The thread behind `replenish()`: started at the first spawn, stopped by `shutDown()`.
+    private enum Replenishing {
+        case notStarted
+        case running(ReplenishingThread)
+        case stopped
+    }
+
+    /// The replenishing thread, while it runs (for tests).
+    var replenishingThread: ReplenishingThread? {
+        replenishing.withLock { if case .running(let thread) = $0 { thread } else { nil } }
+    }
 
     private func requestSpares() {
         let wantedMailboxes = state.withLock { state -> Int in
@@ -257,8 +283,15 @@ final class Launcher: Sendable {
         state.ignoredExits = []
     }
 
-    /// Stops the launcher and with it every worker.
+    /// Stops the replenishing thread, then the launcher and with it every worker. Call it before
+    /// dropping the launcher: until then the replenishing thread keeps it.
     func shutDown() {
+        let thread = replenishing.withLock { (replenishing) -> ReplenishingThread? in
+            defer { replenishing = .stopped }
+            if case .running(let thread) = replenishing { return thread }
+            return nil
+        }
+        thread?.stop()
         state.withLock { stop(&$0) }
     }
 

@@ -2,6 +2,7 @@
 import Foundation
 import Glibc
 import PageStateKernel
+import Synchronization
 import SystemPackage
 import Testing
 
@@ -56,5 +57,73 @@ struct LauncherTests {
         // Read every report still queued (no process has pid 0, so this waits out the timeout).
         #expect(launcher.termination(of: ProcessID(rawValue: 0), timeout: .milliseconds(500)) == nil)
         #expect(launcher.heldExitReports == 0)
+    }
+}
+
+@Suite("Launcher: the replenishing thread")
+struct ReplenishingThreadTests {
+    /// Whether the thread `id` of this process still exists, polled until `exists` is the answer or 5 s pass.
+    static func threadExists(_ id: Int32, until exists: Bool) -> Bool {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while true {
+            let found = FileManager.default.fileExists(atPath: "/proc/self/task/\(id)")
+            if found == exists || ContinuousClock.now > deadline { return found }
+            usleep(1_000)
+        }
+    }
+
+    final class Runs: Sendable {
+        let count = Atomic<Int>(0)
+        let firstAt = Mutex<ContinuousClock.Instant?>(nil)
+    }
+
+    @Test("a wake-up runs the work no sooner than the delay; wake-ups during the delay make one more run; stop ends the thread")
+    func wakeUpsAreDelayedAndMerged() throws {
+        let runs = Runs()
+        let delay = Duration.milliseconds(300)
+        let thread = try ReplenishingThread(delay: delay) {
+            runs.firstAt.withLock { $0 = $0 ?? .now }
+            runs.count.add(1, ordering: .relaxed)
+        }
+        let woken = ContinuousClock.now
+        thread.wake()
+        usleep(10_000)  // the thread is in its delay now
+        thread.wake()
+        thread.wake()
+        while runs.count.load(ordering: .relaxed) < 2 && ContinuousClock.now - woken < .seconds(5) { usleep(1_000) }
+        let first = try #require(runs.firstAt.withLock { $0 })
+        #expect(first - woken >= delay)
+        usleep(2 * 300_000)
+        #expect(runs.count.load(ordering: .relaxed) == 2, "the two wake-ups during the first delay: one more run")
+        let id = try #require(thread.kernelThreadID)
+        #expect(Self.threadExists(id, until: true))
+        thread.stop()
+        #expect(!Self.threadExists(id, until: false), "joined: the thread is gone")
+        #expect(runs.count.load(ordering: .relaxed) == 2)
+    }
+
+    @Test("the first spawn starts it; shutDown stops it; a shut-down launcher starts no other")
+    func startedBySpawnStoppedByShutDown() throws {
+        var configuration = SandboxConfiguration(workerExecutable: workerExecutable)
+        configuration.spareWorkers = 1
+        let launcher = Launcher(configuration: configuration)
+        #expect(launcher.replenishingThread == nil, "no thread before the first spawn")
+        let first = try WorkerProcess(guestID: 1, launcher: launcher, timeout: .seconds(5))
+        first.terminate(launcher: launcher)
+        let thread = try #require(launcher.replenishingThread)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while thread.kernelThreadID == nil && ContinuousClock.now < deadline { usleep(1_000) }
+        let id = try #require(thread.kernelThreadID)
+        // The spares it asks for arrive: later spawns work as before.
+        for guest in 2...6 {
+            let worker = try WorkerProcess(guestID: UInt64(guest), launcher: launcher, timeout: .seconds(5))
+            worker.terminate(launcher: launcher)
+        }
+        #expect(launcher.replenishingThread === thread, "one thread for the launcher's life")
+        launcher.shutDown()
+        #expect(launcher.replenishingThread == nil)
+        #expect(!Self.threadExists(id, until: false), "the thread has ended")
+        launcher.replenish()
+        #expect(launcher.replenishingThread == nil, "a shut-down launcher does not start another thread")
     }
 }

@@ -11,7 +11,7 @@
 #include <sys/uio.h>
 #include <linux/userfaultfd.h>
 
-// MARK: memfd, seals, fallocate, O_DIRECT, RUSAGE_THREAD (values are kernel ABI; defined here so no _GNU_SOURCE is needed)
+// MARK: memfd, seals, fallocate, O_DIRECT, RUSAGE_THREAD, SCHED_BATCH (values are kernel ABI; defined here so no _GNU_SOURCE is needed)
 enum {
     PS_MFD_CLOEXEC = 0x0001,
     PS_MFD_ALLOW_SEALING = 0x0002,
@@ -26,6 +26,7 @@ enum {
     PS_O_TMPFILE = 020000000 | 0200000,
     PS_O_DIRECT = 040000,
     PS_RUSAGE_THREAD = 1,
+    PS_SCHED_BATCH = 3,
 };
 
 // MARK: userfaultfd write-protect (async) and PAGEMAP_SCAN, absent from Debian 12's headers
@@ -71,6 +72,12 @@ int ps_memfd_create(const char *name, unsigned int flags);
 int ps_fallocate(int fd, int mode, off_t offset, off_t len);
 /// `syscall(SYS_userfaultfd, flags)`.
 int ps_userfaultfd(int flags);
+/// `eventfd(0, EFD_CLOEXEC)` (a header Swift's Glibc module does not import).
+int ps_eventfd_cloexec(void);
+/// `syscall(SYS_gettid)`: the calling thread's kernel id.
+pid_t ps_gettid(void);
+/// `prctl(PR_SET_NAME, name)`: names the calling thread (the first 15 bytes).
+int ps_set_thread_name(const char *name);
 /// `prctl(PR_GET_SECCOMP)`: 0 when not filtered, 2 when a filter is loaded, -1 with errno.
 int ps_prctl_get_seccomp(void);
 /// `syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &SECCOMP_RET_KILL_PROCESS)`: 0 when filters can kill.
