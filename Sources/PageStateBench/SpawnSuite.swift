@@ -1,5 +1,4 @@
 import CPageState
-import Glibc
 import PageStateKernel
 import PageStateSandbox
 import SystemPackage

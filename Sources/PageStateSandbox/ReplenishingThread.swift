@@ -43,5 +43,4 @@ final class ReplenishingThread: Sendable {
         thread.join()
         try? wakeUps.close()
     }
-
 }
