@@ -22,9 +22,10 @@ static int report_descriptor = -1;
 static pid_t confined_pid;
 
 /// What the worker runtime needs while it runs guests: memory, its socket, memfds for results,
-/// userfaultfd write protection, time, and futexes for the Swift runtime's locks. Not allowed:
-/// opening anything, sockets, processes and threads (clone, fork, exec), signals to other processes,
-/// ptrace, truncation, and every other call.
+/// write protection through the userfaultfd it opened before confinement, time, and futexes for
+/// the Swift runtime's locks. Not allowed: opening anything, sockets, new userfaultfds, processes
+/// and threads (clone, fork, exec), signals to other processes, ptrace, truncation, and every
+/// other call.
 static const int allowed_calls[] = {
     SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev), SCMP_SYS(pread64),
     SCMP_SYS(pwrite64), SCMP_SYS(preadv), SCMP_SYS(pwritev), SCMP_SYS(close), SCMP_SYS(fstat),
@@ -34,7 +35,7 @@ static const int allowed_calls[] = {
     SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep), SCMP_SYS(gettimeofday), SCMP_SYS(getpid),
     SCMP_SYS(gettid), SCMP_SYS(getcpu), SCMP_SYS(getrusage), SCMP_SYS(getrandom), SCMP_SYS(sched_yield), SCMP_SYS(exit), SCMP_SYS(exit_group),
     SCMP_SYS(sendmsg), SCMP_SYS(recvmsg), SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(poll),
-    SCMP_SYS(ppoll), SCMP_SYS(memfd_create), SCMP_SYS(userfaultfd), SCMP_SYS(restart_syscall),
+    SCMP_SYS(ppoll), SCMP_SYS(memfd_create), SCMP_SYS(restart_syscall),
 };
 
 int ps_worker_filter_compile(void) {
@@ -50,9 +51,10 @@ int ps_worker_filter_compile(void) {
     // Its own processor affinity only (a worker moves off its host's processor; the cpuset bounds it).
     if (rc == 0) rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(sched_getaffinity), 1, SCMP_A0(SCMP_CMP_EQ, 0));
     if (rc == 0) rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(sched_setaffinity), 1, SCMP_A0(SCMP_CMP_EQ, 0));
-    // ioctl only for write protection and PAGEMAP_SCAN.
-    const unsigned long requests[] = { PS_UFFDIO_API, PS_UFFDIO_REGISTER, PS_UFFDIO_WRITEPROTECT, PS_PAGEMAP_SCAN };
-    for (size_t i = 0; rc == 0 && i < 4; i++) {
+    // ioctl only for write protection and PAGEMAP_SCAN (the userfaultfd's features were
+    // negotiated before confinement).
+    const unsigned long requests[] = { PS_UFFDIO_REGISTER, PS_UFFDIO_WRITEPROTECT, PS_PAGEMAP_SCAN };
+    for (size_t i = 0; rc == 0 && i < sizeof requests / sizeof requests[0]; i++) {
         rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, requests[i]));
     }
     // fcntl only for seals and descriptor flags.

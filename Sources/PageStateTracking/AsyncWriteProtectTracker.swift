@@ -1,5 +1,6 @@
 import PageStateKernel
 import PageStateMemory
+import Synchronization
 import SystemPackage
 
 /// Learns which pages of a mapped memory were written, with asynchronous userfaultfd write
@@ -42,27 +43,17 @@ public final class AsyncWriteProtectTracker: DirtyPageTracker, @unchecked Sendab
         self.address = address
         self.faultScope = faultScope
         trackedPages = 0
+        userfaultfd = try Self.sharedUserfaultfd()
+        do throws(Errno) { pagemap = try Self.sharedPagemap.get() } catch { throw .system(.openPagemap, error) }
         regions = .allocate(capacity: max(1, scanBufferRegions))
-        do {
-            userfaultfd = try Self.openUserfaultfd()
-        } catch {
-            regions.deallocate()
-            throw error
-        }
-        do throws(Errno) {
-            pagemap = try Self.sharedPagemap.get()
-        } catch {
-            regions.deallocate()
-            try? userfaultfd.close()
-            throw .system(.openPagemap, error)
-        }
         faultsWhenArmed = try faults()  // nothing is armed yet; no write before this counts
         try protect(0..<pages)
     }
 
+    /// Leaves the pages registered and protected (the shared context is never closed): later
+    /// writes to them are resolved by the kernel, once per page, and a new tracker re-arms them.
     deinit {
         regions.deallocate()
-        try? userfaultfd.close()
     }
 
     /// `/proc/self/pagemap`, opened once per process and never closed: every tracker scans through
@@ -73,8 +64,27 @@ public final class AsyncWriteProtectTracker: DirtyPageTracker, @unchecked Sendab
         }
     }
 
-    /// Opens what trackers need from the file system now, before the process gives up opening files.
+    /// The process's one userfaultfd context, opened with its features negotiated by the first
+    /// tracker and never closed; every tracker registers its pages with it. Not one per tracker: a
+    /// closed context lives on while a child forked meanwhile by another thread still holds a copy of
+    /// its descriptor (until that child execs), and until then the kernel refuses to register its
+    /// pages with any other context (`EBUSY`); registering them again with the same context is
+    /// allowed. A failed open is not remembered: the next tracker tries again.
+    private static let userfaultfdContext = Mutex<FileDescriptor?>(nil)
+
+    private static func sharedUserfaultfd() throws(TrackingError) -> FileDescriptor {
+        try userfaultfdContext.withLock { (context: inout FileDescriptor?) throws(TrackingError) -> FileDescriptor in
+            if let context { return context }
+            let opened = try openUserfaultfd()
+            context = opened
+            return opened
+        }
+    }
+
+    /// Opens and sets up what trackers need now, before the process gives up opening files and
+    /// creating userfaultfds (a sandbox worker's filter allows neither).
     public static func prepareForConfinement() throws(TrackingError) {
+        _ = try sharedUserfaultfd()
         do throws(Errno) { _ = try sharedPagemap.get() } catch { throw .system(.openPagemap, error) }
     }
 

@@ -22,6 +22,9 @@ public enum HostileEntryPoints {
         runtime.register("hostile.fork") { _ in
             result(ps_raw_syscall(Int(PS_SYS_CLONE), Int(SIGCHLD), 0, 0, 0))
         }
+        runtime.register("hostile.userfaultfd") { _ in  // a new context, to stall the kernel mid-copy
+            result(ps_raw_syscall(Int(PS_SYS_USERFAULTFD), Int(O_CLOEXEC), 0, 0, 0))
+        }
         runtime.register("hostile.ptrace") { context in
             result(ps_raw_syscall(Int(PS_SYS_PTRACE), 16 /* PTRACE_ATTACH */, Int(decimal(context.input)), 0, 0))
         }

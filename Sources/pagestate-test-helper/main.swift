@@ -8,11 +8,14 @@
 // collects with no page fault since arming skip the page-table walk; prints one line per step.
 // `tracked-writes-one-thread`: the same counting only this thread's faults, without the other thread.
 //
+// `retrack-beside-child`: a tracker is dropped while a forked child (not exec'd) holds a copy of
+// every descriptor, and a new tracker takes over the same pages; prints the pages it collects.
+//
 // No arguments: the allocator test. Protocol on descriptor 3 (a SOCK_SEQPACKET socket):
 // receive one PageListMessage with the allocator's descriptor, attach it (twice, to check that the
 // same identity yields the same allocator), resolve every location, and reply with one line per
 // page, "INDEX HASH" (FNV-1a 64 of the page bytes), or a single "error: ..." line.
-import Foundation
+import Glibc
 import PageState
 import SystemPackage
 
@@ -50,9 +53,10 @@ func faultOutsideTrackedRegions(withTracker: Bool, report: FileDescriptor) throw
     fatalError("the write to an inaccessible page did not fault")
 }
 
-/// Each step: "NAME skipped=WALKS_SKIPPED dirty=INDICES". The steps run twice and only the second
-/// round is reported: the first warms up the allocations of the bookkeeping, whose page faults
-/// would otherwise stop a quiet step from skipping.
+/// Each step: "NAME skipped=WALKS_SKIPPED dirty=INDICES". The steps run three times and only the
+/// last round is reported: the first two fault in the bookkeeping's allocations and every code page
+/// on the way, including the path from one round to the next (freeing the previous round's lines),
+/// whose page faults would otherwise stop a quiet step from skipping.
 func trackedWrites(faultScope: PageFaultScope, report: FileDescriptor) throws {
     var map = PageMap(allocator: try PageAllocator(options: .init()))
     map.grow(toPages: 16)
@@ -69,7 +73,7 @@ func trackedWrites(faultScope: PageFaultScope, report: FileDescriptor) throws {
         lines.append("\(name) skipped=\(tracker.walksSkipped - skippedBefore) dirty=\(dirty.indices)")
         if rearm && dirty.count > 0 { try tracker.rearm(dirty) }
     }
-    for _ in 0..<2 {
+    for _ in 0..<3 {
         lines.removeAll(keepingCapacity: true)
         try step("quiet") {}
         try step("own", rearm: false) { memory.bytes[3 * Page.size] &+= 1 }
@@ -85,13 +89,49 @@ func trackedWrites(faultScope: PageFaultScope, report: FileDescriptor) throws {
         }
         guard faultScope == .process else { continue }  // another thread's faults are not this thread's
         try step("thread") {
-            let done = DispatchSemaphore(value: 0)
+            // Joined, not merely waited for: nothing of it runs on into the next round's steps.
             let address = UInt(bitPattern: memory.address + 7 * Page.size)
-            Thread { UnsafeMutablePointer<UInt8>(bitPattern: address)!.pointee &+= 1; done.signal() }.start()
-            done.wait()
+            try BackgroundThread(name: "writer", policy: .normal) {
+                UnsafeMutablePointer<UInt8>(bitPattern: address)!.pointee &+= 1
+            }.join()
         }
     }
     try report.writeAll(Array((lines.joined(separator: "\n") + "\n").utf8))
+}
+
+/// A second tracker of the same pages, created while a child forked after the first still holds
+/// copies of the process's descriptors (as a child of `posix_spawn` does until it execs).
+func retrackBesideChild(report: FileDescriptor) throws {
+    var map = PageMap(allocator: try PageAllocator(options: .init()))
+    map.grow(toPages: 8)
+    let memory = try MappedMemory(showing: map, capacityInPages: 8)
+    let (readEnd, writeEnd) = try FileDescriptor.pipe()
+    /// Forks while a first tracker is alive; the tracker is gone when this returns.
+    func forkBesideFirstTracker() throws -> pid_t {
+        let first = try AsyncWriteProtectTracker(address: memory.address, pages: 8)
+        defer { withExtendedLifetime(first) {} }
+        return fork()  // this process has one thread
+    }
+    let child = try forkBesideFirstTracker()
+    if child == 0 {
+        close(writeEnd.rawValue)
+        var byte: UInt8 = 0
+        _ = read(readEnd.rawValue, &byte, 1)  // until the parent closes its end
+        _exit(0)
+    }
+    try readEnd.close()
+    let line: String
+    do {
+        let second = try AsyncWriteProtectTracker(address: memory.address, pages: 8)
+        memory.bytes[5 * Page.size] = 1
+        line = "dirty=\(try second.collect().indices)"
+    } catch {
+        line = "error: \(error)"
+    }
+    try writeEnd.close()
+    var status: Int32 = 0
+    waitpid(child, &status, 0)
+    try report.writeAll(Array((line + "\n").utf8))
 }
 
 let socket = FileDescriptor(rawValue: 3)
@@ -100,5 +140,6 @@ case "fault-outside-tracked-region": try faultOutsideTrackedRegions(withTracker:
 case "fault-without-tracker": try faultOutsideTrackedRegions(withTracker: false, report: socket)
 case "tracked-writes": try trackedWrites(faultScope: .process, report: socket)
 case "tracked-writes-one-thread": try trackedWrites(faultScope: .callingThread, report: socket)
+case "retrack-beside-child": try retrackBesideChild(report: socket)
 default: try socket.send(Array(serve(socket).utf8))
 }

@@ -166,6 +166,15 @@ extension AsyncWriteProtectTrackerTests {
         ] + otherThread)
     }
 
+    /// Regression: each tracker had a userfaultfd of its own, and a forked child still holding a
+    /// copy of a dropped tracker's descriptor kept its registration alive, so the next tracker of
+    /// the same pages failed with EBUSY (seen in CI, beside tests that spawn processes).
+    @Test func aNewTrackerTakesOverPagesWhileAForkedChildHoldsTheOldDescriptor() throws {
+        let helper = try runTestHelper(["retrack-beside-child"])
+        #expect(helper.signal == nil)
+        #expect(helper.output == "dirty=[5]\n")
+    }
+
     /// Any set of written pages, any buffer size: collect and rearm resume until the walk ends.
     @Test(.shrinking)
     func collectFindsEveryWrittenPageWhateverTheBufferSize() async throws {

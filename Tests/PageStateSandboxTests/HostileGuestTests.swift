@@ -22,6 +22,7 @@ struct HostileCase: CustomStringConvertible, Sendable {
         .violation("hostile.socket", "socket"),
         .violation("hostile.execve", "execve"),
         .violation("hostile.fork", "clone"),
+        .violation("hostile.userfaultfd", "userfaultfd"),
         .violation("hostile.ptrace", "ptrace") { _ in Array("\(getpid())".utf8) },
         .violation("hostile.kill", "kill") { _ in Array("\(getpid())".utf8) },  // the host
         .violation("hostile.kill", "kill") { pool in Array("\(pool.launcherProcessID!.rawValue)".utf8) },
