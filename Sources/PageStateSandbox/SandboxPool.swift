@@ -45,29 +45,11 @@ public final class SandboxPool: GuestExecutor {
     }
 
     struct PoolState: @unchecked Sendable {  // worker objects are used only by their busy owner
-        var workers: [UInt64: Slot] = [:]
+        var workers = PoolWorkers<WorkerProcess>()
         var statistics = Statistics()
         var spawnSamples = LatencySamples()
         var executionSamples = LatencySamples()
         var closed = false
-    }
-
-    /// A live worker and its bookkeeping; a class so that an execution's check-out and check-in
-    /// update it in place (one dictionary lookup, no copies). Fields are guarded by `state`'s lock.
-    final class Slot {
-        let worker: WorkerProcess
-        var busy: Bool
-        var lastUsed: ContinuousClock.Instant
-        /// Resident bytes when last measured; idle workers do not grow, so only workers that ran
-        /// since are measured again.
-        var residentBytes: UInt64 = 0
-        var usedSinceMeasured = true
-
-        init(worker: WorkerProcess, busy: Bool, lastUsed: ContinuousClock.Instant) {
-            self.worker = worker
-            self.busy = busy
-            self.lastUsed = lastUsed
-        }
     }
 
     /// A pool that runs `configuration.workerExecutable`; growth is charged against `budget`; guests'
@@ -95,8 +77,7 @@ public final class SandboxPool: GuestExecutor {
     public func shutDown() {
         let workers = state.withLock { state in
             state.closed = true
-            defer { state.workers = [:] }
-            return state.workers.values.map(\.worker)
+            return state.workers.removeAll()
         }
         for worker in workers { worker.terminate(launcher: launcher) }
         launcher.shutDown()
@@ -202,16 +183,12 @@ public final class SandboxPool: GuestExecutor {
     private func checkOut(_ guest: Guest) throws(ExecutionError) -> WorkerProcess {
         let (existing, evicted): (WorkerProcess?, [WorkerProcess]) = try state.withLock { (state) throws(ExecutionError) in
             guard !state.closed else { throw .spawnFailed("the pool was shut down") }
-            if let slot = state.workers[guest.id] {
-                slot.busy = true
-                return (slot.worker, [])
-            }
-            guard state.workers.count >= configuration.maximumLiveWorkers,
-                  let victim = state.workers.filter({ !$0.value.busy }).min(by: { $0.value.lastUsed < $1.value.lastUsed }) else {
+            if let worker = state.workers.checkOut(guest.id) { return (worker, []) }
+            guard state.workers.count >= configuration.maximumLiveWorkers, let victim = state.workers.idle.oldest else {
                 return (nil, [])
             }
             state.statistics.evictedLeastRecentlyUsed += 1
-            return (nil, [state.workers.removeValue(forKey: victim.key)!.worker])
+            return (nil, [state.workers.remove(victim)!])
         }
         for worker in evicted { worker.terminate(launcher: launcher) }
         if let existing { return existing }
@@ -227,7 +204,7 @@ public final class SandboxPool: GuestExecutor {
         }
         let stillOpen = state.withLock { state in
             guard !state.closed else { return false }
-            state.workers[guest.id] = Slot(worker: worker, busy: true, lastUsed: .now)
+            state.workers.add(worker, for: guest.id, at: .now)
             state.statistics.spawned += 1
             state.spawnSamples.add(ContinuousClock.now - started)
             return true
@@ -252,12 +229,10 @@ public final class SandboxPool: GuestExecutor {
             }
             guard let slot = state.workers[guest.id], slot.worker === worker else { return true }
             if healthy {
-                slot.busy = false
-                slot.lastUsed = now
-                slot.usedSinceMeasured = true
+                state.workers.checkIn(guest.id, at: now)
                 return false
             }
-            state.workers[guest.id] = nil
+            _ = state.workers.remove(guest.id)
             state.statistics.discarded += 1
             return true
         }
@@ -266,39 +241,28 @@ public final class SandboxPool: GuestExecutor {
 
     /// Terminates idle workers, then the least recently used while the workers' resident memory is over
     /// budget, and reads the launcher's queued reports. Runs periodically; callable any time.
+    ///
+    /// - Complexity: O(workers terminated + workers that ran since the last pass); the lock is held
+    ///   for neither the reads of /proc nor the terminations.
     public func maintain() {
         let now = ContinuousClock.now
         var victims = state.withLock { state in
-            let idle = state.workers.filter { !$0.value.busy && now - $0.value.lastUsed > configuration.idleTimeout }
-            for key in idle.keys { state.workers[key] = nil }
-            state.statistics.evictedIdle += idle.count
-            return idle.values.map(\.worker)
+            var expired: [WorkerProcess] = []
+            while let guestID = state.workers.oldestIdle(idleFor: configuration.idleTimeout, at: now) {
+                expired.append(state.workers.remove(guestID)!)
+            }
+            state.statistics.evictedIdle += expired.count
+            return expired
         }
-        let unmeasured = state.withLock { state in state.workers.values.filter { $0.usedSinceMeasured && !$0.busy }.map(\.worker) }
-        let measured = unmeasured.map { ($0, $0.residentBytes() ?? 0) }
-        // Sorting the idle workers (O(n log n) in the lock) only when the budget is exceeded.
-        let (total, candidates) = state.withLock { state in
-            for (worker, bytes) in measured {
-                guard let slot = state.workers[worker.guestID], slot.worker === worker else { continue }
-                slot.residentBytes = bytes
-                slot.usedSinceMeasured = false
+        let measured = state.withLock { $0.workers.idleUnmeasured }.map { ($0.worker, $0.worker.residentBytes() ?? 0) }
+        victims += state.withLock { state in
+            for (worker, bytes) in measured { state.workers.record(residentBytes: bytes, of: worker, guestID: worker.guestID) }
+            var overBudget: [WorkerProcess] = []
+            while state.workers.residentBytes > configuration.rssBudgetBytes, let guestID = state.workers.idle.oldest {
+                overBudget.append(state.workers.remove(guestID)!)
             }
-            let total = state.workers.values.reduce(UInt64(0)) { $0 + $1.residentBytes }
-            guard total > configuration.rssBudgetBytes else { return (total, [WorkerProcess]()) }
-            return (total, state.workers.values.filter { !$0.busy }.sorted { $0.lastUsed < $1.lastUsed }.map(\.worker))
-        }
-        var resident = total
-        for worker in candidates where resident > configuration.rssBudgetBytes {
-            let removedBytes = state.withLock { state -> UInt64? in
-                guard let current = state.workers[worker.guestID], current.worker === worker, !current.busy else { return nil }
-                state.workers[worker.guestID] = nil
-                state.statistics.evictedForMemory += 1
-                return current.residentBytes
-            }
-            if let removedBytes {
-                resident -= min(resident, removedBytes)
-                victims.append(worker)
-            }
+            state.statistics.evictedForMemory += overBudget.count
+            return overBudget
         }
         for worker in victims { worker.terminate(launcher: launcher) }
         launcher.collectEvents()
@@ -318,8 +282,7 @@ public final class SandboxPool: GuestExecutor {
     public func evict(_ guest: Guest) {
         let worker = state.withLock { state -> WorkerProcess? in
             guard let slot = state.workers[guest.id], !slot.busy else { return nil }
-            state.workers[guest.id] = nil
-            return slot.worker
+            return state.workers.remove(guest.id)
         }
         worker?.terminate(launcher: launcher)
     }

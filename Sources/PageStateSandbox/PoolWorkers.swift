@@ -1,0 +1,110 @@
+/// The sandbox pool's live workers and what its maintenance needs to know about them, kept up to
+/// date as workers are checked out and in, so that no pool operation scans every worker: the idle
+/// ones in least-recently-used order, the ones that ran since their memory was last measured, and
+/// the sum of their last measurements.
+///
+/// Invariants: a guest is in `idle` exactly when it has a worker that is not busy, and `idle` is
+/// ordered by `lastUsed`; `unmeasured` holds only guests with a worker; `residentBytes` is the sum
+/// of the slots' `residentBytes`. Generic over the worker so that tests can check it against a
+/// plain model without processes.
+struct PoolWorkers<Worker: AnyObject> {
+    /// A live worker and its bookkeeping; a class so that an execution's check-out and check-in
+    /// update it in place (one dictionary lookup, no copies). Fields are guarded by the pool's lock.
+    final class Slot {
+        let worker: Worker
+        fileprivate(set) var busy = true
+        fileprivate(set) var lastUsed: ContinuousClock.Instant
+        /// Resident bytes when last measured; idle workers do not grow, so only workers that ran
+        /// since are measured again.
+        fileprivate(set) var residentBytes: UInt64 = 0
+
+        init(worker: Worker, lastUsed: ContinuousClock.Instant) {
+            self.worker = worker
+            self.lastUsed = lastUsed
+        }
+    }
+
+    private(set) var slots: [UInt64: Slot] = [:]
+    /// Guests whose worker is idle, least recently used first.
+    private(set) var idle = RecencyOrder<UInt64>()
+    /// Guests whose worker ran since its memory was last measured (busy ones included).
+    private(set) var unmeasured: Set<UInt64> = []
+    /// The workers' resident memory when each was last measured.
+    private(set) var residentBytes: UInt64 = 0
+
+    var count: Int { slots.count }
+
+    subscript(guestID: UInt64) -> Slot? { slots[guestID] }
+
+    /// Adds a new, busy worker for `guestID` (which has none).
+    ///
+    /// - Complexity: O(1) amortized.
+    mutating func add(_ worker: Worker, for guestID: UInt64, at now: ContinuousClock.Instant) {
+        precondition(slots[guestID] == nil, "a guest has one worker at a time")
+        slots[guestID] = Slot(worker: worker, lastUsed: now)
+        unmeasured.insert(guestID)
+    }
+
+    /// Removes the worker of `guestID`, if any, and returns it.
+    ///
+    /// - Complexity: O(1).
+    mutating func remove(_ guestID: UInt64) -> Worker? {
+        guard let slot = slots.removeValue(forKey: guestID) else { return nil }
+        idle.remove(guestID)
+        unmeasured.remove(guestID)
+        residentBytes -= slot.residentBytes
+        return slot.worker
+    }
+
+    /// Removes every worker and returns them.
+    mutating func removeAll() -> [Worker] {
+        defer { self = PoolWorkers() }
+        return slots.values.map(\.worker)
+    }
+
+    /// Marks the worker of `guestID` busy.
+    ///
+    /// - Complexity: O(1).
+    mutating func checkOut(_ guestID: UInt64) -> Worker? {
+        guard let slot = slots[guestID] else { return nil }
+        slot.busy = true
+        idle.remove(guestID)
+        return slot.worker
+    }
+
+    /// Marks the worker of `guestID` idle and most recently used, to be measured again.
+    ///
+    /// - Complexity: O(1) amortized.
+    mutating func checkIn(_ guestID: UInt64, at now: ContinuousClock.Instant) {
+        guard let slot = slots[guestID] else { return }
+        slot.busy = false
+        slot.lastUsed = now
+        idle.touch(guestID)
+        unmeasured.insert(guestID)
+    }
+
+    /// The idle workers that ran since they were last measured, with their guests.
+    ///
+    /// - Complexity: O(unmeasured).
+    var idleUnmeasured: [(guestID: UInt64, worker: Worker)] {
+        unmeasured.compactMap { guestID in slots[guestID].flatMap { $0.busy ? nil : (guestID, $0.worker) } }
+    }
+
+    /// Records a measurement of `worker`, unless it is no longer the guest's worker or ran since.
+    ///
+    /// - Complexity: O(1).
+    mutating func record(residentBytes bytes: UInt64, of worker: Worker, guestID: UInt64) {
+        guard let slot = slots[guestID], slot.worker === worker, !slot.busy else { return }
+        residentBytes = residentBytes - slot.residentBytes + bytes
+        slot.residentBytes = bytes
+        unmeasured.remove(guestID)
+    }
+
+    /// The guest of the least recently used idle worker, if its idle time reached `timeout`.
+    ///
+    /// - Complexity: O(1).
+    func oldestIdle(idleFor timeout: Duration, at now: ContinuousClock.Instant) -> UInt64? {
+        guard let guestID = idle.oldest, now - slots[guestID]!.lastUsed > timeout else { return nil }
+        return guestID
+    }
+}

@@ -1,0 +1,122 @@
+@testable import PageStateSandbox
+import PropertyChecking
+import Testing
+
+/// One step of a random history of the pool's bookkeeping, over a few guests.
+enum PoolWorkersOperation: CustomStringConvertible, Sendable {
+    case add(guest: UInt64)
+    case checkOut(guest: UInt64)
+    case checkIn(guest: UInt64)
+    case remove(guest: UInt64)
+    case measure(guest: UInt64, bytes: UInt64)
+
+    static let generator = zip(Gen.int(in: 0...9), Gen.int(in: 0...5), Gen.int(in: 0...1000)).map { kind, guest, bytes -> Self in
+        let guest = UInt64(guest)
+        return switch kind {
+        case 0, 1: .add(guest: guest)
+        case 2, 3: .checkOut(guest: guest)
+        case 4, 5, 6: .checkIn(guest: guest)
+        case 7: .remove(guest: guest)
+        default: .measure(guest: guest, bytes: UInt64(bytes))
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .add(let guest): "add \(guest)"
+        case .checkOut(let guest): "check out \(guest)"
+        case .checkIn(let guest): "check in \(guest)"
+        case .remove(let guest): "remove \(guest)"
+        case .measure(let guest, let bytes): "measure \(guest): \(bytes) bytes"
+        }
+    }
+}
+
+@Suite("Sandbox pool: bookkeeping without scans")
+struct PoolWorkersPropertyTests {
+    final class FakeWorker {}
+
+    /// The plain model: per guest, busy or not, when last used, last measurement, and whether it ran
+    /// since.
+    struct ModelWorker {
+        let worker: FakeWorker
+        var busy = true
+        var lastUsed: Int
+        var residentBytes: UInt64 = 0
+        var unmeasured = true
+    }
+
+    /// Any history of check-outs, check-ins, removals and measurements: the idle order is by last use,
+    /// the oldest idle worker is the model's, the unmeasured idle workers and the resident sum agree.
+    @Test(.shrinking)
+    func bookkeepingMatchesAPlainModel() async {
+        await checkProperty(count: 200, input: PoolWorkersOperation.generator.array(of: 0...60)) { operations in
+            var workers = PoolWorkers<FakeWorker>()
+            var model: [UInt64: ModelWorker] = [:]
+            let origin = ContinuousClock.now
+            for (tick, operation) in operations.enumerated() {
+                let now = origin + .seconds(tick)
+                switch operation {
+                case .add(let guest):
+                    guard model[guest] == nil else { continue }
+                    let worker = FakeWorker()
+                    workers.add(worker, for: guest, at: now)
+                    model[guest] = ModelWorker(worker: worker, lastUsed: tick)
+                case .checkOut(let guest):
+                    #expect(workers.checkOut(guest) === model[guest]?.worker)
+                    model[guest]?.busy = true
+                case .checkIn(let guest):
+                    workers.checkIn(guest, at: now)
+                    guard model[guest] != nil else { continue }
+                    model[guest]!.busy = false
+                    model[guest]!.lastUsed = tick
+                    model[guest]!.unmeasured = true
+                case .remove(let guest):
+                    #expect(workers.remove(guest) === model.removeValue(forKey: guest)?.worker)
+                case .measure(let guest, let bytes):
+                    guard let entry = model[guest] else { continue }
+                    workers.record(residentBytes: bytes, of: entry.worker, guestID: guest)
+                    if !entry.busy {
+                        model[guest]!.residentBytes = bytes
+                        model[guest]!.unmeasured = false
+                    }
+                }
+                let idle = model.filter { !$0.value.busy }.sorted { $0.value.lastUsed < $1.value.lastUsed }
+                #expect(workers.idle.fromOldest == idle.map(\.key), "after \(operation)")
+                #expect(workers.idle.oldest == idle.first?.key)
+                #expect(workers.count == model.count)
+                #expect(workers.residentBytes == model.values.reduce(0) { $0 + $1.residentBytes })
+                #expect(Set(workers.idleUnmeasured.map(\.guestID)) == Set(idle.filter(\.value.unmeasured).map(\.key)))
+                // Idle longer than 3 ticks, by the model's clock.
+                let expired = idle.first.flatMap { tick - $0.value.lastUsed > 3 ? $0.key : nil }
+                #expect(workers.oldestIdle(idleFor: .seconds(3), at: now) == expired)
+            }
+            let all = workers.removeAll()
+            #expect(all.count == model.count)
+            #expect(workers.count == 0 && workers.idle.count == 0 && workers.residentBytes == 0)
+        }
+    }
+
+    /// Any sequence of touches and removals: the order is that of an array that moves a touched key
+    /// to its end.
+    @Test(.shrinking)
+    func recencyOrderMatchesAnArray() async {
+        await checkProperty(count: 200, input: zip(Gen.bool, Gen.int(in: 0...7)).array(of: 0...50)) { steps in
+            var order = RecencyOrder<Int>()
+            var model: [Int] = []
+            for (touch, key) in steps {
+                model.removeAll { $0 == key }
+                if touch {
+                    order.touch(key)
+                    model.append(key)
+                } else {
+                    order.remove(key)
+                }
+                #expect(order.fromOldest == model, "after \(touch ? "touching" : "removing") \(key)")
+                #expect(order.oldest == model.first)
+                #expect(order.count == model.count)
+                #expect((0...7).allSatisfy { order.contains($0) == model.contains($0) })
+            }
+        }
+    }
+}
