@@ -57,6 +57,8 @@ struct PoolWorkers<Worker: AnyObject> {
     }
 
     /// Removes every worker and returns them.
+    ///
+    /// - Complexity: O(workers).
     mutating func removeAll() -> [Worker] {
         defer { self = PoolWorkers() }
         return slots.values.map(\.worker)
@@ -100,7 +102,7 @@ struct PoolWorkers<Worker: AnyObject> {
         unmeasured.remove(guestID)
     }
 
-    /// The guest of the least recently used idle worker, if its idle time reached `timeout`.
+    /// The guest of the least recently used idle worker, if it has been idle longer than `timeout`.
     ///
     /// - Complexity: O(1).
     func oldestIdle(idleFor timeout: Duration, at now: ContinuousClock.Instant) -> UInt64? {

@@ -113,6 +113,7 @@ func retrackBesideChild(report: FileDescriptor) throws {
         return fork()  // this process has one thread
     }
     let child = try forkBesideFirstTracker()
+    guard child >= 0 else { throw Errno(rawValue: errno) }  // no child: the test would prove nothing
     if child == 0 {
         close(writeEnd.rawValue)
         var byte: UInt8 = 0
