@@ -13,29 +13,38 @@ public enum TrackingSuite {
 
     public static func run(dirtyCounts: [Int] = [1, 256, 4096, 16_384], includeLarge: Bool = true) throws -> BenchReport {
         var report = BenchReport(suite: "tracking")
-        // Raw mechanisms first: the mprotect probe swaps the SIGSEGV handler while no tracker runs.
-        for count in dirtyCounts {
-            let uffd = median(5) { ps_raw_uffd_write_ns(Int(memoryPages), count) }
-            if uffd > 0 { report.figures["raw_uffd_ns_per_page_at_\(count)"] = uffd }  // negative: errno, unavailable
-            report.figures["raw_mprotect_ns_per_page_at_\(count)"] = median(5) { ps_raw_mprotect_write_ns(Int(memoryPages), count) }
-        }
         let allocator = try PageAllocator(options: .init(backing: .memfd(name: "pagestate-bench-tracking")))
-        for kind in TrackerKind.available {
-            let name = kind == .asyncWriteProtect ? "uffd" : "mprotect"
-            let tracked = try populatedMemory(pages: memoryPages, allocator: allocator, tracker: kind)
-            for count in dirtyCounts {
-                let costs = try measure(tracked, dirtyPages: count)
-                report.figures["\(name)_ns_per_page_at_\(count)"] = costs.execute
-                report.figures["\(name)_rollback_ns_per_page_at_\(count)"] = costs.rollback
-                report.figures["\(name)_commit_ns_per_page_at_\(count)"] = costs.commit
-            }
-            if kind == TrackerKind.best {
-                for count in dirtyCounts {
-                    report.figures["query_ns_per_page_at_\(count)"] = try median(5) {
-                        let start = ContinuousClock.now
-                        try tracked.query { memory in touch(memory, count: count) }
-                        return nanoseconds(since: start) / Double(count)
+        let trackers = try TrackerKind.available.map { kind in
+            (kind, try populatedMemory(pages: memoryPages, allocator: allocator, tracker: kind))
+        }
+        // Each round measures a raw mechanism and then the tracker built on it, back to back, so that
+        // both see the machine in the same state (its speed drifts over seconds). The raw mprotect
+        // probe swaps the SIGSEGV handler between executions of the mprotect tracker, never during one.
+        for count in dirtyCounts {
+            var samples: [String: [Double]] = [:]
+            for _ in 0..<5 {
+                for (kind, tracked) in trackers {
+                    let name = figureName(kind)
+                    let raw = kind == .asyncWriteProtect ? ps_raw_uffd_write_ns(Int(memoryPages), count)
+                                                         : ps_raw_mprotect_write_ns(Int(memoryPages), count)
+                    let costs = try measureRound(tracked, dirtyPages: count)
+                    samples["\(name)_ns_per_page_at_\(count)", default: []].append(costs.execute)
+                    samples["\(name)_rollback_ns_per_page_at_\(count)", default: []].append(costs.rollback)
+                    samples["\(name)_commit_ns_per_page_at_\(count)", default: []].append(costs.commit)
+                    if raw > 0 {  // negative: an errno, the mechanism is unavailable
+                        samples["raw_\(name)_ns_per_page_at_\(count)", default: []].append(raw)
+                        samples["\(name)_vs_raw_at_\(count)", default: []].append(costs.execute / raw)
                     }
+                }
+            }
+            for (figure, values) in samples { report.figures[figure] = middle(values) }
+        }
+        if let (_, tracked) = trackers.first(where: { $0.0 == TrackerKind.best }) {
+            for count in dirtyCounts {
+                report.figures["query_ns_per_page_at_\(count)"] = try median(5) {
+                    let start = ContinuousClock.now
+                    try tracked.query { memory in touch(memory, count: count) }
+                    return nanoseconds(since: start) / Double(count)
                 }
             }
         }
@@ -54,7 +63,7 @@ public enum TrackingSuite {
 
         if includeLarge, TrackerKind.best == .asyncWriteProtect {
             let large = try populatedMemory(pages: largeMemoryPages, allocator: allocator, tracker: .asyncWriteProtect)
-            report.figures["uffd_ns_per_page_at_4096_1gib"] = try measure(large, dirtyPages: 4096).execute
+            report.figures["uffd_ns_per_page_at_4096_1gib"] = middle(try (0..<5).map { _ in try measureRound(large, dirtyPages: 4096).execute })
         }
         summarize(&report)
         return report
@@ -69,16 +78,17 @@ public enum TrackingSuite {
                                    ("raw_mprotect_ns_per_page", "raw_mprotect_ns_per_page_at_4096")] {
             if let value = f[source] { report.figures[headline] = value }
         }
-        let best = TrackerKind.best == .asyncWriteProtect ? "uffd" : "mprotect"
+        let best = figureName(TrackerKind.best)
         report.figures["commit_ns_per_page"] = f["\(best)_commit_ns_per_page_at_4096"]
         report.figures["rollback_ns_per_page"] = f["\(best)_rollback_ns_per_page_at_4096"]
-        if let ours = f["uffd_ns_per_page_at_4096"], let raw = f["raw_uffd_ns_per_page_at_4096"] { report.figures["uffd_vs_raw"] = ours / raw }
-        if let ours = f["mprotect_ns_per_page_at_4096"], let raw = f["raw_mprotect_ns_per_page_at_4096"] { report.figures["mprotect_vs_raw"] = ours / raw }
+        report.figures["uffd_vs_raw"] = f["uffd_vs_raw_at_4096"]
+        report.figures["mprotect_vs_raw"] = f["mprotect_vs_raw_at_4096"]
         if let m = f["mprotect_ns_per_page_at_4096"], let u = f["uffd_ns_per_page_at_4096"] { report.figures["mprotect_vs_uffd"] = m / u }
         if let large = f["uffd_ns_per_page_at_4096_1gib"], let small = f["uffd_ns_per_page_at_4096"] { report.figures["uffd_1gib_vs_64mib"] = large / small }
         report.notes += [
             "64 MiB memory (16384 pages) unless named; N scattered pages written (page i*7919 mod 16384), one byte each",
             "tracker figures: the writes plus collecting the written set; raw_*: the writes plus one collecting, re-arming scan, in plain C in this process",
+            "each round measures a raw mechanism and its tracker back to back, each after evicting the caches; *_vs_raw: the median of the rounds' ratios",
             "commit: copy written pages into allocator pages + build the delta + apply + re-arm; rollback: copy old bytes back + re-arm",
             "query: the writes on the kept mapping, then restored from the shown version",
             "medians of 5",
@@ -97,30 +107,30 @@ public enum TrackingSuite {
         return tracked
     }
 
-    /// Medians over 5 rounds of: execute (writes + collect), rollback, then execute again and commit.
-    static func measure(_ tracked: TrackedMemory, dirtyPages count: Int) throws -> (execute: Double, rollback: Double, commit: Double) {
-        var execute: [Double] = [], rollback: [Double] = [], commit: [Double] = []
-        for _ in 0..<5 {
-            var start = ContinuousClock.now
-            let (_, dirty) = try tracked.execute { memory in touch(memory, count: count) }
-            execute.append(nanoseconds(since: start) / Double(count))
-            precondition(dirty.count == count, "the tracker reported \(dirty.count) of \(count) pages written")
-            start = ContinuousClock.now
-            try tracked.rollback(dirty)
-            rollback.append(nanoseconds(since: start) / Double(count))
-            let (_, again) = try tracked.execute { memory in touch(memory, count: count) }
-            start = ContinuousClock.now
-            try tracked.commit(again)
-            commit.append(nanoseconds(since: start) / Double(count))
-        }
-        return (middle(execute), middle(rollback), middle(commit))
+    /// One round: execute (writes + collect), rollback, then execute again and commit; nanoseconds
+    /// per written page of each. The first execution starts with the caches evicted, as the raw
+    /// probes' writes do.
+    static func measureRound(_ tracked: TrackedMemory, dirtyPages count: Int) throws -> (execute: Double, rollback: Double, commit: Double) {
+        ps_evict_caches()
+        var start = ContinuousClock.now
+        let (_, dirty) = try tracked.execute { memory in touch(memory, count: count) }
+        let execute = nanoseconds(since: start) / Double(count)
+        precondition(dirty.count == count, "the tracker reported \(dirty.count) of \(count) pages written")
+        start = ContinuousClock.now
+        try tracked.rollback(dirty)
+        let rollback = nanoseconds(since: start) / Double(count)
+        let (_, again) = try tracked.execute { memory in touch(memory, count: count) }
+        start = ContinuousClock.now
+        try tracked.commit(again)
+        return (execute, rollback, nanoseconds(since: start) / Double(count))
     }
 
-    /// Adds one to a byte of each of `count` scattered pages (distinct for power-of-two sizes).
+    static func figureName(_ kind: TrackerKind) -> String { kind == .asyncWriteProtect ? "uffd" : "mprotect" }
+
+    /// Adds one to a byte of each of `count` scattered pages (distinct for power-of-two sizes), with
+    /// the same C loop as the raw probes (`ps_write_scattered_pages`).
     static func touch(_ memory: MappedMemory, count: Int) {
-        let pages = Int(memory.sizeInPages)
-        let bytes = memory.bytes
-        for i in 0..<count { bytes[((i &* 7919) % pages) * Page.size] &+= 1 }
+        ps_write_scattered_pages(memory.address, Int(memory.sizeInPages), count)
     }
 
     static func nanoseconds(since start: ContinuousClock.Instant) -> Double {

@@ -147,6 +147,12 @@ double ps_raw_uffd_write_ns(size_t pages, size_t writes);
 /// first-write faults in a minimal SIGSEGV handler that unprotects the page; negative errno on failure.
 /// Temporarily replaces the SIGSEGV handler: call while no tracker is active.
 double ps_raw_mprotect_write_ns(size_t pages, size_t writes);
+/// Writes a buffer twice the size of the last-level cache (64 MiB where it is unknown), evicting
+/// whatever the caches held; the buffer is allocated at the first call and kept.
+void ps_evict_caches(void);
+/// Adds one to the first byte of `writes` scattered pages of `memory` (page i*7919 mod `pages`, all
+/// distinct for power-of-two `pages`): the write loop of every tracking figure, raw or PageState's.
+void ps_write_scattered_pages(void *memory, size_t pages, size_t writes);
 
 // MARK: page copies and spin hints Swift cannot express
 /// Copies one 4 KiB page (both pointers 16-byte aligned) with non-temporal stores, which skip reading
