@@ -46,6 +46,24 @@ struct LauncherTests {
         #expect(kill(second.pid.rawValue, 0) == 0, "the new worker is alive")
     }
 
+    @Test("workers killed at the same moment are each reaped and reported with how they ended")
+    func simultaneousExitsAreEachReported() throws {
+        let launcher = makeLauncher(spares: 1)
+        defer { launcher.shutDown() }
+        let workers = try (0..<24).map { guest in
+            try WorkerProcess(guestID: UInt64(guest), launcher: launcher, timeout: .seconds(5))
+        }
+        defer { for worker in workers { worker.terminate(launcher: launcher) } }
+        // All before the launcher looks: their SIGCHLDs coalesce, their pidfds do not.
+        for worker in workers { kill(worker.pid.rawValue, SIGKILL) }
+        for worker in workers {
+            #expect(launcher.termination(of: worker.pid, timeout: .seconds(5)) == .signaled(SIGKILL), "worker \(worker.pid)")
+        }
+        let pids = Set(workers.map(\.pid.rawValue))
+        let left = try children(of: launcher) { $0.allSatisfy { !pids.contains($0) } }
+        #expect(left.allSatisfy { !pids.contains($0) }, "every killed worker was reaped: no zombies left")
+    }
+
     @Test("exit reports of workers discarded without asking are dropped, not kept")
     func discardedExitsAreNotKept() throws {
         let launcher = makeLauncher(spares: 1)
