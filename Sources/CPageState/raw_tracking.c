@@ -1,8 +1,9 @@
 // Raw costs of the two write-tracking mechanisms, measured in plain C so that `pagestate bench
 // tracking` can put PageState's trackers next to the kernel floor in one run. Each function maps
 // `pages` populated anonymous pages, arms the mechanism, writes one byte to `writes` scattered pages
-// (page i*7919 mod pages, all distinct for power-of-two `pages`), collects the written set and
-// re-arms, and returns the nanoseconds per written page — or a negative errno. The writes start with
+// (page i*7919 mod pages, all distinct for power-of-two `pages`) — the uffd probe then collects the
+// written set with one re-arming scan; the mprotect probe's handler unprotects each page written —
+// and returns the nanoseconds per written page, or a negative errno. The writes start with
 // the caches evicted (`ps_evict_caches`), as PageState's trackers are measured: a region populated
 // just before otherwise has its data, page tables and page structures in cache, and measured 5-10%
 // faster than the same mechanism on memory last touched a while ago. PageState's trackers are
@@ -14,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -34,18 +36,32 @@ static char *populated(size_t pages) {
     return region;
 }
 
-void ps_evict_caches(void) {
-    static char *sweep;
-    static size_t length;
-    if (!sweep) {
-        long last_level = sysconf(_SC_LEVEL3_CACHE_SIZE);
-        length = last_level > 0 ? 2 * (size_t)last_level : 64u << 20;
-        sweep = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (sweep == MAP_FAILED) { sweep = NULL; return; }
-    }
-    memset(sweep, 2, length);
+/// The last-level cache's size from sysfs (`sysconf` reports the host's on some VMs: 320 MiB here
+/// against 32 MiB), or 0.
+static size_t last_level_cache_bytes(void) {
+    FILE *file = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "re");
+    if (!file) return 0;
+    unsigned long kib = 0;
+    int read = fscanf(file, "%luK", &kib);
+    fclose(file);
+    return read == 1 ? kib << 10 : 0;
 }
 
+void ps_evict_caches(void) {
+    static volatile char *sweep;
+    static size_t length;
+    if (!sweep) {
+        size_t cache = last_level_cache_bytes();
+        length = cache > 0 && cache <= (64u << 20) ? 2 * cache : 128u << 20;
+        void *mapped = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mapped == MAP_FAILED) return;
+        sweep = mapped;
+    }
+    // One ordinary store per line: memset may use non-temporal stores for large sizes, which evict nothing.
+    for (size_t offset = 0; offset < length; offset += 64) sweep[offset] += 1;
+}
+
+__attribute__((noinline))
 void ps_write_scattered_pages(void *memory, size_t pages, size_t writes) {
     char *region = memory;
     for (size_t i = 0; i < writes; i++) region[((i * 7919) % pages) * 4096] += 1;
@@ -87,29 +103,35 @@ done:
 }
 
 static char *fault_base;
+static size_t fault_length;
+static struct sigaction fault_saved;
 static void on_fault(int sig, siginfo_t *info, void *context) {
     (void)sig; (void)context;
-    uintptr_t page = (uintptr_t)info->si_addr & ~(uintptr_t)4095;
-    if ((char *)page < fault_base) abort();
-    mprotect((void *)page, 4096, PROT_READ | PROT_WRITE);
+    char *page = (char *)((uintptr_t)info->si_addr & ~(uintptr_t)4095);
+    if (page < fault_base || page >= fault_base + fault_length) {
+        sigaction(SIGSEGV, &fault_saved, NULL);  // not the probe's: the faulting write retries under the handler before
+        return;
+    }
+    mprotect(page, 4096, PROT_READ | PROT_WRITE);
 }
 
 double ps_raw_mprotect_write_ns(size_t pages, size_t writes) {
     char *region = populated(pages);
     if (!region) return -errno;
-    struct sigaction action, saved;
+    struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_sigaction = on_fault;
     action.sa_flags = SA_SIGINFO;
     sigemptyset(&action.sa_mask);
     fault_base = region;
-    if (sigaction(SIGSEGV, &action, &saved) != 0) { munmap(region, pages * 4096); return -errno; }
+    fault_length = pages * 4096;
+    if (sigaction(SIGSEGV, &action, &fault_saved) != 0) { munmap(region, pages * 4096); return -errno; }
     ps_evict_caches();
     double start = now_ns();
     mprotect(region, pages * 4096, PROT_READ);
     ps_write_scattered_pages(region, pages, writes);
     double elapsed = now_ns() - start;
-    sigaction(SIGSEGV, &saved, NULL);
+    sigaction(SIGSEGV, &fault_saved, NULL);
     munmap(region, pages * 4096);
     return elapsed / (double)writes;
 }

@@ -145,10 +145,12 @@ size_t ps_fault_tracker_take(int region);
 double ps_raw_uffd_write_ns(size_t pages, size_t writes);
 /// Nanoseconds per page to write-protect `pages` pages with mprotect and take `writes` scattered
 /// first-write faults in a minimal SIGSEGV handler that unprotects the page; negative errno on failure.
-/// Temporarily replaces the SIGSEGV handler: call while no tracker is active.
+/// Temporarily replaces the SIGSEGV handler (faults outside its region restore the one before): call
+/// while no other thread writes tracked memory and no tracker is being set up.
 double ps_raw_mprotect_write_ns(size_t pages, size_t writes);
-/// Writes a buffer twice the size of the last-level cache (64 MiB where it is unknown), evicting
-/// whatever the caches held; the buffer is allocated at the first call and kept.
+/// Stores to every line of a buffer twice the size of the last-level cache (128 MiB where sysfs does
+/// not say, or says more than 64 MiB), evicting whatever the caches held; the buffer is mapped at the
+/// first call and kept.
 void ps_evict_caches(void);
 /// Adds one to the first byte of `writes` scattered pages of `memory` (page i*7919 mod `pages`, all
 /// distinct for power-of-two `pages`): the write loop of every tracking figure, raw or PageState's.
