@@ -17,17 +17,21 @@ public enum TrackingSuite {
         let trackers = try TrackerKind.available.map { kind in
             (kind, try populatedMemory(pages: memoryPages, allocator: allocator, tracker: kind))
         }
-        // Each round measures a raw mechanism and then the tracker built on it, back to back, so that
-        // both see the machine in the same state (its speed drifts over seconds). The raw mprotect
-        // probe swaps the SIGSEGV handler between executions of the mprotect tracker, never during one.
+        // Each round measures a raw mechanism and the tracker built on it back to back, so that both
+        // see the machine in the same state (its speed drifts over seconds); which goes first
+        // alternates, so that neither always follows the other's work. The raw mprotect probe swaps
+        // the SIGSEGV handler between executions of the mprotect tracker, never during one.
         for count in dirtyCounts {
             var samples: [String: [Double]] = [:]
-            for _ in 0..<5 {
+            for round in 0..<5 {
                 for (kind, tracked) in trackers {
                     let name = figureName(kind)
-                    let raw = kind == .asyncWriteProtect ? ps_raw_uffd_write_ns(Int(memoryPages), count)
-                                                         : ps_raw_mprotect_write_ns(Int(memoryPages), count)
+                    let probe = { kind == .asyncWriteProtect ? ps_raw_uffd_write_ns(Int(memoryPages), count)
+                                                             : ps_raw_mprotect_write_ns(Int(memoryPages), count) }
+                    let rawFirst = round.isMultiple(of: 2)
+                    var raw = rawFirst ? probe() : 0
                     let costs = try measureRound(tracked, dirtyPages: count)
+                    if !rawFirst { raw = probe() }
                     samples["\(name)_ns_per_page_at_\(count)", default: []].append(costs.execute)
                     samples["\(name)_rollback_ns_per_page_at_\(count)", default: []].append(costs.rollback)
                     samples["\(name)_commit_ns_per_page_at_\(count)", default: []].append(costs.commit)
@@ -65,10 +69,13 @@ public enum TrackingSuite {
             // Paired with rounds on the 64 MiB memory, as the raw probes are with the trackers.
             let large = try populatedMemory(pages: largeMemoryPages, allocator: allocator, tracker: .asyncWriteProtect)
             var executes: [Double] = [], ratios: [Double] = []
-            for _ in 0..<5 {
-                let reference = try measureRound(small, dirtyPages: 4096).execute
-                executes.append(try measureRound(large, dirtyPages: 4096).execute)
-                ratios.append(executes[executes.count - 1] / reference)
+            for round in 0..<5 {
+                let smallFirst = round.isMultiple(of: 2)
+                var reference = smallFirst ? try measureRound(small, dirtyPages: 4096).execute : 0
+                let execute = try measureRound(large, dirtyPages: 4096).execute
+                if !smallFirst { reference = try measureRound(small, dirtyPages: 4096).execute }
+                executes.append(execute)
+                ratios.append(execute / reference)
             }
             report.figures["uffd_ns_per_page_at_4096_1gib"] = middle(executes)
             report.figures["uffd_1gib_vs_64mib"] = middle(ratios)
@@ -95,7 +102,7 @@ public enum TrackingSuite {
         report.notes += [
             "64 MiB memory (16384 pages) unless named; N scattered pages written (page i*7919 mod 16384), one byte each",
             "tracker figures: the writes plus collecting the written set; raw_*: the writes plus one collecting, re-arming scan, in plain C in this process",
-            "each round measures a raw mechanism and its tracker back to back, each write phase after evicting the caches; *_vs_raw: the median of the rounds' ratios (uffd_1gib_vs_64mib likewise, 1 GiB rounds paired with 64 MiB rounds); queries are measured warm",
+            "each round measures a raw mechanism and its tracker back to back, in alternating order, each write phase after evicting the caches; *_vs_raw: the median of the rounds' ratios (uffd_1gib_vs_64mib likewise, 1 GiB rounds paired with 64 MiB rounds); queries are measured warm",
             "commit: copy written pages into allocator pages + build the delta + apply + re-arm; rollback: copy old bytes back + re-arm",
             "query: the writes on the kept mapping, then restored from the shown version",
             "medians of 5",

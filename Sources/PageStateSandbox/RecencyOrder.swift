@@ -17,9 +17,6 @@ struct RecencyOrder<Key: Hashable> {
 
     var count: Int { links.count }
 
-    /// - Complexity: O(1).
-    func contains(_ key: Key) -> Bool { links[key] != nil }
-
     /// Makes `key` the newest, inserting it if absent.
     ///
     /// - Complexity: O(1) amortized.
