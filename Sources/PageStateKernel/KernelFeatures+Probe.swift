@@ -28,6 +28,7 @@ extension KernelFeatures {
         features.ioUringDisabledSysctl = readInteger("/proc/sys/kernel/io_uring_disabled")
         features.probeIoUring()
         features.probeSeccomp()
+        features.probePidfdExitStatus()
         features.transparentHugepages = readFile("/sys/kernel/mm/transparent_hugepage/enabled").flatMap(selectedMode)
         features.maxMapCount = readInteger("/proc/sys/vm/max_map_count")
         features.unprivilegedUserfaultfd = readInteger("/proc/sys/vm/unprivileged_userfaultfd")
@@ -169,6 +170,27 @@ extension KernelFeatures {
             details[.seccompFilter] = error.description
         }
     }
+}
+
+extension KernelFeatures {
+    /// A child's exit status reads back from its pidfd after it is reaped (`ps_pidfd_exit_status_probe`).
+    mutating func probePidfdExitStatus() {
+        switch ps_pidfd_exit_status_probe() {
+        case 1: pidfdExitStatus = true
+        case 0: details[.pidfdExitStatus] = "PIDFD_INFO_EXIT not reported (Linux 6.15+)"
+        default:
+            let failure = Errno(rawValue: errno)
+            details[.pidfdExitStatus] = failure == .inappropriateIOCTLForDevice || failure == .invalidArgument
+                ? "PIDFD_GET_INFO: \(failure) (Linux 6.15+)" : "probe: \(failure)"
+        }
+    }
+
+    /// Whether pidfds report exit statuses on this machine: `pidfdExitStatus`, probed once per process.
+    public static let pidfdExitStatusAvailable: Bool = {
+        var features = KernelFeatures(kernelVersion: "", pageSize: 0)
+        features.probePidfdExitStatus()
+        return features.pidfdExitStatus
+    }()
 }
 
 /// The kernel release, as `uname -r` prints it.

@@ -8,6 +8,7 @@ public enum KernelFeature: String, CaseIterable, Sendable, Codable, CodingKeyRep
     case pagemapScan = "pagemap_scan"
     case ioUring = "io_uring"
     case seccompFilter = "seccomp_filter"
+    case pidfdExitStatus = "pidfd_exit_status"
 
     /// What PageState does instead when the feature is missing (nil: nothing depends on it alone).
     public var fallback: String? {
@@ -19,6 +20,7 @@ public enum KernelFeature: String, CaseIterable, Sendable, Codable, CodingKeyRep
             "mprotect + SIGSEGV tracker"
         case .ioUring: "pwrite + fsync writer"
         case .seccompFilter: "no syscall filter: workers are only namespaced/rlimited (unsafe for untrusted guests)"
+        case .pidfdExitStatus: "the launcher reaps workers with waitpid(-1) and reports their exits (a walk over every worker per exit)"
         }
     }
 }
@@ -47,6 +49,8 @@ public struct KernelFeatures: Sendable, Codable, Hashable {
     public var ioUringDisabledSysctl: Int?
     /// Seccomp filters can be loaded and may kill the whole process.
     public var seccompFilter = false
+    /// A pidfd tells how its process ended once it has been reaped (`PIDFD_INFO_EXIT`, Linux 6.15+).
+    public var pidfdExitStatus = false
     /// The selected transparent huge pages mode (`always`, `madvise`, `never`); nil when absent.
     public var transparentHugepages: String?
     /// `vm.max_map_count`: the most mappings one process may hold.
@@ -72,6 +76,7 @@ public struct KernelFeatures: Sendable, Codable, Hashable {
         case .pagemapScan: pagemapScan
         case .ioUring: ioUring
         case .seccompFilter: seccompFilter
+        case .pidfdExitStatus: pidfdExitStatus
         }
     }
 
@@ -98,7 +103,7 @@ extension KernelFeatures {
         case userfaultfdWriteProtectAsync = "userfaultfd_wp_async"
         case userfaultfdWriteProtectUnpopulated = "userfaultfd_wp_unpopulated"
         case pagemapScan = "pagemap_scan", ioUring = "io_uring", ioUringDisabledSysctl = "io_uring_disabled_sysctl"
-        case seccompFilter = "seccomp_filter", transparentHugepages = "transparent_hugepages"
+        case seccompFilter = "seccomp_filter", pidfdExitStatus = "pidfd_exit_status", transparentHugepages = "transparent_hugepages"
         case maxMapCount = "max_map_count", unprivilegedUserfaultfd = "unprivileged_userfaultfd", details
     }
 
@@ -118,6 +123,7 @@ extension KernelFeatures {
         try container.encode(ioUring, forKey: .ioUring)
         try container.encode(ioUringDisabledSysctl, forKey: .ioUringDisabledSysctl)
         try container.encode(seccompFilter, forKey: .seccompFilter)
+        try container.encode(pidfdExitStatus, forKey: .pidfdExitStatus)
         try container.encode(transparentHugepages, forKey: .transparentHugepages)
         try container.encode(maxMapCount, forKey: .maxMapCount)
         try container.encode(unprivilegedUserfaultfd, forKey: .unprivilegedUserfaultfd)

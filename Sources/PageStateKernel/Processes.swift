@@ -100,6 +100,31 @@ extension FileDescriptor {
         try nothingOrErrno { ps_pidfd_send_signal(rawValue, signal) }
     }
 
+    /// How the process behind this pidfd ended, once it has exited and been reaped (by its parent, or
+    /// by the kernel when the parent ignores SIGCHLD); nil before that. Needs Linux 6.15
+    /// (`KernelFeatures.pidfdExitStatus`): earlier kernels keep no status and always answer nil.
+    ///
+    /// The corresponding C function is `ioctl(fd, PIDFD_GET_INFO)` with `PIDFD_INFO_EXIT`.
+    public func exitStatus() throws(Errno) -> ProcessTermination? {
+        var status: Int32 = 0
+        return try valueOrErrno { ps_pidfd_exit_status(rawValue, &status) } == 1 ? ProcessTermination(waitStatus: status) : nil
+    }
+
+    /// How the process behind this pidfd ended, waiting until `deadline` for it to exit and be reaped;
+    /// nil if it has not by then (or the kernel keeps no exit status).
+    public func waitForExitStatus(until deadline: ContinuousClock.Instant) -> ProcessTermination? {
+        while true {
+            if let status = try? exitStatus() { return status }
+            let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero else { return nil }
+            // Readable once the process has exited; its status is stored a moment later, when it is
+            // released: check again shortly rather than spin on a descriptor that stays readable.
+            guard (try? waitReadable(timeoutMilliseconds: pollTimeout(until: deadline))) == true else { continue }
+            if let status = try? exitStatus() { return status }
+            sleepCallingThread(for: .microseconds(100))
+        }
+    }
+
     /// Waits until this descriptor is readable (or hung up) or `timeoutMilliseconds` pass (-1: forever).
     /// Returns whether it became ready.
     ///
@@ -118,6 +143,13 @@ public func waitForAnyReadable(_ descriptors: [FileDescriptor], timeoutMilliseco
     let ready = try valueOrErrno { poll(&entries, nfds_t(entries.count), timeoutMilliseconds) }
     guard ready > 0 else { return [] }
     return entries.filter { $0.revents != 0 }.map { FileDescriptor(rawValue: $0.fd) }
+}
+
+/// Milliseconds from now until `deadline`, rounded up, as `poll` takes them (-1: no deadline, wait forever).
+public func pollTimeout(until deadline: ContinuousClock.Instant?) -> Int32 {
+    guard let deadline else { return -1 }
+    let remaining = (deadline - ContinuousClock.now) / .milliseconds(1)
+    return Int32(clamping: Int(max(0, remaining.rounded(.up))))
 }
 
 /// Lets another thread that is ready to run on this processor run first. A thread spinning on

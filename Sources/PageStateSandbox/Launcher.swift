@@ -15,6 +15,8 @@ import Glibc
 /// spawn. Nothing here blocks without a timeout.
 final class Launcher: Sendable {
     private let configuration: SandboxConfiguration
+    /// `.pidfd` or `.launcher`: where exit statuses come from.
+    let exitReporting: WorkerExitReporting
     private let state = Mutex(State())
     private let replenishing = Mutex(Replenishing.notStarted)
 
@@ -30,7 +32,7 @@ final class Launcher: Sendable {
         var mailboxes: [SharedMailbox.HostEnd] = []
         /// Why the launcher's last fork failed, until a spawn that finds no spare reports it.
         var forkFailure: Errno?
-        /// Exits reported by the launcher that nobody has asked about yet.
+        /// Exits reported by the launcher that nobody has asked about yet (`.launcher` reporting only).
         var exits: [ProcessID: ProcessTermination] = [:]
         /// Workers whose exit report nobody will ask about: dropped when it arrives (or when the
         /// launcher reuses the pid, which means the report was lost).
@@ -55,6 +57,7 @@ final class Launcher: Sendable {
 
     init(configuration: SandboxConfiguration) {
         self.configuration = configuration
+        exitReporting = configuration.exitReporting.resolved
     }
 
     /// The launcher's pid, if it is running.
@@ -220,9 +223,11 @@ final class Launcher: Sendable {
         return true
     }
 
-    /// How worker `pid` ended, as the launcher reported it; waits up to `timeout` for the report.
-    func termination(of pid: ProcessID, timeout: Duration) -> ProcessTermination? {
+    /// How worker `pid` (behind `pidfd`) ended, from its pidfd or as the launcher reported it; waits up
+    /// to `timeout` for it to exit and the status to arrive.
+    func termination(of pid: ProcessID, pidfd: FileDescriptor, timeout: Duration) -> ProcessTermination? {
         let deadline = ContinuousClock.now + timeout
+        if exitReporting == .pidfd { return pidfd.waitForExitStatus(until: deadline) }
         return state.withLock { state in
             while true {
                 if let termination = state.exits.removeValue(forKey: pid) { return termination }
@@ -240,11 +245,15 @@ final class Launcher: Sendable {
     }
 
     private func ignoreExit(_ state: inout State, of pid: ProcessID) {
+        guard exitReporting == .launcher else { return }  // no report will come
         if state.exits.removeValue(forKey: pid) == nil { state.ignoredExits.insert(pid) }
     }
 
     private func start(_ state: inout State) throws(ExecutionError) -> FileDescriptor {
         if let control = state.control { return control }
+        if exitReporting == .pidfd && !KernelFeatures.pidfdExitStatusAvailable {
+            throw .spawnFailed("exit reporting by pidfd needs Linux 6.15 (PIDFD_INFO_EXIT); this kernel keeps no exit status")
+        }
         do {
             let (host, launcher) = try FileDescriptor.socketPair()
             defer { try? launcher.close() }
@@ -253,7 +262,8 @@ final class Launcher: Sendable {
             let path = configuration.workerExecutable
             let pid = try spawnProcess(path, arguments: [path.string, WorkerMain.launcherFlag,
                                                          "--address-space", "\(configuration.workerAddressSpaceBytes)",
-                                                         "--open-files", "\(configuration.workerOpenFiles)"],
+                                                         "--open-files", "\(configuration.workerOpenFiles)",
+                                                         WorkerMain.exitsFlag, exitReporting == .pidfd ? "pidfd" : "launcher"],
                                        environment: ["SWIFT_BACKTRACE=enable=no"],  // a confined worker cannot exec the backtracer
                                        descriptors: [null, null, .standardError, launcher])
             state.process = pid

@@ -166,7 +166,7 @@ final class MessageChannel {
                     mailbox?.setSleeping(false)
                     continue
                 }
-                let ready = try waitForAnyReadable([socket] + watching, timeoutMilliseconds: Self.milliseconds(until: deadline))
+                let ready = try waitForAnyReadable([socket] + watching, timeoutMilliseconds: pollTimeout(until: deadline))
                 mailbox?.setSleeping(false)
                 if ready.isEmpty { return nil }
                 if mailbox?.hasIncoming == true { continue }
@@ -189,7 +189,7 @@ final class MessageChannel {
     private func receiveAnnounced(limit: Int, maximumDescriptors: Int, deadline: ContinuousClock.Instant?,
                                   watching: [FileDescriptor]) throws -> Received? {
         while true {
-            let ready = try waitForAnyReadable([socket] + watching, timeoutMilliseconds: Self.milliseconds(until: deadline))
+            let ready = try waitForAnyReadable([socket] + watching, timeoutMilliseconds: pollTimeout(until: deadline))
             if ready.isEmpty { return nil }
             if !ready.contains(socket), !(try socket.waitReadable(timeoutMilliseconds: 100)) { return .closed }
             let received = try receiveFromSocket(limit: limit, maximumDescriptors: maximumDescriptors)
@@ -228,12 +228,6 @@ final class MessageChannel {
     /// having said so (moved here and not run since). A peer that did say so is yielded to at once;
     /// yielding every 2 µs put a system call into most round trips (~0.5-1 µs per query here).
     private static let yieldInterval = Duration.microseconds(20)
-
-    private static func milliseconds(until deadline: ContinuousClock.Instant?) -> Int32 {
-        guard let deadline else { return -1 }
-        let remaining = (deadline - ContinuousClock.now) / .milliseconds(1)
-        return Int32(clamping: Int(max(0, remaining.rounded(.up))))
-    }
 
     /// Receives one datagram of at most `limit` body bytes with at most `maximumDescriptors`
     /// descriptors (plus a bulk memfd). Received descriptors belong to the caller; when this throws

@@ -20,6 +20,8 @@ public struct SandboxConfiguration: Sendable {
     public var workerAddressSpaceBytes: UInt64 = 64 << 30
     /// Descriptors each worker may hold (RLIMIT_NOFILE).
     public var workerOpenFiles: UInt64 = 256
+    /// How the host learns how a worker ended; `.pidfd` needs Linux 6.15 (a spawn fails without it).
+    public var exitReporting: WorkerExitReporting = .automatic
     /// Workers the host keeps forked ahead of need (each confined and waiting for its first message):
     /// a spawn then takes one without waiting for the launcher, and asks for a replacement after it
     /// is done. With none left a spawn waits for a fork.

@@ -18,6 +18,8 @@ import Glibc
 /// ```
 public enum WorkerMain {
     static let launcherFlag = "--pagestate-launcher"
+    /// `--exits pidfd`: the kernel reaps workers (`WorkerExitReporting.pidfd`); otherwise the launcher does.
+    static let exitsFlag = "--exits"
 
     public static func run(_ runtime: WorkerRuntime) -> Never {
         let arguments = CommandLine.arguments
@@ -27,12 +29,14 @@ public enum WorkerMain {
             exit(64)
         }
         var limits = ps_worker_limits(address_space_bytes: 0, open_files: 0, core_bytes: 0)
+        var kernelReaps: Int32 = 0
         var index = 2
         while index + 1 < arguments.count {
             let value = UInt64(arguments[index + 1]) ?? 0
             switch arguments[index] {
             case "--address-space": limits.address_space_bytes = value
             case "--open-files": limits.open_files = value
+            case exitsFlag: kernelReaps = arguments[index + 1] == "pidfd" ? 1 : 0
             default: break
             }
             index += 2
@@ -41,7 +45,7 @@ public enum WorkerMain {
         // computed once here, inherited by every worker.
         _ = TrackerKind.best
         _ = MappedMemory.copyThreads
-        let socket = ps_launcher_serve(3, &limits)
+        let socket = ps_launcher_serve(3, &limits, kernelReaps)
         guard socket >= 0 else {
             let failure = errno
             if failure != 0 { _ = try? FileDescriptor.standardError.writeAll("pagestate launcher: \(Errno(rawValue: failure))\n".utf8) }

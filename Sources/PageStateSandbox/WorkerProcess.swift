@@ -189,9 +189,9 @@ final class WorkerProcess: @unchecked Sendable {
         }
     }
 
-    /// How the (killed) worker ended, as the launcher reports it within two seconds.
+    /// How the (killed) worker ended, as its pidfd or the launcher tells within two seconds.
     private func termination(launcher: Launcher) -> ProcessTermination? {
-        let termination = launcher.termination(of: pid, timeout: .seconds(2))
+        let termination = launcher.termination(of: pid, pidfd: pidfd, timeout: .seconds(2))
         exitCollected = termination != nil
         return termination
     }

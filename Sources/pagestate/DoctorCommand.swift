@@ -39,7 +39,7 @@ struct DoctorCommand: ParsableCommand {
             setting("kernel.io_uring_disabled", features.ioUringDisabledSysctl) {
                 ["0": "io_uring allowed", "1": "privileged processes and io_uring_group only"][$0] ?? "io_uring disabled"
             },
-            row(.seccompFilter),
+            row(.seccompFilter), row(.pidfdExitStatus),
             setting("transparent huge pages", features.transparentHugepages) {
                 $0 == "always" ? "write tracking splits huge pages in guest memory" : ""
             },
@@ -60,6 +60,7 @@ struct DoctorCommand: ParsableCommand {
         case .pagemapScan: "PAGEMAP_SCAN"
         case .ioUring: "io_uring"
         case .seccompFilter: "seccomp filters"
+        case .pidfdExitStatus: "exit status from pidfd"
         }
     }
 

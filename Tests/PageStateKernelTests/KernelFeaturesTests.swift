@@ -87,7 +87,7 @@ import Testing
 
     @Test func jsonHasTheFiveBooleansAndRoundTrips() throws {
         struct Required: Decodable {
-            var memfd_seals, userfaultfd_wp_async, pagemap_scan, io_uring, seccomp_filter: Bool
+            var memfd_seals, userfaultfd_wp_async, pagemap_scan, io_uring, seccomp_filter, pidfd_exit_status: Bool
         }
         let data = try JSONEncoder().encode(features)
         let required = try JSONDecoder().decode(Required.self, from: data)
@@ -96,6 +96,8 @@ import Testing
         #expect(required.pagemap_scan == features.pagemapScan)
         #expect(required.io_uring == features.ioUring)
         #expect(required.seccomp_filter == features.seccompFilter)
+        #expect(required.pidfd_exit_status == features.pidfdExitStatus)
+        #expect(features.pidfdExitStatus == KernelFeatures.pidfdExitStatusAvailable)
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         #expect(object.keys.contains("io_uring_disabled_sysctl"))  // null when absent, never omitted
         #expect(object["fallbacks"] is [String: Any])
@@ -110,6 +112,7 @@ import Testing
         #expect(none.fallbacks[.pagemapScan] == "mprotect + SIGSEGV tracker")
         #expect(none.fallbacks[.ioUring] == "pwrite + fsync writer")
         #expect(none.fallbacks[.seccompFilter]?.hasPrefix("no syscall filter") == true)
+        #expect(none.fallbacks[.pidfdExitStatus]?.hasPrefix("the launcher reaps workers") == true)
         none.memfd = true
         #expect(none.fallbacks[.memfdSeals] == "unsealed memfd (a hostile holder could shrink it)")
         for feature in KernelFeature.allCases { none.set(feature) }
@@ -135,6 +138,7 @@ extension KernelFeatures {
         case .pagemapScan: pagemapScan = true
         case .ioUring: ioUring = true
         case .seccompFilter: seccompFilter = true
+        case .pidfdExitStatus: pidfdExitStatus = true
         }
     }
 }

@@ -76,6 +76,19 @@ struct HostileGuestTests {
         #expect(u64(try pool.execute(attacker, request("counter.increment")).output) == 2)
     }
 
+    @Test("a crash is reported with its signal whether the host learns exits from pidfds or from the launcher",
+          arguments: exitReportings, ["hostile.segfault", "hostile.abort"])
+    func crashReportedEitherWay(_ exits: WorkerExitReporting, _ entryPoint: String) throws {
+        let pool = makePool { $0.exitReporting = exits }
+        defer { pool.shutDown() }
+        let guest = try Guest(id: 1, heapCapacityInPages: 64, stableCapacityInPages: 16)
+        _ = try pool.execute(guest, request("counter.increment"))
+        #expect(throws: ExecutionError.crashed(signal: entryPoint == "hostile.segfault" ? SIGSEGV : SIGABRT)) {
+            _ = try pool.execute(guest, request(entryPoint))
+        }
+        #expect(u64(try pool.execute(guest, request("counter.increment")).output) == 2, "a new worker took over")
+    }
+
     @Test("a guest cannot write or map writable any descriptor it holds, except the worker's own scratch memfd")
     func descriptorsStayReadOnly() throws {
         let pool = makePool()

@@ -8,9 +8,10 @@ import Testing
 
 @Suite("Launcher: spares and exit reports")
 struct LauncherTests {
-    func makeLauncher(spares: Int) -> Launcher {
+    func makeLauncher(spares: Int, exits: WorkerExitReporting = .automatic) -> Launcher {
         var configuration = SandboxConfiguration(workerExecutable: workerExecutable)
         configuration.spareWorkers = spares
+        configuration.exitReporting = exits
         return Launcher(configuration: configuration)
     }
 
@@ -26,9 +27,10 @@ struct LauncherTests {
         }
     }
 
-    @Test("after a spawn the host holds its spares; a spare killed while waiting is skipped by the next spawn")
-    func sparesAreHeldAndDeadOnesSkipped() throws {
-        let launcher = makeLauncher(spares: 2)
+    @Test("after a spawn the host holds its spares; a spare killed while waiting is skipped by the next spawn",
+          arguments: exitReportings)
+    func sparesAreHeldAndDeadOnesSkipped(_ exits: WorkerExitReporting) throws {
+        let launcher = makeLauncher(spares: 2, exits: exits)
         defer { launcher.shutDown() }
         let first = try WorkerProcess(guestID: 1, launcher: launcher, timeout: .seconds(5))
         defer { first.terminate(launcher: launcher) }
@@ -44,11 +46,13 @@ struct LauncherTests {
         defer { second.terminate(launcher: launcher) }
         #expect(!spares.contains(second.pid.rawValue))
         #expect(kill(second.pid.rawValue, 0) == 0, "the new worker is alive")
+        #expect(launcher.heldExitReports == 0, "the skipped spares' reports were dropped")
     }
 
-    @Test("workers killed at the same moment are each reaped and reported with how they ended")
-    func simultaneousExitsAreEachReported() throws {
-        let launcher = makeLauncher(spares: 1)
+    @Test("workers killed at the same moment are each reaped and reported with how they ended", arguments: exitReportings)
+    func simultaneousExitsAreEachReported(_ exits: WorkerExitReporting) throws {
+        let launcher = makeLauncher(spares: 1, exits: exits)
+        #expect(launcher.exitReporting == exits)
         defer { launcher.shutDown() }
         let workers = try (0..<24).map { _ in try launcher.spawn() }
         defer { for worker in workers { worker.close() } }
@@ -57,23 +61,28 @@ struct LauncherTests {
         for worker in workers { kill(worker.pid.rawValue, SIGKILL) }
         let deadline = ContinuousClock.now + .seconds(10)
         for worker in workers {
-            let termination = launcher.termination(of: worker.pid, timeout: max(.zero, deadline - ContinuousClock.now))
+            let termination = launcher.termination(of: worker.pid, pidfd: worker.pidfd, timeout: max(.zero, deadline - ContinuousClock.now))
             #expect(termination == .signaled(SIGKILL), "worker \(worker.pid)")
         }
         #expect(launcher.heldExitReports == 0, "each report was taken once; none is held twice")
+        let reaped = try children(of: launcher) { children in workers.allSatisfy { !children.contains($0.pid.rawValue) } }
+        #expect(workers.allSatisfy { !reaped.contains($0.pid.rawValue) }, "no zombie is left")
     }
 
-    @Test("exit reports of workers discarded without asking are dropped, not kept")
-    func discardedExitsAreNotKept() throws {
-        let launcher = makeLauncher(spares: 1)
+    @Test("exit reports of workers discarded without asking are dropped, not kept; no zombie is left", arguments: exitReportings)
+    func discardedExitsAreNotKept(_ exits: WorkerExitReporting) throws {
+        let launcher = makeLauncher(spares: 1, exits: exits)
         defer { launcher.shutDown() }
         for guest in 0..<40 {
             let worker = try WorkerProcess(guestID: UInt64(guest), launcher: launcher, timeout: .seconds(5))
             worker.terminate(launcher: launcher)
         }
         // Read every report still queued (no process has pid 0, so this waits out the timeout).
-        #expect(launcher.termination(of: ProcessID(rawValue: 0), timeout: .milliseconds(500)) == nil)
+        let nobody = try FileDescriptor.processDescriptor(ProcessID(rawValue: getpid()))
+        defer { try? nobody.close() }
+        #expect(launcher.termination(of: ProcessID(rawValue: 0), pidfd: nobody, timeout: .milliseconds(500)) == nil)
         #expect(launcher.heldExitReports == 0)
+        #expect(try children(of: launcher) { $0.count == 1 }.count == 1, "only the spare is left: every discarded worker was reaped")
     }
 }
 

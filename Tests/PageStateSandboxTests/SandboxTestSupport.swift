@@ -81,3 +81,7 @@ func putInput(_ key: String, _ value: String) -> [UInt8] {
     let keyBytes = Array(key.utf8)
     return [UInt8(keyBytes.count & 0xff), UInt8(keyBytes.count >> 8)] + keyBytes + Array(value.utf8)
 }
+
+/// Both ways for the host to learn worker exits where the kernel offers both (`.pidfd` needs
+/// PIDFD_INFO_EXIT, Linux 6.15+; where it is absent only `.launcher` is tested).
+let exitReportings: [WorkerExitReporting] = KernelFeatures.pidfdExitStatusAvailable ? [.pidfd, .launcher] : [.launcher]

@@ -189,13 +189,17 @@ struct ps_worker_limits { uint64_t address_space_bytes, open_files, core_bytes; 
 int ps_thread_count(void);
 /// Runs the launcher: compiles the worker's seccomp filter once, forks one worker per request on
 /// `control` (each initializes and confines itself, then waits for its first message; the host asks
-/// ahead of need and keeps the answers as spares), reports spawns and exits, and returns
+/// ahead of need and keeps the answers as spares), reports spawns and — unless `kernel_reaps` — exits,
+/// and returns
 /// -1 when the host has gone or on a fatal error (errno set; the launcher should exit). Must be called
 /// while the process has one thread (EBUSY otherwise). In a forked worker it returns the worker's
 /// socket descriptor (3), after: PDEATHSIG SIGKILL (tied to the launcher), NO_NEW_PRIVS, the socket
 /// moved to 3, every descriptor above 3 closed, the resource limits set. 0-2 stay as the launcher's
 /// (the host gives them explicitly).
-int ps_launcher_serve(int control, const struct ps_worker_limits *limits);
+/// With `kernel_reaps` nonzero the launcher ignores SIGCHLD, so the kernel reaps each worker as it
+/// exits, and reports no exits: the host reads them from the workers' pidfds (`ps_pidfd_exit_status`,
+/// Linux 6.15+). Otherwise it reaps with `waitpid(-1)` (which walks every child) and reports each.
+int ps_launcher_serve(int control, const struct ps_worker_limits *limits, int kernel_reaps);
 
 /// Microseconds to fork a child that exits at once and reap it: the floor under a worker spawn
 /// (`pagestate bench spawn`); the child runs no code but `_exit`. Negative errno on failure.
@@ -226,5 +230,17 @@ int ps_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[
 int ps_pidfd_open(pid_t pid);
 /// `pidfd_send_signal(pidfd, signal, NULL, 0)`.
 int ps_pidfd_send_signal(int pidfd, int signal);
+/// How the process behind `pidfd` ended, from `ioctl(PIDFD_GET_INFO)` with `PIDFD_INFO_EXIT`
+/// (Linux 6.15+): 1 with `*status` set to its wait status once it has exited and been reaped (by
+/// its parent, or by the kernel when the parent ignores SIGCHLD); 0 before that, or when the kernel
+/// keeps no exit status; -1 with errno (ENOTTY or EINVAL before Linux 6.13).
+int ps_pidfd_exit_status(int pidfd, int *status);
+/// The parent of the process behind `pidfd` (`ppid` of `ioctl(PIDFD_GET_INFO)`, Linux 6.13+), or
+/// -1 with errno (ESRCH once it has been reaped).
+pid_t ps_pidfd_parent(int pidfd);
+/// Whether pidfds report exit statuses: starts a child that exits with status 42 at once (`vfork`;
+/// the child only calls `_exit`), opens its pidfd while it is a zombie, reaps it, and asks. 1 when the
+/// status reads back, 0 when the kernel does not report it, -1 with errno.
+int ps_pidfd_exit_status_probe(void);
 
 #endif
