@@ -121,12 +121,12 @@ int ps_launcher_serve(int control, const struct ps_worker_limits *limits, int ke
     sigaddset(&children, SIGCHLD);
     if (sigprocmask(SIG_BLOCK, &children, &previous) != 0) return -1;
     int exits = -1;  // poll skips a negative descriptor
-    if (kernel_reaps) {
-        // Ignored SIGCHLD: the kernel releases each exited worker at once (no zombie, no signal, and
-        // no waitpid(-1) walk over every child, ~160 µs at 1,000 workers).
-        struct sigaction ignore = { .sa_handler = SIG_IGN };
-        if (sigaction(SIGCHLD, &ignore, NULL) != 0) return -1;
-    } else {
+    // Ignored SIGCHLD: the kernel releases each exited worker at once (no zombie, no signal, and no
+    // waitpid(-1) walk over every child, ~160 µs at 1,000 workers). Otherwise the default, set
+    // explicitly: an ignored SIGCHLD survives exec, and a host that ignores it would hide every exit.
+    struct sigaction disposition = { .sa_handler = kernel_reaps ? SIG_IGN : SIG_DFL };
+    if (sigaction(SIGCHLD, &disposition, NULL) != 0) return -1;
+    if (!kernel_reaps) {
         exits = signalfd(-1, &children, SFD_CLOEXEC | SFD_NONBLOCK);
         if (exits < 0) return -1;
     }
