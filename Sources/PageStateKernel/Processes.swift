@@ -111,17 +111,20 @@ extension FileDescriptor {
     }
 
     /// How the process behind this pidfd ended, waiting until `deadline` for it to exit and be reaped;
-    /// nil if it has not by then (or the kernel keeps no exit status).
+    /// nil if it has not by then (or the kernel keeps no exit status, or this is not a pidfd).
     public func waitForExitStatus(until deadline: ContinuousClock.Instant) -> ProcessTermination? {
         while true {
             if let status = try? exitStatus() { return status }
-            let remaining = deadline - ContinuousClock.now
-            guard remaining > .zero else { return nil }
-            // Readable once the process has exited; its status is stored a moment later, when it is
-            // released: check again shortly rather than spin on a descriptor that stays readable.
-            guard (try? waitReadable(timeoutMilliseconds: pollTimeout(until: deadline))) == true else { continue }
-            if let status = try? exitStatus() { return status }
-            sleepCallingThread(for: .microseconds(100))
+            guard ContinuousClock.now < deadline else { return nil }
+            switch try? waitReadable(timeoutMilliseconds: pollTimeout(until: deadline)) {
+            case true?:
+                // Readable once the process has exited; its status is stored a moment later, when it
+                // is released: look again shortly rather than spin on a descriptor that stays readable.
+                if let status = try? exitStatus() { return status }
+                sleepCallingThread(for: .microseconds(100))
+            case false?: continue  // the deadline: one last look
+            case nil: return nil
+            }
         }
     }
 
