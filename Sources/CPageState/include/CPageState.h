@@ -190,8 +190,7 @@ int ps_thread_count(void);
 /// Runs the launcher: compiles the worker's seccomp filter once, forks one worker per request on
 /// `control` (each initializes and confines itself, then waits for its first message; the host asks
 /// ahead of need and keeps the answers as spares), reports spawns and — unless `kernel_reaps` — exits,
-/// and returns
-/// -1 when the host has gone or on a fatal error (errno set; the launcher should exit). Must be called
+/// and returns -1 when the host has gone or on a fatal error (errno set; the launcher should exit). Must be called
 /// while the process has one thread (EBUSY otherwise). In a forked worker it returns the worker's
 /// socket descriptor (3), after: PDEATHSIG SIGKILL (tied to the launcher), NO_NEW_PRIVS, the socket
 /// moved to 3, every descriptor above 3 closed, the resource limits set. 0-2 stay as the launcher's
