@@ -113,6 +113,24 @@ static int fork_worker(pid_t self, const sigset_t *mask, const struct ps_worker_
     return FORKED_PARENT;
 }
 
+/// Forked workers whose answer waits until they said something on their socket: the host then takes
+/// a spare that is ready, its `ready` already queued, without waiting on the spawn's path.
+enum { MAX_WAITING = 64 };
+struct waiting { uint64_t id; int64_t deadline_ms; struct forked worker; };
+
+static int64_t now_ms(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static void answer_spawned(int control, const struct waiting *spawned) {
+    int fds[2] = { spawned->worker.pidfd, spawned->worker.host };
+    send_event(control, PS_LAUNCH_SPAWNED, spawned->id, spawned->worker.pid, 0, fds, 2, 0);
+    close(spawned->worker.pidfd);
+    close(spawned->worker.host);
+}
+
 int ps_launcher_serve(int control, const struct ps_worker_limits *limits, int kernel_reaps) {
     if (ps_thread_count() != 1) { errno = EBUSY; return -1; }
     if (ps_worker_filter_compile() != 0) return -1;
@@ -131,11 +149,26 @@ int ps_launcher_serve(int control, const struct ps_worker_limits *limits, int ke
         if (exits < 0) return -1;
     }
     pid_t self = getpid();
+    struct waiting waiting[MAX_WAITING];
+    int waiting_count = 0;
     for (;;) {
-        struct pollfd watched[2] = { { control, POLLIN, 0 }, { exits, POLLIN, 0 } };
-        if (poll(watched, 2, -1) < 0) {
+        struct pollfd watched[2 + MAX_WAITING] = { { control, POLLIN, 0 }, { exits, POLLIN, 0 } };
+        int timeout = -1;
+        int64_t now = now_ms();
+        for (int i = 0; i < waiting_count; i++) {
+            watched[2 + i] = (struct pollfd){ waiting[i].worker.host, POLLIN, 0 };
+            int64_t left = waiting[i].deadline_ms - now;
+            if (timeout < 0 || left < timeout) timeout = left < 0 ? 0 : (int)left;
+        }
+        if (poll(watched, 2 + (nfds_t)waiting_count, timeout) < 0) {
             if (errno == EINTR) continue;
             return -1;
+        }
+        now = now_ms();
+        for (int i = waiting_count - 1; i >= 0; i--) {
+            if (!watched[2 + i].revents && waiting[i].deadline_ms > now) continue;
+            answer_spawned(control, &waiting[i]);
+            waiting[i] = waiting[--waiting_count];
         }
         if (watched[1].revents) {
             struct signalfd_siginfo info;
@@ -157,17 +190,16 @@ int ps_launcher_serve(int control, const struct ps_worker_limits *limits, int ke
             send_event(control, PS_LAUNCH_FAILED, length == sizeof request ? request.id : 0, 0, EINVAL, NULL, 0, 0);
             continue;
         }
-        struct forked worker;
-        int forked = fork_worker(self, &previous, limits, kernel_reaps, &worker);
+        struct waiting spawned = { request.id, now_ms() + PS_LAUNCH_READY_WAIT_MS, { 0, -1, -1 } };
+        int forked = fork_worker(self, &previous, limits, kernel_reaps, &spawned.worker);
         if (forked == FORKED_CHILD) return 3;
         if (forked < 0) {
             send_event(control, PS_LAUNCH_FAILED, request.id, 0, errno, NULL, 0, 0);
-            continue;
+        } else if (waiting_count < MAX_WAITING) {
+            waiting[waiting_count++] = spawned;
+        } else {
+            answer_spawned(control, &spawned);
         }
-        int fds[2] = { worker.pidfd, worker.host };
-        send_event(control, PS_LAUNCH_SPAWNED, request.id, worker.pid, 0, fds, 2, 0);
-        close(worker.pidfd);
-        close(worker.host);
     }
 }
 

@@ -60,9 +60,9 @@ public func spawnProcess(_ path: FilePath, arguments: [String], environment: [St
         if source.rawValue == Int32(target) || source.rawValue >= Int32(descriptors.count) {
             sources.append(source.rawValue)
         } else {
-            let copy = try valueOrErrno { ps_fcntl_int(source.rawValue, F_DUPFD_CLOEXEC, Int32(descriptors.count)) }
-            moved.append(FileDescriptor(rawValue: copy))
-            sources.append(copy)
+            let copy = try source.duplicateCloseOnExec(atLeast: Int32(descriptors.count))
+            moved.append(copy)
+            sources.append(copy.rawValue)
         }
     }
     var pid: pid_t = 0
@@ -86,6 +86,13 @@ public func waitForChild(_ pid: ProcessID, block: Bool) throws(Errno) -> Process
 }
 
 extension FileDescriptor {
+    /// A close-on-exec copy of this descriptor, numbered `atLeast` or higher.
+    ///
+    /// The corresponding C function is `fcntl(fd, F_DUPFD_CLOEXEC, atLeast)`.
+    public func duplicateCloseOnExec(atLeast lowest: Int32 = 0) throws(Errno) -> FileDescriptor {
+        FileDescriptor(rawValue: try valueOrErrno { ps_fcntl_int(rawValue, F_DUPFD_CLOEXEC, lowest) })
+    }
+
     /// A descriptor that refers to process `pid` (readable once it has exited), close-on-exec.
     ///
     /// The corresponding C function is `pidfd_open(pid, 0)`.

@@ -40,21 +40,6 @@ final class Launcher: Sendable {
         var restarts = 0
     }
 
-    /// A forked worker: its pid, a pidfd for it, and the host's end of its socket; and, when one was
-    /// made ahead, a mailbox file for it with the host's mapping (to be sent to the worker).
-    struct Spawned {
-        var pid: ProcessID
-        var pidfd: FileDescriptor
-        var socket: FileDescriptor
-        var mailbox: SharedMailbox.HostEnd?
-
-        func close() {
-            try? pidfd.close()
-            try? socket.close()
-            try? mailbox?.file.close()
-        }
-    }
-
     init(configuration: SandboxConfiguration) {
         self.configuration = configuration
         exitReporting = configuration.exitReporting.resolved
@@ -66,6 +51,8 @@ final class Launcher: Sendable {
     var restarts: Int { state.withLock { $0.restarts } }
     /// Exit reports held for later questions or to be dropped (bounded by the workers alive).
     var heldExitReports: Int { state.withLock { $0.exits.count + $0.ignoredExits.count } }
+    /// Spares whose `ready` was read and which were sent their mailbox.
+    var greetedSpares: Int { state.withLock { $0.spares.count { $0.channel.mailbox != nil } } }
 
     /// A forked worker — a spare, or else the answer to a new request — starting the launcher if
     /// needed and restarting it once if it has died. The worker may not have said it is ready yet.
@@ -97,7 +84,7 @@ final class Launcher: Sendable {
                 thread.wake()
             case .notStarted:
                 // A thread that cannot be created now is tried again at the next spawn.
-                guard let thread = try? ReplenishingThread(delay: Self.replenishDelay, work: { [self] in requestSpares() }) else {
+                guard let thread = try? ReplenishingThread(delay: Self.replenishDelay, work: { [self] in requestSpares(wokenAgain: $0) }) else {
                     return
                 }
                 replenishing = .running(thread)
@@ -122,37 +109,54 @@ final class Launcher: Sendable {
         replenishing.withLock { if case .running(let thread) = $0 { thread } else { nil } }
     }
 
-    private func requestSpares() {
-        let wantedMailboxes = state.withLock { state -> Int in
-            guard let control = state.control else { return 0 }
-            while state.spares.count + state.pending.count < configuration.spareWorkers {
-                guard (try? request(&state, control: control)) != nil else { break }
-            }
-            return configuration.spareWorkers - state.mailboxes.count
+    /// Makes mailboxes for the spares to come, asks for the forks, then waits for the answers and
+    /// reads them, so that the spares' `ready` is read and their mailboxes sent here, not by a spawn.
+    /// Stops waiting once `wokenAgain` is readable (a spawn since: run again) or the answers were read.
+    private func requestSpares(wokenAgain: FileDescriptor) {
+        let wantedMailboxes = state.withLock { state in
+            state.control == nil ? 0 : configuration.spareWorkers - state.mailboxes.count
         }
         // Made outside the lock (~30 µs each); none is needed for a spawn to succeed.
         var made = (0..<max(0, wantedMailboxes)).compactMap { _ in try? SharedMailbox.createForHost() }
-        state.withLock { state in
-            guard state.control != nil else { return }
+        // A copy of the control socket to wait on without the lock: a restart may close the original.
+        let waited = state.withLock { state -> (answers: FileDescriptor, launcher: ProcessID?)? in
+            guard let control = state.control else { return nil }
             state.mailboxes += made
             made = []
+            while state.spares.count + state.pending.count < configuration.spareWorkers {
+                guard (try? request(&state, control: control)) != nil else { break }
+            }
+            guard !state.pending.isEmpty, let answers = try? control.duplicateCloseOnExec() else { return nil }
+            return (answers, state.process)
         }
         for unused in made { try? unused.file.close() }
+        guard let (answers, launcher) = waited else { return }
+        defer { try? answers.close() }
+        let deadline = ContinuousClock.now + configuration.spawnTimeout
+        while let ready = try? waitForAnyReadable([answers, wokenAgain], timeoutMilliseconds: pollTimeout(until: deadline)),
+              ready.contains(answers), !ready.contains(wokenAgain) {
+            let waitForMore = state.withLock { state -> Bool in
+                // Another launcher by now (a spawn restarted it, and reads its answers), or this one died.
+                guard state.process == launcher, let control = state.control,
+                      (try? drain(&state, control: control)) != nil else { return false }
+                return !state.pending.isEmpty
+            }
+            guard waitForMore else { return }
+        }
     }
 
     private func takeSpare(_ state: inout State) throws(ExecutionError) -> Spawned {
         let control = try start(&state)
         try drain(&state, control: control)  // answers and exit reports that arrived meanwhile
         let deadline = ContinuousClock.now + configuration.spawnTimeout
+        var asked: UInt64?  // this spawn's own request, once it made one
         while true {
             while !state.spares.isEmpty {
                 let spare = state.spares.removeFirst()
-                // A spare that died while waiting (killed from outside, out of memory) is skipped.
-                if (try? spare.pidfd.waitReadable(timeoutMilliseconds: 0)) == false {
-                    var taken = spare
-                    taken.mailbox = state.mailboxes.popLast()
-                    return taken
-                }
+                // A spare that died while waiting (killed from outside, out of memory) is skipped. The
+                // answer to this spawn's own request is taken as it is: a worker that failed before
+                // its `ready` is the spawn's to report (asking again would fail alike, fork after fork).
+                if spare.request == asked || (try? spare.pidfd.waitReadable(timeoutMilliseconds: 0)) == false { return spare }
                 spare.close()
                 ignoreExit(&state, of: spare.pid)
             }
@@ -160,7 +164,10 @@ final class Launcher: Sendable {
                 state.forkFailure = nil
                 throw .spawnFailed("fork in the launcher: \(failure)")
             }
-            if state.pending.isEmpty { try request(&state, control: control) }
+            if state.pending.isEmpty {
+                try request(&state, control: control)
+                asked = state.nextRequest
+            }
             guard try nextEvent(&state, control: control, until: deadline) else {
                 throw .spawnFailed("launcher did not answer within \(configuration.spawnTimeout)")
             }
@@ -212,7 +219,11 @@ final class Launcher: Sendable {
         switch Int(event.kind) {
         case Int(PS_LAUNCH_SPAWNED) where descriptors.count == 2 && state.pending.remove(event.id) != nil:
             state.ignoredExits.remove(pid)  // the pid was reused: its earlier exit report was lost
-            state.spares.append(Spawned(pid: pid, pidfd: descriptors[0], socket: descriptors[1]))
+            var spare = Spawned(request: event.id, pid: pid, pidfd: descriptors[0], socket: descriptors[1])
+            var mailbox = state.mailboxes.popLast()
+            spare.greetIfReady(mailbox: &mailbox)
+            if let mailbox { state.mailboxes.append(mailbox) }
+            state.spares.append(spare)
         case Int(PS_LAUNCH_FAILED) where state.pending.remove(event.id) != nil:
             state.forkFailure = Errno(rawValue: event.value)
         case Int(PS_LAUNCH_EXITED):
@@ -293,7 +304,7 @@ final class Launcher: Sendable {
         state.ignoredExits = []
     }
 
-    /// Stops the replenishing thread, then the launcher and with it every worker. Call it before
+    /// Stops the launcher and with it every worker, then the replenishing thread. Call it before
     /// dropping the launcher: until then the replenishing thread keeps it.
     func shutDown() {
         let thread = replenishing.withLock { (replenishing) -> ReplenishingThread? in
@@ -301,8 +312,9 @@ final class Launcher: Sendable {
             if case .running(let thread) = replenishing { return thread }
             return nil
         }
-        thread?.stop()
+        // The launcher first: its death ends the thread's wait for its answers.
         state.withLock { stop(&$0) }
+        thread?.stop()
     }
 
     static func milliseconds(_ duration: Duration) -> Int {

@@ -5,7 +5,8 @@ import SystemPackage
 /// spares, kept off the spawning thread. Waking it is one `write` to an event counter, and the thread
 /// runs under `SCHED_BATCH`, so the wake-up never takes the waker's processor (a Dispatch timer woke
 /// Dispatch's manager thread, which did; performance.md, session 18). Wake-ups that arrive while it
-/// sleeps or works are merged into one more run.
+/// sleeps or works are merged into one more run. `work` is given a descriptor that turns readable
+/// when the thread is woken again or stopped: work that waits should wait on it as well and return.
 final class ReplenishingThread: Sendable {
     private let wakeUps: FileDescriptor
     private let thread: BackgroundThread
@@ -13,13 +14,13 @@ final class ReplenishingThread: Sendable {
     /// Added to the counter by `stop()`; wake-ups add 1 each and never come near it.
     private static let stopAmount: UInt64 = 1 << 40
 
-    init(delay: Duration, work: @escaping @Sendable () -> Void) throws(Errno) {
+    init(delay: Duration, work: @escaping @Sendable (_ wokenAgain: FileDescriptor) -> Void) throws(Errno) {
         let wakeUps = try FileDescriptor.eventCounter()
         do {
             thread = try BackgroundThread(name: "pagestate-spares", policy: .batch) {
                 while let count = try? wakeUps.takeEventCount(), count < Self.stopAmount {
                     sleepCallingThread(for: delay)  // the spawn that woke the thread is over by then
-                    work()
+                    work(wakeUps)
                 }
             }
         } catch {

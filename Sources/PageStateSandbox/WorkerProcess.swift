@@ -36,33 +36,43 @@ final class WorkerProcess: @unchecked Sendable {
     /// Waits for this worker that found it on the waiting thread's processor, since the last call.
     func takeWaitsBesideWorker() -> Int { channel.takeWaitsBesidePeer() }
 
-    /// Spawns a worker through `launcher` and waits until it is confined and ready.
+    /// Spawns a worker through `launcher` and waits until it is confined and ready. A spare that
+    /// said `ready` and got its mailbox ahead (the usual case) needs neither a wait nor a message here.
     init(guestID: UInt64, launcher: Launcher, timeout: Duration) throws(ExecutionError) {
         let spawned = try launcher.spawn()
         pid = spawned.pid
         pidfd = spawned.pidfd
-        channel = MessageChannel(socket: spawned.socket)
+        channel = spawned.channel
         self.guestID = guestID
-        var prepared = spawned.mailbox
-        defer { try? prepared?.file.close() }  // sent or not, the host keeps only its mapping
         do {
-            guard try spawned.socket.waitReadable(timeoutMilliseconds: Int32(Launcher.milliseconds(timeout))) else {
-                throw ExecutionError.spawnFailed("worker \(pid) not ready within \(timeout)")
-            }
-            let received = try channel.receiveFromSocket(limit: 0, maximumDescriptors: 0)
-            guard case .message(.ready, _, _) = received else {
-                throw ExecutionError.spawnFailed("worker \(pid) failed before it was ready: \(cause(of: received, launcher: launcher))")
-            }
-            let (file, mailbox) = try prepared ?? SharedMailbox.createForHost()
-            prepared = (file, mailbox)
-            try channel.send(.mailbox, [UInt8](), descriptors: [file])
-            channel.attach(mailbox)
+            if channel.mailbox == nil { try greet(spawned.greeting, timeout: timeout, launcher: launcher) }
         } catch {
             terminate(launcher: launcher)
             launcher.replenish()
             throw error as? ExecutionError ?? .spawnFailed("worker \(pid): \(error)")
         }
         launcher.replenish()
+    }
+
+    /// Waits for the worker's `ready` (unless `greeting` is its first message, read ahead), then sends
+    /// it a new mailbox.
+    private func greet(_ greeting: Result<Received, ProtocolError>?, timeout: Duration, launcher: Launcher) throws {
+        let received: Received
+        if let greeting {
+            received = try greeting.get()
+        } else {
+            guard try channel.socket.waitReadable(timeoutMilliseconds: Int32(Launcher.milliseconds(timeout))) else {
+                throw ExecutionError.spawnFailed("worker \(pid) not ready within \(timeout)")
+            }
+            received = try channel.receiveFromSocket(limit: 0, maximumDescriptors: 0)
+        }
+        guard case .message(.ready, _, _) = received else {
+            throw ExecutionError.spawnFailed("worker \(pid) failed before it was ready: \(cause(of: received, launcher: launcher))")
+        }
+        let (file, mailbox) = try SharedMailbox.createForHost()
+        defer { try? file.close() }  // sent or not, the host keeps only its mapping
+        try channel.send(.mailbox, [UInt8](), descriptors: [file])
+        channel.attach(mailbox)
     }
 
     deinit { closeDescriptors() }

@@ -2,6 +2,7 @@
 import Foundation
 import Glibc
 import PageStateKernel
+import PageStateTracking
 import Synchronization
 import SystemPackage
 import Testing
@@ -46,6 +47,46 @@ struct LauncherTests {
         defer { second.terminate(launcher: launcher) }
         #expect(!spares.contains(second.pid.rawValue))
         #expect(kill(second.pid.rawValue, 0) == 0, "the new worker is alive")
+    }
+
+    @Test("a spare is greeted off the spawn's path: its `ready` read and its mailbox sent before a spawn takes it")
+    func sparesAreGreetedAhead() throws {
+        let launcher = makeLauncher(spares: 1)
+        defer { launcher.shutDown() }
+        let first = try WorkerProcess(guestID: 1, launcher: launcher, timeout: .seconds(5))
+        defer { first.terminate(launcher: launcher) }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while launcher.greetedSpares < 1 && ContinuousClock.now < deadline { usleep(1_000) }
+        #expect(launcher.greetedSpares == 1, "the replenishing thread read the launcher's answer and greeted the spare")
+        let spare = try launcher.spawn()
+        defer { spare.close() }
+        guard case .success(.message(.ready, _, _))? = spare.greeting else {
+            Issue.record("the spare's first message was not read ahead as `ready`: \(String(describing: spare.greeting))")
+            return
+        }
+        #expect(spare.channel.mailbox != nil)
+        #expect(try spare.channel.socket.waitReadable(timeoutMilliseconds: 0) == false, "nothing left to read on the spawn's path")
+        #expect(kill(spare.pid.rawValue, 0) == 0)
+    }
+
+    @Test("a worker that fails before it is ready fails the spawn promptly with how it ended, also when it was a spare",
+          .enabled(if: TrackerKind.best == .asyncWriteProtect,
+                   "only a worker with the async write-protect tracker opens a descriptor (its userfaultfd) before it is ready"))
+    func workerFailingBeforeReadyIsReported() throws {
+        let pool = makePool { $0.workerOpenFiles = 4 }  // 0-3 are taken: the userfaultfd cannot be opened
+        defer { pool.shutDown() }
+        for id in 1...2 {
+            let guest = try Guest(id: UInt64(id), heapCapacityInPages: 16, stableCapacityInPages: 16)
+            let start = ContinuousClock.now
+            #expect {
+                try pool.warmUp(guest)
+            } throws: { error in
+                guard case ExecutionError.spawnFailed(let message) = error else { return false }
+                return message.contains("failed before it was ready") && message.contains("120")
+            }
+            #expect(ContinuousClock.now - start < .seconds(2))
+            usleep(200_000)  // the spares asked for after the failure have failed too by the next spawn
+        }
     }
 
     @Test("workers killed at the same moment are each reaped and reported with how they ended", arguments: exitReportings)
@@ -108,7 +149,7 @@ struct ReplenishingThreadTests {
     func wakeUpsAreDelayedAndMerged() throws {
         let runs = Runs()
         let delay = Duration.milliseconds(300)
-        let thread = try ReplenishingThread(delay: delay) {
+        let thread = try ReplenishingThread(delay: delay) { _ in
             runs.firstAt.withLock { $0 = $0 ?? .now }
             runs.count.add(1, ordering: .relaxed)
         }

@@ -180,9 +180,11 @@ enum { PS_LAUNCH_MAGIC = 0x4C535350 /* "PSSL" */, PS_LAUNCH_SPAWN = 1,
 /// Host → launcher: fork a worker.
 struct ps_launch_request { uint32_t magic, kind; uint64_t id; };
 /// Launcher → host: `PS_LAUNCH_SPAWNED` (pid; the worker's pidfd and the host's end of its socket
-/// travel as SCM_RIGHTS, in that order), `PS_LAUNCH_FAILED` (`value` = errno) for request `id`, or
+/// travel as SCM_RIGHTS, in that order), sent once the worker said something on its socket (its
+/// `ready`, or its end closed) or `PS_LAUNCH_READY_WAIT_MS` after the fork, `PS_LAUNCH_FAILED` (`value` = errno) for request `id`, or
 /// `PS_LAUNCH_EXITED` (pid, `value` = wait status).
 struct ps_launch_event { uint32_t magic, kind; uint64_t id; int32_t pid, value; };
+enum { PS_LAUNCH_READY_WAIT_MS = 1000 };
 /// Resource limits a worker gets before it returns to Swift (0 leaves a limit unchanged).
 struct ps_worker_limits { uint64_t address_space_bytes, open_files, core_bytes; };
 /// Threads in this process (entries of /proc/self/task), or -1 with errno.

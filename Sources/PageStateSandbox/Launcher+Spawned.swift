@@ -1,0 +1,51 @@
+import PageStateKernel
+import SystemPackage
+
+extension Launcher {
+    /// A forked worker: the request it answered, its pid, a pidfd for it, the host's channel to it,
+    /// and, once read, its first message. The launcher answers a fork only once the worker said
+    /// something, so whoever reads the answer (usually the replenishing thread, off any spawn's path)
+    /// also reads the `ready` and sends the worker its mailbox: a spawn that takes such a spare has
+    /// nothing left to wait for or send.
+    ///
+    /// Invariant: `channel` has a mailbox attached only if `greeting` is `ready`, and the worker was
+    /// then sent that mailbox.
+    struct Spawned {
+        /// The launcher request this worker answered.
+        var request: UInt64
+        var pid: ProcessID
+        var pidfd: FileDescriptor
+        var channel: MessageChannel
+        /// The worker's first message, if it was read: `ready`, or what it said before it failed.
+        var greeting: Result<Received, ProtocolError>?
+
+        init(request: UInt64, pid: ProcessID, pidfd: FileDescriptor, socket: FileDescriptor) {
+            self.request = request
+            self.pid = pid
+            self.pidfd = pidfd
+            channel = MessageChannel(socket: socket)
+        }
+
+        /// Reads the worker's first message if it is already there (never waits) and answers `ready`
+        /// with `mailbox` (taken only then; the caller keeps it otherwise).
+        mutating func greetIfReady(mailbox: inout SharedMailbox.HostEnd?) {
+            guard greeting == nil, (try? channel.socket.waitReadable(timeoutMilliseconds: 0)) == true else { return }
+            let received = Result { () throws(ProtocolError) in try channel.receiveFromSocket(limit: 0, maximumDescriptors: 0) }
+            greeting = received
+            guard case .success(.message(.ready, _, _)) = received, let (file, shared) = mailbox else { return }
+            mailbox = nil
+            defer { try? file.close() }  // sent or not, the host keeps only its mapping
+            do {
+                try channel.send(.mailbox, [UInt8](), descriptors: [file])
+                channel.attach(shared)
+            } catch {
+                greeting = .success(.closed)  // the worker died after its `ready`: the spawn finds out why
+            }
+        }
+
+        func close() {
+            try? pidfd.close()
+            try? channel.socket.close()
+        }
+    }
+}
