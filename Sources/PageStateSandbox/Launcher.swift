@@ -118,20 +118,35 @@ final class Launcher: Sendable {
         }
         // Made outside the lock (~30 µs each); none is needed for a spawn to succeed.
         var made = (0..<max(0, wantedMailboxes)).compactMap { _ in try? SharedMailbox.createForHost() }
-        // A copy of the control socket to wait on without the lock: a restart may close the original.
-        let waited = state.withLock { state -> (answers: FileDescriptor, launcher: ProcessID?)? in
+        // A copy of the control socket to send and wait on without the lock (a restart may close the
+        // original): a send wakes the launcher, whose fork may take this thread's processor at once.
+        let waited = state.withLock { state -> (answers: FileDescriptor, launcher: ProcessID?, requests: [UInt64])? in
             guard let control = state.control else { return nil }
             state.mailboxes += made
             made = []
+            var requests: [UInt64] = []
             while state.spares.count + state.pending.count < configuration.spareWorkers {
-                guard (try? request(&state, control: control)) != nil else { break }
+                state.nextRequest += 1
+                state.pending.insert(state.nextRequest)
+                requests.append(state.nextRequest)
             }
-            guard !state.pending.isEmpty, let answers = try? control.duplicateCloseOnExec() else { return nil }
-            return (answers, state.process)
+            guard !state.pending.isEmpty, let answers = try? control.duplicateCloseOnExec() else {
+                for id in requests { state.pending.remove(id) }
+                return nil
+            }
+            return (answers, state.process, requests)
         }
         for unused in made { try? unused.file.close() }
-        guard let (answers, launcher) = waited else { return }
+        guard let (answers, launcher, requests) = waited else { return }
         defer { try? answers.close() }
+        for (sent, id) in requests.enumerated() where (try? answers.send(Self.request(id))) == nil {
+            // The launcher is gone (the next spawn restarts it): these will not be answered.
+            state.withLock { state in
+                guard state.process == launcher else { return }
+                for unsent in requests[sent...] { state.pending.remove(unsent) }
+            }
+            return
+        }
         let deadline = ContinuousClock.now + configuration.spawnTimeout
         while let ready = try? waitForAnyReadable([answers, wokenAgain], timeoutMilliseconds: pollTimeout(until: deadline)),
               ready.contains(answers), !ready.contains(wokenAgain) {
@@ -146,20 +161,17 @@ final class Launcher: Sendable {
     }
 
     private func takeSpare(_ state: inout State) throws(ExecutionError) -> Spawned {
+        // While a spare is in hand the launcher's answers are not read here: the replenishing thread does.
+        if let spare = takeLiveSpare(&state) { return spare }
         let control = try start(&state)
         try drain(&state, control: control)  // answers and exit reports that arrived meanwhile
         let deadline = ContinuousClock.now + configuration.spawnTimeout
         var asked: UInt64?  // this spawn's own request, once it made one
         while true {
-            while !state.spares.isEmpty {
-                let spare = state.spares.removeFirst()
-                // A spare that died while waiting (killed from outside, out of memory) is skipped. The
-                // answer to this spawn's own request is taken as it is: a worker that failed before
-                // its `ready` is the spawn's to report (asking again would fail alike, fork after fork).
-                if spare.request == asked || (try? spare.pidfd.waitReadable(timeoutMilliseconds: 0)) == false { return spare }
-                spare.close()
-                ignoreExit(&state, of: spare.pid)
-            }
+            // The answer to this spawn's own request is taken as it is: a worker that failed before
+            // its `ready` is the spawn's to report (asking again would fail alike, fork after fork).
+            if let own = state.spares.firstIndex(where: { $0.request == asked }) { return state.spares.remove(at: own) }
+            if let spare = takeLiveSpare(&state) { return spare }
             if let failure = state.forkFailure {
                 state.forkFailure = nil
                 throw .spawnFailed("fork in the launcher: \(failure)")
@@ -172,6 +184,18 @@ final class Launcher: Sendable {
                 throw .spawnFailed("launcher did not answer within \(configuration.spawnTimeout)")
             }
         }
+    }
+
+    /// The oldest spare that is alive, if any; dead ones (killed from outside while waiting, out of
+    /// memory) are closed and dropped.
+    private func takeLiveSpare(_ state: inout State) -> Spawned? {
+        while !state.spares.isEmpty {
+            let spare = state.spares.removeFirst()
+            if (try? spare.pidfd.waitReadable(timeoutMilliseconds: 0)) == false { return spare }
+            spare.close()
+            ignoreExit(&state, of: spare.pid)
+        }
+        return nil
     }
 
     /// Reads the launcher's queued events (spares, exit reports) without waiting, so that its socket
@@ -189,10 +213,14 @@ final class Launcher: Sendable {
 
     private func request(_ state: inout State, control: FileDescriptor) throws(ExecutionError) {
         state.nextRequest += 1
-        var request = ps_launch_request(magic: UInt32(PS_LAUNCH_MAGIC), kind: UInt32(PS_LAUNCH_SPAWN), id: state.nextRequest)
-        let bytes = withUnsafeBytes(of: &request) { Array($0) }
-        do { try control.send(bytes) } catch { throw .spawnFailed("launcher: \(error)") }
+        do { try control.send(Self.request(state.nextRequest)) } catch { throw .spawnFailed("launcher: \(error)") }
         state.pending.insert(state.nextRequest)
+    }
+
+    /// The bytes of a fork request.
+    private static func request(_ id: UInt64) -> [UInt8] {
+        var request = ps_launch_request(magic: UInt32(PS_LAUNCH_MAGIC), kind: UInt32(PS_LAUNCH_SPAWN), id: id)
+        return withUnsafeBytes(of: &request) { Array($0) }
     }
 
     /// Reads and records one launcher event; false when none came by `deadline`.
