@@ -59,15 +59,25 @@ final class Launcher: Sendable {
     /// Call `replenish()` once the worker is set up.
     func spawn() throws(ExecutionError) -> Spawned {
         try state.withLock { (state) throws(ExecutionError) -> Spawned in
+            var spare: Spawned
             do {
-                return try takeSpare(&state)
+                spare = try takeSpare(&state)
             } catch {
                 // The launcher may have died since the last spawn: start a new one and try once more.
                 stop(&state)
                 state.restarts += 1
-                return try takeSpare(&state)
+                spare = try takeSpare(&state)
             }
+            greet(&spare, &state)  // one this spawn read itself (none was in hand): here, under the lock
+            return spare
         }
+    }
+
+    /// Reads `spare`'s `ready` if it is there and sends it a mailbox made ahead, if one is.
+    private func greet(_ spare: inout Spawned, _ state: inout State) {
+        var mailbox = state.mailboxes.popLast()
+        spare.greetIfReady(mailbox: &mailbox)
+        if let mailbox { state.mailboxes.append(mailbox) }
     }
 
     /// Asks the launcher, a moment later and from the replenishing thread, for as many forks as make
@@ -150,13 +160,36 @@ final class Launcher: Sendable {
         let deadline = ContinuousClock.now + configuration.spawnTimeout
         while let ready = try? waitForAnyReadable([answers, wokenAgain], timeoutMilliseconds: pollTimeout(until: deadline)),
               ready.contains(answers), !ready.contains(wokenAgain) {
-            let waitForMore = state.withLock { state -> Bool in
+            // The answers are read under the lock; the new spares are greeted outside it (the mailbox
+            // wakes the worker, which could take this thread's processor while it held the lock).
+            let read = state.withLock { state -> (waitForMore: Bool, new: [Spawned], mailboxes: [SharedMailbox.HostEnd]) in
                 // Another launcher by now (a spawn restarted it, and reads its answers), or this one died.
                 guard state.process == launcher, let control = state.control,
-                      (try? drain(&state, control: control)) != nil else { return false }
-                return !state.pending.isEmpty
+                      (try? drain(&state, control: control)) != nil else { return (false, [], []) }
+                let new = state.spares.filter { $0.greeting == nil }
+                state.spares.removeAll { $0.greeting == nil }
+                let mailboxes = Array(state.mailboxes.suffix(new.count))
+                state.mailboxes.removeLast(mailboxes.count)
+                return (!state.pending.isEmpty, new, mailboxes)
             }
-            guard waitForMore else { return }
+            var mailboxes = read.mailboxes
+            let greeted = read.new.map { spare in
+                var spare = spare, mailbox = mailboxes.popLast()
+                spare.greetIfReady(mailbox: &mailbox)
+                if let mailbox { mailboxes.append(mailbox) }
+                return spare
+            }
+            let kept = state.withLock { state in
+                guard state.process == launcher, state.control != nil else { return false }
+                state.spares += greeted
+                state.mailboxes += mailboxes
+                return true
+            }
+            if !kept {  // the launcher was stopped meanwhile: its workers died with it
+                for spare in greeted { spare.close() }
+                for unused in mailboxes { try? unused.file.close() }
+            }
+            guard read.waitForMore else { return }
         }
     }
 
@@ -247,11 +280,7 @@ final class Launcher: Sendable {
         switch Int(event.kind) {
         case Int(PS_LAUNCH_SPAWNED) where descriptors.count == 2 && state.pending.remove(event.id) != nil:
             state.ignoredExits.remove(pid)  // the pid was reused: its earlier exit report was lost
-            var spare = Spawned(request: event.id, pid: pid, pidfd: descriptors[0], socket: descriptors[1])
-            var mailbox = state.mailboxes.popLast()
-            spare.greetIfReady(mailbox: &mailbox)
-            if let mailbox { state.mailboxes.append(mailbox) }
-            state.spares.append(spare)
+            state.spares.append(Spawned(request: event.id, pid: pid, pidfd: descriptors[0], socket: descriptors[1]))
         case Int(PS_LAUNCH_FAILED) where state.pending.remove(event.id) != nil:
             state.forkFailure = Errno(rawValue: event.value)
         case Int(PS_LAUNCH_EXITED):
