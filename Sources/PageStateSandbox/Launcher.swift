@@ -10,9 +10,10 @@ import Glibc
 /// The host's handle on the launcher process: the worker executable started once in launcher mode,
 /// which forks workers on request. The host asks ahead of need and keeps `spareWorkers` forked
 /// workers in hand, so a spawn takes one without a round trip to the launcher (two wake-ups, and on a
-/// small machine the launcher's fork of the replacement competing with the spawn), each with a
-/// mailbox made ahead too. Spawns are serialized; a launcher that died is restarted on the next
-/// spawn. Nothing here blocks without a timeout.
+/// small machine the launcher's fork of the replacement competing with the spawn); the replenishing
+/// thread has read each one's `ready` and sent it a mailbox made ahead, so a spawn neither waits nor
+/// sends. Spawns are serialized; a launcher that died is restarted on the next spawn. Nothing here
+/// blocks without a timeout.
 final class Launcher: Sendable {
     private let configuration: SandboxConfiguration
     /// `.pidfd` or `.launcher`: where exit statuses come from.
