@@ -27,18 +27,13 @@ extension Launcher {
         }
 
         /// Reads the worker's first message if it is already there (never waits) and answers `ready`
-        /// with `mailbox` (taken only then; the caller keeps it otherwise).
-        mutating func greetIfReady(mailbox: inout SharedMailbox.HostEnd?) {
+        /// with the last of `mailboxes` (taken only then), if there is one.
+        mutating func greetIfReady(takingMailboxFrom mailboxes: inout [SharedMailbox.HostEnd]) {
             guard greeting == nil, (try? channel.socket.waitReadable(timeoutMilliseconds: 0)) == true else { return }
             let received = Result { () throws(ProtocolError) in try channel.receiveFromSocket(limit: 0, maximumDescriptors: 0) }
             greeting = received
-            guard case .success(.message(.ready, _, _)) = received, let (file, shared) = mailbox else { return }
-            mailbox = nil
-            defer { try? file.close() }  // sent or not, the host keeps only its mapping
-            do {
-                try channel.send(.mailbox, [UInt8](), descriptors: [file])
-                channel.attach(shared)
-            } catch {
+            guard case .success(.message(.ready, _, _)) = received, let mailbox = mailboxes.popLast() else { return }
+            do { try channel.sendMailbox(mailbox) } catch {
                 greeting = .success(.closed)  // the worker died after its `ready`: the spawn finds out why
             }
         }

@@ -69,16 +69,10 @@ final class Launcher: Sendable {
                 state.restarts += 1
                 spare = try takeSpare(&state)
             }
-            greet(&spare, &state)  // one this spawn read itself (none was in hand): here, under the lock
+            // One this spawn read itself (none was in hand) is greeted here, under the lock.
+            spare.greetIfReady(takingMailboxFrom: &state.mailboxes)
             return spare
         }
-    }
-
-    /// Reads `spare`'s `ready` if it is there and sends it a mailbox made ahead, if one is.
-    private func greet(_ spare: inout Spawned, _ state: inout State) {
-        var mailbox = state.mailboxes.popLast()
-        spare.greetIfReady(mailbox: &mailbox)
-        if let mailbox { state.mailboxes.append(mailbox) }
     }
 
     /// Asks the launcher, a moment later and from the replenishing thread, for as many forks as make
@@ -175,9 +169,8 @@ final class Launcher: Sendable {
             }
             var mailboxes = read.mailboxes
             let greeted = read.new.map { spare in
-                var spare = spare, mailbox = mailboxes.popLast()
-                spare.greetIfReady(mailbox: &mailbox)
-                if let mailbox { mailboxes.append(mailbox) }
+                var spare = spare
+                spare.greetIfReady(takingMailboxFrom: &mailboxes)
                 return spare
             }
             let kept = state.withLock { state in

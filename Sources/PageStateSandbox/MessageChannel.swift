@@ -61,6 +61,14 @@ final class MessageChannel {
         self.mailbox = mailbox
     }
 
+    /// Sends the host's mailbox file to the worker (the `mailbox` message) and attaches the host's
+    /// mapping. The file is closed either way: the host keeps only its mapping.
+    func sendMailbox(_ mailbox: SharedMailbox.HostEnd) throws(Errno) {
+        defer { try? mailbox.file.close() }
+        try send(.mailbox, [UInt8](), descriptors: [mailbox.file])
+        attach(mailbox.mailbox)
+    }
+
     /// Sends `body` (encoded straight into the mailbox slot when it fits and carries no descriptors).
     func send(_ type: MessageType, _ body: some WireEncodable, descriptors: [FileDescriptor] = []) throws(Errno) {
         guard let mailbox else { return try sendOnSocket(type, body.encoded(), descriptors: descriptors) }

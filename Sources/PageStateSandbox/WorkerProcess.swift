@@ -69,10 +69,7 @@ final class WorkerProcess: @unchecked Sendable {
         guard case .message(.ready, _, _) = received else {
             throw ExecutionError.spawnFailed("worker \(pid) failed before it was ready: \(cause(of: received, launcher: launcher))")
         }
-        let (file, mailbox) = try SharedMailbox.createForHost()
-        defer { try? file.close() }  // sent or not, the host keeps only its mapping
-        try channel.send(.mailbox, [UInt8](), descriptors: [file])
-        channel.attach(mailbox)
+        try channel.sendMailbox(try SharedMailbox.createForHost())
     }
 
     deinit { closeDescriptors() }
