@@ -79,8 +79,10 @@ public enum SpawnSuite {
         return report
     }
 
-    /// Rounds in which the live counts take turns.
-    static let rounds = 5
+    /// Rounds in which the live counts take turns. The machine's share of slow spawns changes from
+    /// one few-second stretch to the next (0.5-13% over 30 µs at 5 rounds of 4,000 samples); 20
+    /// shorter turns spread those stretches over every count.
+    static let rounds = 20
 
     /// Brings `pool` to `target` live workers (starting or evicting them), then lets the launcher
     /// finish reaping and replacing with a pause and a few unmeasured spawns, so that a phase's first

@@ -31,6 +31,11 @@ final class Launcher: Sendable {
         var spares: [Spawned] = []
         /// Mailbox files made ahead for the next spawns, with the host's mappings.
         var mailboxes: [SharedMailbox.HostEnd] = []
+        /// Whether the replenishing thread was woken and has not yet counted what to ask for: spawns
+        /// meanwhile need not wake it again.
+        var refillWoken = false
+        /// Times a spawn woke the replenishing thread.
+        var refills = 0
         /// Why the launcher's last fork failed, until a spawn that finds no spare reports it.
         var forkFailure: Errno?
         /// Exits reported by the launcher that nobody has asked about yet (`.launcher` reporting only).
@@ -54,6 +59,10 @@ final class Launcher: Sendable {
     var heldExitReports: Int { state.withLock { $0.exits.count + $0.ignoredExits.count } }
     /// Spares whose `ready` was read and which were sent their mailbox.
     var greetedSpares: Int { state.withLock { $0.spares.count { $0.channel.mailbox != nil } } }
+    /// Spares in hand plus forks asked for and not answered yet.
+    var sparesInHandOrAsked: Int { state.withLock { $0.spares.count + $0.pending.count } }
+    /// How many times a spawn woke the replenishing thread to ask for spares.
+    var refills: Int { state.withLock { $0.refills } }
 
     /// A forked worker — a spare, or else the answer to a new request — starting the launcher if
     /// needed and restarting it once if it has died. The worker may not have said it is ready yet.
@@ -75,27 +84,46 @@ final class Launcher: Sendable {
         }
     }
 
-    /// Asks the launcher, a moment later and from the replenishing thread, for as many forks as make
-    /// `spareWorkers` spares (ready or on their way). The caller does not wait; a failure shows at the
-    /// next spawn. The delay keeps the fork off the spawn's path: sent at once (from the spawning
+    /// Once fewer than half of `spareWorkers` spares are in hand or on their way, asks the launcher,
+    /// a moment later and from the replenishing thread, for as many forks as make `spareWorkers`
+    /// again. The caller does not wait; a failure shows at the next spawn. Asking in batches leaves
+    /// most spawns without the wake-up `write` (~4.5 µs of a ~15 µs paced spawn here, and its
+    /// slowest part; performance.md, session 24). The delay keeps the fork off the spawn's path: sent at once (from the spawning
     /// thread or a background one), the request often got the launcher's fork scheduled on the
     /// spawning thread's processor, and paced spawns measured p99 1.0-1.8 ms instead of ~0.45 ms
     /// on a 2-core machine. After `shutDown()` it does nothing (spawns then ask when they need).
     func replenish() {
+        let refill = state.withLock { state in
+            guard !state.refillWoken, state.spares.count + state.pending.count < (configuration.spareWorkers + 1) / 2 else {
+                return false
+            }
+            state.refillWoken = true
+            state.refills += 1
+            return true
+        }
+        guard refill else { return }
         // Woken inside the lock: `shutDown()` closes the thread's counter once it is out of it.
-        replenishing.withLock { replenishing in
+        let woken = replenishing.withLock { replenishing in
             switch replenishing {
             case .running(let thread):
                 thread.wake()
+                return true
             case .notStarted:
                 // A thread that cannot be created now is tried again at the next spawn.
                 guard let thread = try? ReplenishingThread(delay: Self.replenishDelay, work: { [self] in requestSpares(wokenAgain: $0) }) else {
-                    return
+                    return false
                 }
                 replenishing = .running(thread)
                 thread.wake()
+                return true
             case .stopped:
-                break
+                return false
+            }
+        }
+        if !woken {
+            state.withLock { state in
+                state.refillWoken = false
+                state.refills -= 1
             }
         }
     }
@@ -119,7 +147,8 @@ final class Launcher: Sendable {
     /// Stops waiting once `wokenAgain` is readable (a spawn since: run again) or the answers were read.
     private func requestSpares(wokenAgain: FileDescriptor) {
         let wantedMailboxes = state.withLock { state in
-            state.control == nil ? 0 : configuration.spareWorkers - state.mailboxes.count
+            state.refillWoken = false  // a spawn from now on wakes the thread for one more run
+            return state.control == nil ? 0 : configuration.spareWorkers - state.mailboxes.count
         }
         // Made outside the lock (~30 µs each); none is needed for a spawn to succeed.
         var made = (0..<max(0, wantedMailboxes)).compactMap { _ in try? SharedMailbox.createForHost() }

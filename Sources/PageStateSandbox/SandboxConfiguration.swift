@@ -23,9 +23,10 @@ public struct SandboxConfiguration: Sendable {
     /// How the host learns how a worker ended; `.pidfd` needs Linux 6.15 (a spawn fails without it).
     public var exitReporting: WorkerExitReporting = .automatic
     /// Workers the host keeps forked ahead of need (each confined and waiting for its first message):
-    /// a spawn then takes one without waiting for the launcher, and asks for a replacement after it
-    /// is done. With none left a spawn waits for a fork.
-    public var spareWorkers: Int = 2
+    /// a spawn then takes one without waiting for the launcher. Once fewer than half are left, a
+    /// spawn asks for replacements (up to this many again) after it is done; with none left a spawn
+    /// waits for a fork. Each spare costs ~0.3 MiB.
+    public var spareWorkers: Int = 6
     /// Results of at least this many pages make the pool prepare the worker's next result file in
     /// the background (pages allocated ahead, so the worker only copies); 0 turns preparation off.
     public var preparedResultMinimumPages: Int = 256

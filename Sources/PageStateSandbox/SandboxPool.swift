@@ -31,6 +31,10 @@ public final class SandboxPool: GuestExecutor {
         /// Workers discarded because they crashed, were killed or misbehaved.
         public var discarded = 0
         public var launcherRestarts = 0
+        /// Forked workers waiting to be taken by a spawn, or asked of the launcher.
+        public var spareWorkers = 0
+        /// Times spawns asked for a batch of spares (once fewer than half were left).
+        public var spareRefills = 0
         /// Updates that got a result file prepared in the background.
         public var preparedResultFiles = 0
         /// Waits for a worker's message that found the worker on the waiting thread's processor (the
@@ -88,6 +92,8 @@ public final class SandboxPool: GuestExecutor {
             var statistics = state.statistics
             statistics.liveWorkers = state.workers.count
             statistics.launcherRestarts = launcher.restarts
+            statistics.spareWorkers = launcher.sparesInHandOrAsked
+            statistics.spareRefills = launcher.refills
             (statistics.spawnP50Microseconds, statistics.spawnP99Microseconds) = state.spawnSamples.percentiles()
             (statistics.executionP50Microseconds, statistics.executionP99Microseconds) = state.executionSamples.percentiles()
             return statistics

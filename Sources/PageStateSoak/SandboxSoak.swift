@@ -16,6 +16,7 @@ public struct SandboxSoakReport: Codable, Sendable {
     /// Processes the launcher still had once every guest's worker was evicted (zombies included): its
     /// spare workers only.
     public var launcherChildrenAfterEviction = 0
+    /// Spares the host held or had asked for at that moment.
     public var spareWorkers = 0
     public var failures: [String] = []
 }
@@ -87,11 +88,11 @@ public enum SandboxSoak {
         let deadline = ContinuousClock.now + .seconds(5)
         repeat {
             report.launcherChildrenAfterEviction = launcher.map { children(of: $0.rawValue).count } ?? 0
-        } while report.launcherChildrenAfterEviction > configuration.spareWorkers && ContinuousClock.now < deadline
+            report.spareWorkers = pool.statistics.spareWorkers
+        } while report.launcherChildrenAfterEviction != report.spareWorkers && ContinuousClock.now < deadline
             && (usleep(10_000) == 0 || true)
-        report.spareWorkers = configuration.spareWorkers
-        if report.launcherChildrenAfterEviction > configuration.spareWorkers {
-            report.failures.append("the launcher has \(report.launcherChildrenAfterEviction) children after every worker was evicted; \(configuration.spareWorkers) are spares")
+        if report.launcherChildrenAfterEviction != report.spareWorkers || report.spareWorkers > configuration.spareWorkers {
+            report.failures.append("the launcher has \(report.launcherChildrenAfterEviction) children after every worker was evicted; the host holds or asked for \(report.spareWorkers) spares (at most \(configuration.spareWorkers))")
         }
         let statistics = pool.statistics
         report.spawned = statistics.spawned

@@ -69,6 +69,32 @@ struct LauncherTests {
         #expect(kill(spare.pid.rawValue, 0) == 0)
     }
 
+    @Test("spawns ask for spares in batches: only once fewer than half are left, then as many as make the number configured")
+    func sparesAreAskedForInBatches() throws {
+        let launcher = makeLauncher(spares: 4)
+        defer { launcher.shutDown() }
+        var workers: [WorkerProcess] = []
+        defer { for worker in workers { worker.terminate(launcher: launcher) } }
+        func spawn(_ guest: UInt64) throws { workers.append(try WorkerProcess(guestID: guest, launcher: launcher, timeout: .seconds(5))) }
+        func waitForGreetedSpares(_ count: Int) {
+            let deadline = ContinuousClock.now + .seconds(5)
+            while launcher.greetedSpares < count && ContinuousClock.now < deadline { usleep(1_000) }
+        }
+        try spawn(1)  // no spare yet: forked on demand, then a refill
+        #expect(launcher.refills == 1)
+        waitForGreetedSpares(4)
+        #expect(launcher.greetedSpares == 4)
+        try spawn(2)
+        try spawn(3)
+        #expect(launcher.refills == 1, "3, then 2 of 4 spares left: no wake-up")
+        #expect(launcher.sparesInHandOrAsked == 2)
+        try spawn(4)
+        #expect(launcher.refills == 2, "1 left, fewer than half: one wake-up")
+        waitForGreetedSpares(4)
+        #expect(launcher.greetedSpares == 4, "topped up to 4 again")
+        #expect(try children(of: launcher) { $0.count == 8 }.count == 8, "4 workers and 4 spares, nothing more forked")
+    }
+
     @Test("a worker that fails before it is ready fails the spawn promptly with how it ended, also when it was a spare",
           .enabled(if: TrackerKind.best == .asyncWriteProtect,
                    "only a worker with the async write-protect tracker opens a descriptor (its userfaultfd) before it is ready"))
