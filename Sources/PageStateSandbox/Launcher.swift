@@ -88,10 +88,11 @@ final class Launcher: Sendable {
     /// a moment later and from the replenishing thread, for as many forks as make `spareWorkers`
     /// again. The caller does not wait; a failure shows at the next spawn. Asking in batches leaves
     /// most spawns without the wake-up `write` (~4.5 µs of a ~15 µs paced spawn here, and its
-    /// slowest part; performance.md, session 24). The delay keeps the fork off the spawn's path: sent at once (from the spawning
-    /// thread or a background one), the request often got the launcher's fork scheduled on the
-    /// spawning thread's processor, and paced spawns measured p99 1.0-1.8 ms instead of ~0.45 ms
-    /// on a 2-core machine. After `shutDown()` it does nothing (spawns then ask when they need).
+    /// slowest part; performance.md, session 24). The delay keeps the fork off the spawn's path:
+    /// sent at once (from the spawning thread or a background one), the request often got the
+    /// launcher's fork scheduled on the spawning thread's processor, and paced spawns measured p99
+    /// 1.0-1.8 ms instead of ~0.45 ms on a 2-core machine. After `shutDown()` it does nothing
+    /// (spawns then ask when they need).
     func replenish() {
         let refill = state.withLock { state in
             guard !state.refillWoken, state.spares.count + state.pending.count < (configuration.spareWorkers + 1) / 2 else {
