@@ -10,7 +10,7 @@ public enum SpawnSuite {
     /// Pause between paced spawns: long enough for the launcher to fork the next spare.
     static let pace: Duration = .milliseconds(5)
 
-    public static func run(worker: FilePath, liveCounts: [Int] = [1, 100, 1000], samples: Int = 200) throws -> BenchReport {
+    public static func run(worker: FilePath, liveCounts: [Int] = [1, 100, 1000], samples: Int = 4000) throws -> BenchReport {
         var report = BenchReport(suite: "spawn")
         var configuration = SandboxConfiguration(workerExecutable: worker)
         configuration.maximumLiveWorkers = (liveCounts.max() ?? 1) + 10
@@ -80,7 +80,7 @@ public enum SpawnSuite {
     }
 
     /// Rounds in which the live counts take turns. The machine's share of slow spawns changes from
-    /// one few-second stretch to the next (0.5-13% over 30 µs at 5 rounds of 4,000 samples); 20
+    /// one few-second stretch to the next (0.75-13% over 30 µs per round and count at 5 rounds of 4,000 samples); 20
     /// shorter turns spread those stretches over every count.
     static let rounds = 20
 
