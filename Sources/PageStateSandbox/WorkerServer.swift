@@ -27,6 +27,11 @@ final class WorkerServer {
     private var nextCallID: UInt64 = 0
     /// How long to poll for the next message before sleeping (the host's setting, from its last message).
     private var spinMicroseconds: UInt32 = 0
+    /// Versions the memories showed before later ones replaced them, oldest first, kept so that the
+    /// result files (and allocators) only they still refer to are let go of once the worker is idle
+    /// rather than while the host waits for it: unmapping and closing a dead 4,096-page result
+    /// file takes ~3 ms here, more than the host's adoption it would otherwise overlap.
+    private var retired: [(heap: PageMap, stable: PageMap)] = []
 
     /// Exit statuses when the worker cannot go on (the host reports them as `workerExited`).
     enum ExitStatus: Int32 {
@@ -49,7 +54,8 @@ final class WorkerServer {
             let received: Received?
             do {
                 received = try channel.receive(limit: 1 << 30, maximumDescriptors: ExecuteMessage.maximumFiles,
-                                               spin: .microseconds(spinMicroseconds), deadline: nil)
+                                               spin: .microseconds(spinMicroseconds),
+                                               deadline: retired.isEmpty ? nil : .now + Self.idleBeforeReleasing)
             } catch {
                 exit(ExitStatus.protocolBroken.rawValue)
             }
@@ -58,6 +64,7 @@ final class WorkerServer {
             case .message(.mailbox, _, let descriptors) where channel.mailbox == nil && descriptors.count == 1:
                 do { channel.attach(try SharedMailbox(mapping: descriptors[0], as: .worker)) } catch { exit(ExitStatus.setupFailed.rawValue) }
                 try? descriptors[0].close()
+            case nil: retired.removeFirst()  // idle: let go of the oldest retired versions' files
             case .closed: exit(0)
             default: exit(ExitStatus.protocolBroken.rawValue)
             }
@@ -95,6 +102,20 @@ final class WorkerServer {
 
     // MARK: Memory
 
+    /// How long the worker waits for its next message before it lets go of a retired version.
+    static let idleBeforeReleasing = Duration.milliseconds(2)
+    /// Retired versions kept at most; beyond that the oldest is let go of at once. Each pins at most
+    /// the result files of the pages later updates replaced.
+    static let maximumRetired = 8
+
+    /// Keeps the versions the memories show until the worker is idle (see `retired`); called before
+    /// they are replaced.
+    private func retireShownVersions() {
+        guard let session else { return }
+        retired.append((session.heap.memory.shown, session.stable.memory.shown))
+        if retired.count > Self.maximumRetired { retired.removeFirst() }
+    }
+
     /// Takes over the message's files and brings the mappings to the versions it describes.
     private func prepare(_ message: ExecuteMessage, _ descriptors: [FileDescriptor]) throws(ExecutionError) {
         var layerFiles: [Int: FileDescriptor] = [:]
@@ -128,6 +149,7 @@ final class WorkerServer {
                                        restoreThreads: 1, faultScope: .callingThread)
         default:
             guard let session else { throw .workerFailure("memory changes before any image") }
+            retireShownVersions()
             let (heap, heapSize) = try changed(session.heap.memory.shown, message.heap, current: session.heapSize)
             let (stable, stableSize) = try changed(session.stable.memory.shown, message.stable, current: session.stableSize)
             try session.synchronize(heap: heap, stable: stable, heapSize: heapSize, stableSize: stableSize)
@@ -254,6 +276,7 @@ final class WorkerServer {
                 throw .workerFailure("reading back the result file: \(error)")
             }
         }
+        retireShownVersions()
         try session.commit(captured.update, heapChanges: heapChanges, stableChanges: stableChanges)
     }
 

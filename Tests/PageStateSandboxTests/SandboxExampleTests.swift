@@ -158,7 +158,8 @@ struct ManySmallUpdatesTests {
             // Compaction keeps the result files bounded; the worker lets go of those it no longer uses.
             if let pid = pool.workerProcessID(of: twins.0) {
                 let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid.rawValue)/fd").count
-                #expect(descriptors <= pool.configuration.maximumResultFilesPerGuest + 16, "step \(step)")
+                // + 8: versions the worker retired may hold files a compaction replaced until it is idle.
+                #expect(descriptors <= pool.configuration.maximumResultFilesPerGuest + 16 + 8, "step \(step)")
             }
             let write = pagesWrite(1, seed: UInt64(step), heapPages: 8192)
             #expect(try pool.execute(twins.0, write).output == (try local.execute(twins.1, write)).output)
@@ -167,5 +168,34 @@ struct ManySmallUpdatesTests {
         pool.evict(twins.0)
         _ = try pool.execute(twins.0, request("counter.get", kind: .query))
         #expect(firstDifference(twins.0.heap, twins.1.heap) == nil)
+    }
+
+    @Test("a worker lets go of result files no version of its memories uses once it is idle, and of all but 8 versions' worth while busy")
+    func retiredResultFiles() throws {
+        let pool = makePool()
+        defer { pool.shutDown() }
+        let local = InProcessExecutor(runtime: demoRuntime, budget: MemoryBudget(pages: 1 << 20))
+        let twins = try twinGuests(heapPages: 1)
+        // Each update rewrites the only page: the previous update's result file is dead at once.
+        for step in 0..<20 { try expectSameAsInProcess(pool, local, twins, pagesWrite(1, seed: UInt64(step), heapPages: 1)) }
+        let worker = try #require(pool.workerProcessID(of: twins.0))
+        let busy = try resultFiles(of: worker)
+        #expect((1...9).contains(busy), "the live file and at most 8 retired versions' files, not \(busy)")
+        var idle = busy
+        for _ in 0..<300 where idle > 1 {
+            usleep(10_000)
+            idle = try resultFiles(of: worker)
+        }
+        #expect(idle == 1, "an idle worker keeps only the file its memory uses")
+        try expectSameAsInProcess(pool, local, twins, pagesWrite(1, seed: 99, heapPages: 1))
+        #expect(pool.workerProcessID(of: twins.0) == worker)
+    }
+
+    /// The sealed result files a worker holds a descriptor of.
+    private func resultFiles(of worker: ProcessID) throws -> Int {
+        let directory = "/proc/\(worker.rawValue)/fd"
+        return try FileManager.default.contentsOfDirectory(atPath: directory).count { name in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/\(name)"))?.contains("pagestate-result") == true
+        }
     }
 }
