@@ -53,6 +53,8 @@ public final class PageAllocator: @unchecked Sendable {
     private let reservedReleasedPages: Int
     private let chunkBases: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     private let state: Mutex<SlotState>
+    /// Where `deinit` leaves the mappings and descriptor instead of unmapping and closing them.
+    private let deferredRelease: DeferredRelease?
 
     /// Creates an allocator with its own, empty backing file.
     ///
@@ -78,8 +80,9 @@ public final class PageAllocator: @unchecked Sendable {
     }
 
     init(descriptor: FileDescriptor, identity: UInt64, isOwner: Bool, attachedLength: UInt64,
-         reclaimBatchPages: Int, reservedReleasedPages: Int) {
+         reclaimBatchPages: Int, reservedReleasedPages: Int, deferredRelease: DeferredRelease? = nil) {
         self.descriptor = descriptor
+        self.deferredRelease = deferredRelease
         self.identity = identity
         self.isOwner = isOwner
         self.reclaimBatchPages = reclaimBatchPages
@@ -90,12 +93,17 @@ public final class PageAllocator: @unchecked Sendable {
     }
 
     deinit {
-        for k in 0..<AllocatorGeometry.maximumChunks {
-            if let base = chunkBases[k] { try? unmapMemory(base, length: AllocatorGeometry.chunkBytes(chunk: k)) }
+        let mappings = (0..<AllocatorGeometry.maximumChunks).compactMap { k in
+            chunkBases[k].map { (address: UInt(bitPattern: $0), length: AllocatorGeometry.chunkBytes(chunk: k)) }
         }
         chunkBases.deallocate()
-        try? descriptor.close()
         AllocatorRegistry.unregister(identity: identity)
+        if let deferredRelease {
+            deferredRelease.append(mappings: mappings, descriptor: descriptor)
+        } else {
+            for mapping in mappings { try? unmapMemory(UnsafeMutableRawPointer(bitPattern: mapping.address)!, length: mapping.length) }
+            try? descriptor.close()
+        }
     }
 
     // MARK: Allocation (owner only)

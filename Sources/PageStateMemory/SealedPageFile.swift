@@ -115,11 +115,14 @@ extension PageAllocator {
     /// Takes a received sealed page file (`SealedPageFile`) as a new, read-only allocator whose pages
     /// are resolved with `page(at:)`/`resolve(_:)`, each validated (in range, aligned, a slot, tag).
     /// The allocator is never registered under an identity, so a hostile sender cannot make it alias
-    /// another allocator of this process. Consumes `descriptor` (closed on failure too).
+    /// another allocator of this process. Consumes `descriptor` (closed on failure too). Once the
+    /// allocator is deinitialized, its mappings and descriptor go to `deferredRelease` (if given)
+    /// instead of being unmapped and closed at once.
     ///
     /// - Throws: `mutableFile` when a seal is missing, `invalidLength` when the length is not a chunk boundary.
     /// - Complexity: O(1); chunks are mapped read-only on first use.
-    public static func importSealed(_ descriptor: FileDescriptor) throws(PageAllocatorError) -> PageAllocator {
+    public static func importSealed(_ descriptor: FileDescriptor,
+                                    deferringReleaseTo deferredRelease: DeferredRelease? = nil) throws(PageAllocatorError) -> PageAllocator {
         let length: UInt64
         do {
             let seals = try descriptor.seals()
@@ -140,6 +143,7 @@ extension PageAllocator {
             throw .invalidLength(claimed: length, actual: length)
         }
         return PageAllocator(descriptor: descriptor, identity: UInt64.random(in: 1...UInt64.max), isOwner: false,
-                             attachedLength: length, reclaimBatchPages: 1, reservedReleasedPages: 0)
+                             attachedLength: length, reclaimBatchPages: 1, reservedReleasedPages: 0,
+                             deferredRelease: deferredRelease)
     }
 }

@@ -27,11 +27,10 @@ final class WorkerServer {
     private var nextCallID: UInt64 = 0
     /// How long to poll for the next message before sleeping (the host's setting, from its last message).
     private var spinMicroseconds: UInt32 = 0
-    /// Versions the memories showed before later ones replaced them, oldest first, kept so that the
-    /// result files (and allocators) only they still refer to are let go of once the worker is idle
-    /// rather than while the host waits for it: unmapping and closing a dead 4,096-page result
-    /// file takes ~3 ms here, more than the host's adoption it would otherwise overlap.
-    private var retired: [(heap: PageMap, stable: PageMap)] = []
+    /// Result files no page of the memories uses any more, unmapped and closed once the worker is
+    /// idle rather than while the host waits for it: letting go of a dead 4,096-page file takes
+    /// ~3 ms here, more than the host's adoption it would otherwise overlap.
+    private let deadResultFiles = DeferredRelease()
 
     /// Exit statuses when the worker cannot go on (the host reports them as `workerExited`).
     enum ExitStatus: Int32 {
@@ -55,7 +54,7 @@ final class WorkerServer {
             do {
                 received = try channel.receive(limit: 1 << 30, maximumDescriptors: ExecuteMessage.maximumFiles,
                                                spin: .microseconds(spinMicroseconds),
-                                               deadline: retired.isEmpty ? nil : .now + Self.idleBeforeReleasing)
+                                               deadline: deadResultFiles.count == 0 ? nil : .now + Self.idleBeforeReleasing)
             } catch {
                 exit(ExitStatus.protocolBroken.rawValue)
             }
@@ -64,7 +63,7 @@ final class WorkerServer {
             case .message(.mailbox, _, let descriptors) where channel.mailbox == nil && descriptors.count == 1:
                 do { channel.attach(try SharedMailbox(mapping: descriptors[0], as: .worker)) } catch { exit(ExitStatus.setupFailed.rawValue) }
                 try? descriptors[0].close()
-            case nil: retired.removeFirst()  // idle: let go of the oldest retired versions' files
+            case nil: deadResultFiles.releaseOldest()  // idle
             case .closed: exit(0)
             default: exit(ExitStatus.protocolBroken.rawValue)
             }
@@ -102,19 +101,10 @@ final class WorkerServer {
 
     // MARK: Memory
 
-    /// How long the worker waits for its next message before it lets go of a retired version.
+    /// How long the worker waits for its next message before it lets go of a dead result file.
     static let idleBeforeReleasing = Duration.milliseconds(2)
-    /// Retired versions kept at most; beyond that the oldest is let go of at once. Each pins at most
-    /// the result files of the pages later updates replaced.
-    static let maximumRetired = 8
-
-    /// Keeps the versions the memories show until the worker is idle (see `retired`); called before
-    /// they are replaced.
-    private func retireShownVersions() {
-        guard let session else { return }
-        retired.append((session.heap.memory.shown, session.stable.memory.shown))
-        if retired.count > Self.maximumRetired { retired.removeFirst() }
-    }
+    /// Dead result files kept at most after a commit; the oldest beyond are let go of at once.
+    static let maximumDeadResultFiles = 8
 
     /// Takes over the message's files and brings the mappings to the versions it describes.
     private func prepare(_ message: ExecuteMessage, _ descriptors: [FileDescriptor]) throws(ExecutionError) {
@@ -149,7 +139,6 @@ final class WorkerServer {
                                        restoreThreads: 1, faultScope: .callingThread)
         default:
             guard let session else { throw .workerFailure("memory changes before any image") }
-            retireShownVersions()
             let (heap, heapSize) = try changed(session.heap.memory.shown, message.heap, current: session.heapSize)
             let (stable, stableSize) = try changed(session.stable.memory.shown, message.stable, current: session.stableSize)
             try session.synchronize(heap: heap, stable: stable, heapSize: heapSize, stableSize: stableSize)
@@ -269,15 +258,15 @@ final class WorkerServer {
         var heapChanges = PageDelta(), stableChanges = PageDelta()
         if let file = captured.file {
             do {
-                let imported = try PageAllocator.importSealed(file)
+                let imported = try PageAllocator.importSealed(file, deferringReleaseTo: deadResultFiles)
                 heapChanges = try imported.resolve(captured.heapPages)
                 stableChanges = try imported.resolve(captured.stablePages)
             } catch {
                 throw .workerFailure("reading back the result file: \(error)")
             }
         }
-        retireShownVersions()
         try session.commit(captured.update, heapChanges: heapChanges, stableChanges: stableChanges)
+        deadResultFiles.release(keepingAtMost: Self.maximumDeadResultFiles)
     }
 
     /// Sends a host call and waits for its answer (the host answers each in order). A broken

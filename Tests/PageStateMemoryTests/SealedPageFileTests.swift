@@ -47,4 +47,36 @@ import Testing
         #expect(try file.stat().sizeAllocated >= 1500 * Int64(Page.size))
         #expect(try file.seals().isEmpty)
     }
+
+    @Test func deinitializedImportsLeaveTheirFilesToTheirDeferredRelease() throws {
+        let queue = DeferredRelease()
+        var files: [(descriptor: FileDescriptor, inode: Inode)] = []
+        for i in 0..<3 {
+            let (descriptor, places) = try Self.page(i).withUnsafeBytes { try SealedPageFile.write([$0]) }
+            files.append((descriptor, try descriptor.stat().inode))
+            let imported = try PageAllocator.importSealed(descriptor, deferringReleaseTo: queue)
+            #expect(try imported.page(at: places[0]).bytes == Self.page(i))  // maps the file's chunk
+        }
+        // The allocators are gone; their files stay open until released, oldest first.
+        func isOpen(_ file: (descriptor: FileDescriptor, inode: Inode)) -> Bool {
+            (try? file.descriptor.stat()).map { $0.inode == file.inode } ?? false
+        }
+        #expect(queue.count == 3 && files.allSatisfy(isOpen))
+        queue.releaseOldest()
+        #expect(queue.count == 2 && !isOpen(files[0]) && isOpen(files[1]) && isOpen(files[2]))
+        queue.release(keepingAtMost: 1)
+        #expect(queue.count == 1 && !isOpen(files[1]) && isOpen(files[2]))
+        queue.release()
+        #expect(queue.count == 0 && !isOpen(files[2]))
+    }
+
+    @Test func importsWithoutADeferredReleaseCloseTheirFileAtOnce() throws {
+        let (descriptor, places) = try Self.page(7).withUnsafeBytes { try SealedPageFile.write([$0]) }
+        let inode = try descriptor.stat().inode
+        do {
+            let imported = try PageAllocator.importSealed(descriptor)
+            #expect(try imported.page(at: places[0]).bytes == Self.page(7))
+        }
+        #expect((try? descriptor.stat()).map { $0.inode == inode } != true)
+    }
 }

@@ -158,7 +158,7 @@ struct ManySmallUpdatesTests {
             // Compaction keeps the result files bounded; the worker lets go of those it no longer uses.
             if let pid = pool.workerProcessID(of: twins.0) {
                 let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid.rawValue)/fd").count
-                // + 8: versions the worker retired may hold files a compaction replaced until it is idle.
+                // + 8: dead result files the worker lets go of once idle (after a commit, at most 8 wait).
                 #expect(descriptors <= pool.configuration.maximumResultFilesPerGuest + 16 + 8, "step \(step)")
             }
             let write = pagesWrite(1, seed: UInt64(step), heapPages: 8192)
@@ -170,8 +170,8 @@ struct ManySmallUpdatesTests {
         #expect(firstDifference(twins.0.heap, twins.1.heap) == nil)
     }
 
-    @Test("a worker lets go of result files no version of its memories uses once it is idle, and of all but 8 versions' worth while busy")
-    func retiredResultFiles() throws {
+    @Test("a worker lets go of dead result files once it is idle, and of all but 8 of them while busy")
+    func deadResultFilesWaitForIdleness() throws {
         let pool = makePool()
         defer { pool.shutDown() }
         let local = InProcessExecutor(runtime: demoRuntime, budget: MemoryBudget(pages: 1 << 20))
@@ -180,7 +180,7 @@ struct ManySmallUpdatesTests {
         for step in 0..<20 { try expectSameAsInProcess(pool, local, twins, pagesWrite(1, seed: UInt64(step), heapPages: 1)) }
         let worker = try #require(pool.workerProcessID(of: twins.0))
         let busy = try resultFiles(of: worker)
-        #expect((1...9).contains(busy), "the live file and at most 8 retired versions' files, not \(busy)")
+        #expect((1...9).contains(busy), "the live file and at most 8 dead ones, not \(busy)")
         var idle = busy
         for _ in 0..<300 where idle > 1 {
             usleep(10_000)
