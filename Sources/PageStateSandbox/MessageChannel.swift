@@ -41,6 +41,9 @@ final class MessageChannel {
     private(set) var mailbox: SharedMailbox?
     /// Waits (`receive` calls) that found the peer running on the waiting thread's processor.
     private var waitsBesidePeer = 0
+    /// Whether the mailbox announced a message on the socket that has not been read yet (a receive
+    /// whose deadline passed before the datagram came leaves it for the next one).
+    private var announcedOnSocket = false
 
     /// Whether a spinning receiver that finds its peer on its processor moves to another one
     /// (workers) rather than only yielding to it (the host's threads belong to the embedder).
@@ -146,6 +149,9 @@ final class MessageChannel {
         var mayLeave = movesOffPeersProcessor
         defer { if sawPeerOnThisProcessor { waitsBesidePeer += 1 } }
         do {
+            if announcedOnSocket {
+                return try receiveAnnounced(limit: limit, maximumDescriptors: maximumDescriptors, deadline: deadline, watching: watching)
+            }
             while true {
                 if let mailbox {
                     switch try mailbox.take() {
@@ -194,17 +200,23 @@ final class MessageChannel {
     }
 
     /// The message the mailbox announced: the next datagram on the socket that is not a wake-up.
+    /// Nil when `deadline` passes first; the announcement then stays for the next `receive`.
     private func receiveAnnounced(limit: Int, maximumDescriptors: Int, deadline: ContinuousClock.Instant?,
                                   watching: [FileDescriptor]) throws -> Received? {
+        announcedOnSocket = true
         while true {
             let ready = try waitForAnyReadable([socket] + watching, timeoutMilliseconds: pollTimeout(until: deadline))
             if ready.isEmpty { return nil }
-            if !ready.contains(socket), !(try socket.waitReadable(timeoutMilliseconds: 100)) { return .closed }
+            if !ready.contains(socket), !(try socket.waitReadable(timeoutMilliseconds: 100)) {
+                announcedOnSocket = false
+                return .closed
+            }
             let received = try receiveFromSocket(limit: limit, maximumDescriptors: maximumDescriptors)
             if case .message(.wake, _, let descriptors) = received {
                 for descriptor in descriptors { try? descriptor.close() }
                 continue
             }
+            announcedOnSocket = false
             return received
         }
     }

@@ -116,6 +116,32 @@ struct MessageChannelTests {
         #expect(ContinuousClock.now - started >= .milliseconds(50))
     }
 
+    /// A receiver whose deadline passes between the mailbox's announcement of a message with
+    /// descriptors and the datagram itself (an idle worker waits 2 ms at a time) gets the message
+    /// at its next receive, not a protocol error.
+    @Test func anAnnouncementOutlivesTheDeadline() throws {
+        let pair = try ChannelPair()
+        defer { pair.close() }
+        _ = try #require(pair.host.mailbox).post(count: nil)
+        #expect(try pair.worker.receive(limit: 100, maximumDescriptors: 1, spin: .microseconds(50), deadline: .now + .milliseconds(20)) == nil)
+        var datagram: [UInt8] = []
+        withUnsafeBytes(of: MessageChannel.magic.littleEndian) { datagram += $0 }
+        withUnsafeBytes(of: MessageType.execute.rawValue.littleEndian) { datagram += $0 }
+        datagram += [0, 0, 7, 8, 9]
+        let file = try FileDescriptor.memfd(name: "test")
+        defer { try? file.close() }
+        try pair.host.socket.send(datagram, descriptors: [file])
+        let received = try pair.worker.receive(limit: 100, maximumDescriptors: 1, spin: .zero, deadline: .now + .seconds(5))
+        guard case .message(.execute, let body, let files)? = received else {
+            Issue.record("expected the announced message, got \(String(describing: received))")
+            return
+        }
+        #expect(body == [7, 8, 9] && files.count == 1)
+        for file in files { try? file.close() }
+        // Nothing else is pending: the next receive times out.
+        #expect(try pair.worker.receive(limit: 100, maximumDescriptors: 1, spin: .zero, deadline: .now + .milliseconds(20)) == nil)
+    }
+
     @Test func aClosedPeerIsReported() throws {
         let pair = try ChannelPair()
         defer { pair.close(workerSocketClosed: true) }
