@@ -27,16 +27,14 @@ struct SandboxExampleTests {
 
     @Test("large updates write into result files prepared in the background; smaller, larger and equal results all match in-process")
     func preparedResultFiles() throws {
-        let pool = makePool()
-        defer { pool.shutDown() }
-        let local = InProcessExecutor(runtime: demoRuntime, budget: MemoryBudget(pages: 1 << 20))
-        let twins = try twinGuests(heapPages: 4096)
-        // Each file is prepared for the previous result's size: 600 → 300 (punched), 300 → 900 (grown), ...
-        for (step, count) in [600, 300, 900, 900, 260].enumerated() {
-            try expectSameAsInProcess(pool, local, twins, pagesWrite(count, seed: UInt64(step), heapPages: 4096))
-            usleep(50_000)  // time to prepare the next file
+        try withPoolAndReference(heapPages: 4096) { pool, local, twins in
+            // Each file is prepared for the previous result's size: 600 → 300 (punched), 300 → 900 (grown), ...
+            for (step, count) in [600, 300, 900, 900, 260].enumerated() {
+                try expectSameAsInProcess(pool, local, twins, pagesWrite(count, seed: UInt64(step), heapPages: 4096))
+                usleep(50_000)  // time to prepare the next file
+            }
+            #expect(pool.statistics.preparedResultFiles >= 1)
         }
-        #expect(pool.statistics.preparedResultFiles >= 1)
     }
 }
 
@@ -150,45 +148,41 @@ struct SandboxLifecycleTests {
 struct ManySmallUpdatesTests {
     @Test("a guest whose pages come from hundreds of small updates keeps working, also after its worker is evicted")
     func hundredsOfResultFiles() throws {
-        let pool = makePool()
-        defer { pool.shutDown() }
-        let local = InProcessExecutor(runtime: demoRuntime, budget: MemoryBudget(pages: 1 << 20))
-        let twins = try twinGuests(heapPages: 8192)
-        for step in 0..<400 {
-            // Compaction keeps the result files bounded; the worker lets go of those it no longer uses.
-            if let pid = pool.workerProcessID(of: twins.0) {
-                let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid.rawValue)/fd").count
-                // + 8: dead result files the worker lets go of once idle (after a commit, at most 8 wait).
-                #expect(descriptors <= pool.configuration.maximumResultFilesPerGuest + 16 + 8, "step \(step)")
+        try withPoolAndReference(heapPages: 8192) { pool, local, twins in
+            for step in 0..<400 {
+                // Compaction keeps the result files bounded; the worker lets go of those it no longer uses.
+                if let pid = pool.workerProcessID(of: twins.0) {
+                    let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid.rawValue)/fd").count
+                    // + 8: dead result files the worker lets go of once idle (after a commit, at most 8 wait).
+                    #expect(descriptors <= pool.configuration.maximumResultFilesPerGuest + 16 + 8, "step \(step)")
+                }
+                let write = pagesWrite(1, seed: UInt64(step), heapPages: 8192)
+                #expect(try pool.execute(twins.0, write).output == (try local.execute(twins.1, write)).output)
+                if step == 300 { pool.evict(twins.0) }
             }
-            let write = pagesWrite(1, seed: UInt64(step), heapPages: 8192)
-            #expect(try pool.execute(twins.0, write).output == (try local.execute(twins.1, write)).output)
-            if step == 300 { pool.evict(twins.0) }
+            pool.evict(twins.0)
+            _ = try pool.execute(twins.0, request("counter.get", kind: .query))
+            #expect(firstDifference(twins.0.heap, twins.1.heap) == nil)
         }
-        pool.evict(twins.0)
-        _ = try pool.execute(twins.0, request("counter.get", kind: .query))
-        #expect(firstDifference(twins.0.heap, twins.1.heap) == nil)
     }
 
     @Test("a worker lets go of dead result files once it is idle, and of all but 8 of them while busy")
     func deadResultFilesWaitForIdleness() throws {
-        let pool = makePool()
-        defer { pool.shutDown() }
-        let local = InProcessExecutor(runtime: demoRuntime, budget: MemoryBudget(pages: 1 << 20))
-        let twins = try twinGuests(heapPages: 1)
-        // Each update rewrites the only page: the previous update's result file is dead at once.
-        for step in 0..<20 { try expectSameAsInProcess(pool, local, twins, pagesWrite(1, seed: UInt64(step), heapPages: 1)) }
-        let worker = try #require(pool.workerProcessID(of: twins.0))
-        let busy = try resultFiles(of: worker)
-        #expect((1...9).contains(busy), "the live file and at most 8 dead ones, not \(busy)")
-        var idle = busy
-        for _ in 0..<300 where idle > 1 {
-            usleep(10_000)
-            idle = try resultFiles(of: worker)
+        try withPoolAndReference(heapPages: 1) { pool, local, twins in
+            // Each update rewrites the only page: the previous update's result file is dead at once.
+            for step in 0..<20 { try expectSameAsInProcess(pool, local, twins, pagesWrite(1, seed: UInt64(step), heapPages: 1)) }
+            let worker = try #require(pool.workerProcessID(of: twins.0))
+            let busy = try resultFiles(of: worker)
+            #expect((1...9).contains(busy), "the live file and at most 8 dead ones, not \(busy)")
+            var idle = busy
+            for _ in 0..<300 where idle > 1 {
+                usleep(10_000)
+                idle = try resultFiles(of: worker)
+            }
+            #expect(idle == 1, "an idle worker keeps only the file its memory uses")
+            try expectSameAsInProcess(pool, local, twins, pagesWrite(1, seed: 99, heapPages: 1))
+            #expect(pool.workerProcessID(of: twins.0) == worker)
         }
-        #expect(idle == 1, "an idle worker keeps only the file its memory uses")
-        try expectSameAsInProcess(pool, local, twins, pagesWrite(1, seed: 99, heapPages: 1))
-        #expect(pool.workerProcessID(of: twins.0) == worker)
     }
 
     /// The sealed result files a worker holds a descriptor of.

@@ -48,6 +48,15 @@ func twinGuests(heapPages: UInt64) throws -> (Guest, Guest) {
      try Guest(id: 1, heapCapacityInPages: heapPages, stableCapacityInPages: 16))
 }
 
+/// Runs `body` with a default pool, an in-process executor and twin guests of `heapPages` for
+/// comparing the two; the pool is shut down afterwards.
+func withPoolAndReference(heapPages: UInt64,
+                          _ body: (SandboxPool, InProcessExecutor, (Guest, Guest)) throws -> Void) throws {
+    let pool = makePool()
+    defer { pool.shutDown() }
+    try body(pool, InProcessExecutor(runtime: demoRuntime, budget: MemoryBudget(pages: 1 << 20)), try twinGuests(heapPages: heapPages))
+}
+
 /// The same execution sandboxed and in-process, on twin guests: outputs and heaps must agree.
 func expectSameAsInProcess(_ pool: SandboxPool, _ local: InProcessExecutor, _ twins: (Guest, Guest),
                            _ execution: ExecutionRequest) throws {
