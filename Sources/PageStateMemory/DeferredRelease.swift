@@ -35,13 +35,13 @@ public final class DeferredRelease: Sendable {
         if let oldest { Self.release(oldest) }
     }
 
-    /// Releases the oldest leftovers until at most `count` are left.
+    /// Releases the oldest leftovers until at most `kept` are left.
     ///
     /// - Complexity: O(pages mapped in the files released) for the kernel, one `munmap` per chunk
     ///   and one `close` per file.
-    public func release(keepingAtMost count: Int = 0) {
+    public func release(keepingAtMost kept: Int = 0) {
         let released: [Leftovers] = pending.withLock { pending in
-            let excess = max(0, pending.count - max(0, count))
+            let excess = max(0, pending.count - max(0, kept))
             defer { pending.removeFirst(excess) }
             return Array(pending.prefix(excess))
         }
