@@ -51,10 +51,11 @@ public enum SandboxSuite {
         // to finish the previous one); the first of an update block only makes the second back to back.
         var seed: UInt64 = 2
         let executor = Dictionary(uniqueKeysWithValues: executors)
-        // A sandboxed update leaves its pages in a new result file; the guest's memory gathers up to
-        // `maximumResultFilesPerGuest` of them (the worker holds and maps each) before the oldest are
-        // compacted. The first ~30 updates ran ~15% faster than later ones (performance.md, session
-        // 24), so both sides first run enough updates to reach that steady state, untimed.
+        // A sandboxed update leaves its pages in a new result file, which dies once later updates
+        // have replaced all its pages (~30 updates later here); until then the guest gathers files
+        // and no file has to be let go of. The first ~30 updates ran ~15% faster than later ones
+        // (performance.md, sessions 24-25), so both sides first run enough updates to reach the
+        // steady state, untimed.
         for _ in 0..<steadyStateUpdates {
             for (name, executor) in executors {
                 seed += 1
@@ -83,7 +84,7 @@ public enum SandboxSuite {
         report.figures["query_sandboxed_ms"] = TrackingSuite.middle(queries["sandboxed"]!)
         report.figures["query_inprocess_ms"] = TrackingSuite.middle(queries["inprocess"]!)
         report.figures["query_sandboxed_vs_inprocess"] = pairedRatio(queries["sandboxed"]!, queries["inprocess"]!)
-        report.notes.append("update: pages.write of \(dirtyPages) random pages of a \(heapPages)-page heap, tracked, captured and adopted; after \(steadyStateUpdates) untimed updates per side (the steady state of result files), \(repetitions) blocks of two back-to-back updates per side, the second timed")
+        report.notes.append("update: pages.write of \(dirtyPages) random pages of a \(heapPages)-page heap, tracked, captured and adopted; after \(steadyStateUpdates) untimed updates per side (the steady state of result files), \(repetitions) blocks of two back-to-back updates per side, the second timed; the worker lets go of dead result files while the other side runs (never-idle workers: performance.md, session 25)")
         report.notes.append("query: kv.get on that heap, \(queryBlocks) blocks of \(queriesPerBlock) back-to-back queries per side, a block's figure its median; empty_query: counter.get on a 16-page guest (the fixed cost of a sandboxed execution)")
         report.notes.append("sandboxed and in-process blocks alternate (which goes first alternates too); *_vs_inprocess = median of the paired blocks' ratios, *_ms = median over blocks")
         report.notes.append("stable_op_ns and host_call_us are timed inside the worker; idle RSS = RssAnon + RssShmem of a worker after one query")

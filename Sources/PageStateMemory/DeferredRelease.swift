@@ -49,10 +49,13 @@ public final class DeferredRelease: Sendable {
     }
 
     private static func release(_ leftovers: Leftovers) {
-        for mapping in leftovers.mappings {
-            try? unmapMemory(UnsafeMutableRawPointer(bitPattern: mapping.address)!, length: mapping.length)
-        }
-        try? leftovers.descriptor.close()
+        release(mappings: leftovers.mappings, descriptor: leftovers.descriptor)
+    }
+
+    /// Unmaps `mappings` and closes `descriptor`: what an allocator's `deinit` does without a queue.
+    static func release(mappings: [(address: UInt, length: Int)], descriptor: FileDescriptor) {
+        for mapping in mappings { try? unmapMemory(UnsafeMutableRawPointer(bitPattern: mapping.address)!, length: mapping.length) }
+        try? descriptor.close()
     }
 
     deinit {

@@ -101,8 +101,7 @@ public final class PageAllocator: @unchecked Sendable {
         if let deferredRelease {
             deferredRelease.append(mappings: mappings, descriptor: descriptor)
         } else {
-            for mapping in mappings { try? unmapMemory(UnsafeMutableRawPointer(bitPattern: mapping.address)!, length: mapping.length) }
-            try? descriptor.close()
+            DeferredRelease.release(mappings: mappings, descriptor: descriptor)
         }
     }
 

@@ -99,7 +99,6 @@ final class Launcher: Sendable {
                 return false
             }
             state.refillWoken = true
-            state.refills += 1
             return true
         }
         guard refill else { return }
@@ -121,11 +120,8 @@ final class Launcher: Sendable {
                 return false
             }
         }
-        if !woken {
-            state.withLock { state in
-                state.refillWoken = false
-                state.refills -= 1
-            }
+        state.withLock { state in
+            if woken { state.refills += 1 } else { state.refillWoken = false }
         }
     }
 
