@@ -110,7 +110,7 @@ final class Launcher: Sendable {
                 return true
             case .notStarted:
                 // A thread that cannot be created now is tried again at the next spawn.
-                guard let thread = try? ReplenishingThread(delay: Self.replenishDelay, work: { [self] in requestSpares(wokenAgain: $0) }) else {
+                guard let thread = try? ReplenishingThread(delay: Self.replenishDelay, stayAwake: Self.replenishingStaysAwake, work: { [self] in requestSpares(wokenAgain: $0) }) else {
                     return false
                 }
                 replenishing = .running(thread)
@@ -126,6 +126,9 @@ final class Launcher: Sendable {
     }
 
     static let replenishDelay = Duration.milliseconds(2)
+    /// How long after its last run the replenishing thread looks for wake-ups every `replenishDelay`
+    /// (so that waking it is a flag, not a `write`); ~100 looks, each a few µs of processor time.
+    static let replenishingStaysAwake = Duration.milliseconds(200)
 
     /// The thread behind `replenish()`: started at the first spawn, stopped by `shutDown()`.
     private enum Replenishing {

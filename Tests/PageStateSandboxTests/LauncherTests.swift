@@ -175,7 +175,7 @@ struct ReplenishingThreadTests {
     func wakeUpsAreDelayedAndMerged() throws {
         let runs = Runs()
         let delay = Duration.milliseconds(300)
-        let thread = try ReplenishingThread(delay: delay) { _ in
+        let thread = try ReplenishingThread(delay: delay, stayAwake: .seconds(10)) { _ in
             runs.firstAt.withLock { $0 = $0 ?? .now }
             runs.count.add(1, ordering: .relaxed)
         }
@@ -194,6 +194,43 @@ struct ReplenishingThreadTests {
         thread.stop()
         #expect(!Self.threadExists(id, until: false), "joined: the thread is gone")
         #expect(runs.count.load(ordering: .relaxed) == 2)
+    }
+
+    /// The thread's voluntary context switches so far (each a sleep it woke from).
+    static func contextSwitches(ofThread id: Int32) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/self/task/\(id)/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("voluntary_ctxt_switches:") })
+        return try #require(Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)))
+    }
+
+    /// Waits until `runs` reaches `count` (5 s at most) and returns whether it did.
+    static func waitForRuns(_ runs: Runs, _ count: Int) -> Bool {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while runs.count.load(ordering: .relaxed) < count && ContinuousClock.now < deadline { usleep(1_000) }
+        return runs.count.load(ordering: .relaxed) >= count
+    }
+
+    @Test("for stayAwake after a run a wake-up writes nothing; quiet longer, the thread sleeps and a wake-up writes once")
+    func awakeAfterARunAsleepWhenQuiet() throws {
+        let runs = Runs()
+        let stayAwake = Duration.milliseconds(600)
+        let thread = try ReplenishingThread(delay: .milliseconds(20), stayAwake: stayAwake) { _ in runs.count.add(1, ordering: .relaxed) }
+        defer { thread.stop() }
+        thread.wake()
+        #expect(thread.wakeUpWrites == 1, "a new thread sleeps until its first wake-up")
+        #expect(Self.waitForRuns(runs, 1))
+        usleep(50_000)  // back to looking every delay
+        thread.wake()
+        #expect(Self.waitForRuns(runs, 2), "a flag set while it looks is seen")
+        #expect(thread.wakeUpWrites == 1, "a wake-up while it looks is only a flag")
+        usleep(UInt32((stayAwake + .milliseconds(300)) / .microseconds(1)))
+        let id = try #require(thread.kernelThreadID)
+        let before = try Self.contextSwitches(ofThread: id)
+        usleep(200_000)
+        #expect(try Self.contextSwitches(ofThread: id) == before, "quiet longer than stayAwake: asleep, not looking every 20 ms")
+        thread.wake()
+        #expect(thread.wakeUpWrites == 2, "a sleeping thread is woken with a write")
+        #expect(Self.waitForRuns(runs, 3))
     }
 
     @Test("the first spawn starts it; shutDown stops it; a shut-down launcher starts no other")
