@@ -87,8 +87,8 @@ final class Launcher: Sendable {
     /// Once fewer than half of `spareWorkers` spares are in hand or on their way, asks the launcher,
     /// a moment later and from the replenishing thread, for as many forks as make `spareWorkers`
     /// again. The caller does not wait; a failure shows at the next spawn. Asking in batches leaves
-    /// most spawns without the wake-up `write` (~4.5 µs of a ~15 µs paced spawn here, and its
-    /// slowest part; performance.md, session 24). The delay keeps the fork off the spawn's path:
+    /// most spawns without a wake-up (performance.md, session 24), and a wake-up while the thread is
+    /// awake is an atomic store, not a `write` (session 26). The delay keeps the fork off the spawn's path:
     /// sent at once (from the spawning thread or a background one), the request often got the
     /// launcher's fork scheduled on the spawning thread's processor, and paced spawns measured p99
     /// 1.0-1.8 ms instead of ~0.45 ms on a 2-core machine. After `shutDown()` it does nothing

@@ -2,7 +2,7 @@ import PageStateKernel
 import Synchronization
 import SystemPackage
 
-/// A thread that runs `work` a moment after each wake-up: the launcher's requests for replacement
+/// A thread that runs `work` `delay` after each wake-up: the launcher's requests for replacement
 /// spares, kept off the spawning thread. The thread runs under `SCHED_BATCH`, so waking it never
 /// takes the waker's processor (a Dispatch timer woke Dispatch's manager thread, which did;
 /// performance.md, session 18). Wake-ups that arrive while it sleeps or works are merged into one
@@ -10,7 +10,7 @@ import SystemPackage
 /// stopped: work that waits should wait on it as well and return.
 ///
 /// For `stayAwake` after each run the thread looks for wake-ups every `delay` instead of sleeping
-/// until one comes, and a wake-up is then only a flag set: waking a sleeping thread (a `write` to
+/// until one comes, and a wake-up is then only its time stored: waking a sleeping thread (a `write` to
 /// an event counter, whose kernel wake-up signals the other processor) cost ~4.5 µs at the median
 /// and ~14 µs at p99 here, the largest part of a paced spawn's tail (performance.md, session 26).
 /// Once quiet for `stayAwake` it sleeps, and the next wake-up makes that `write`.
@@ -21,15 +21,17 @@ final class ReplenishingThread: Sendable {
 
     /// What the waking side and the thread tell each other, without the kernel.
     ///
-    /// Invariant: a wake-up either finds `lookingEveryDelay` true after setting `asked` (the thread
-    /// will see `asked` within one `delay`) or writes to the event counter (the thread, asleep or
+    /// Invariant: a wake-up either finds `lookingEveryDelay` true after setting `askedAt` (the thread
+    /// will see `askedAt` within one `delay`) or writes to the event counter (the thread, asleep or
     /// about to sleep, wakes). Both are sequentially consistent, so the thread's store of
-    /// `lookingEveryDelay = false` followed by its load of `asked` cannot miss a wake-up's store of
-    /// `asked` followed by its load of `lookingEveryDelay`.
+    /// `lookingEveryDelay = false` followed by its load of `askedAt` cannot miss a wake-up's store
+    /// of `askedAt` followed by its load of `lookingEveryDelay`.
     private final class Signals: Sendable {
-        /// A run is wanted.
-        let asked = Atomic<Bool>(false)
-        /// The thread looks for `asked` every `delay` (so a wake-up need not write).
+        /// When the earliest wake-up not yet seen by the thread came, in nanoseconds since `epoch`
+        /// plus one; 0: none.
+        let askedAt = Atomic<Int64>(0)
+        let epoch = ContinuousClock.now
+        /// The thread looks for `askedAt` every `delay` (so a wake-up need not write).
         let lookingEveryDelay = Atomic<Bool>(false)
         /// Wake-ups that wrote to the event counter (for tests and diagnostics).
         let writes = Atomic<Int>(0)
@@ -49,22 +51,25 @@ final class ReplenishingThread: Sendable {
                 while true {
                     let looking = quietLooks < awakeLooks
                     signals.lookingEveryDelay.store(looking, ordering: .sequentiallyConsistent)
-                    let asked = signals.asked.exchange(false, ordering: .sequentiallyConsistent)
+                    var askedAt = signals.askedAt.exchange(0, ordering: .sequentiallyConsistent)
                     // The counter is waited on unless a run is wanted already, and emptied whenever
                     // it is not, so that `work`'s waits end only at later wake-ups.
                     do {
-                        if try wakeUps.waitReadable(timeoutMilliseconds: asked ? 0 : looking ? lookMilliseconds : -1) {
+                        if try wakeUps.waitReadable(timeoutMilliseconds: askedAt != 0 ? 0 : looking ? lookMilliseconds : -1) {
                             guard try wakeUps.takeEventCount() < Self.stopAmount else { return }
                         }
                     } catch {
                         return  // not expected of a valid event counter; spawns then fork on demand
                     }
-                    guard asked || signals.asked.exchange(false, ordering: .sequentiallyConsistent) else {
+                    if askedAt == 0 { askedAt = signals.askedAt.exchange(0, ordering: .sequentiallyConsistent) }
+                    guard askedAt != 0 else {
                         if looking { quietLooks += 1 }
                         continue
                     }
                     signals.lookingEveryDelay.store(false, ordering: .sequentiallyConsistent)  // work's waits end at a wake-up
-                    sleepCallingThread(for: delay)  // the spawn that woke the thread is over by then
+                    // `delay` after the wake-up (a look may find it late): the spawn that woke the thread is over by then.
+                    let remaining = signals.epoch + .nanoseconds(askedAt - 1) + delay - .now
+                    if remaining > .zero { sleepCallingThread(for: remaining) }
                     work(wakeUps)
                     quietLooks = 0
                 }
@@ -85,7 +90,9 @@ final class ReplenishingThread: Sendable {
     /// Asks for one more run of `work`; does not wait. A flag set while the thread is looking every
     /// `delay`; otherwise also one `write` to the event counter.
     func wake() {
-        signals.asked.store(true, ordering: .sequentiallyConsistent)
+        let elapsed = (ContinuousClock.now - signals.epoch).components
+        let now = elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000 + 1
+        _ = signals.askedAt.compareExchange(expected: 0, desired: now, ordering: .sequentiallyConsistent)
         guard !signals.lookingEveryDelay.load(ordering: .sequentiallyConsistent) else { return }
         signals.writes.add(1, ordering: .relaxed)
         try? wakeUps.addToEventCounter()

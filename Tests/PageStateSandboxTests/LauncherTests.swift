@@ -169,6 +169,7 @@ struct ReplenishingThreadTests {
     final class Runs: Sendable {
         let count = Atomic<Int>(0)
         let firstAt = Mutex<ContinuousClock.Instant?>(nil)
+        let lastAt = Mutex<ContinuousClock.Instant?>(nil)
     }
 
     @Test("a wake-up runs the work no sooner than the delay; wake-ups during the delay make one more run; stop ends the thread")
@@ -214,14 +215,20 @@ struct ReplenishingThreadTests {
     func awakeAfterARunAsleepWhenQuiet() throws {
         let runs = Runs()
         let stayAwake = Duration.milliseconds(600)
-        let thread = try ReplenishingThread(delay: .milliseconds(20), stayAwake: stayAwake) { _ in runs.count.add(1, ordering: .relaxed) }
+        let delay = Duration.milliseconds(20)
+        let thread = try ReplenishingThread(delay: delay, stayAwake: stayAwake) { _ in
+            runs.lastAt.withLock { $0 = .now }
+            runs.count.add(1, ordering: .relaxed)
+        }
         defer { thread.stop() }
         thread.wake()
         #expect(thread.wakeUpWrites == 1, "a new thread sleeps until its first wake-up")
         #expect(Self.waitForRuns(runs, 1))
         usleep(50_000)  // back to looking every delay
+        let woken = ContinuousClock.now
         thread.wake()
         #expect(Self.waitForRuns(runs, 2), "a flag set while it looks is seen")
+        #expect(try #require(runs.lastAt.withLock { $0 }) - woken >= delay, "and run no sooner than the delay after the wake-up")
         #expect(thread.wakeUpWrites == 1, "a wake-up while it looks is only a flag")
         usleep(UInt32((stayAwake + .milliseconds(300)) / .microseconds(1)))
         let id = try #require(thread.kernelThreadID)
