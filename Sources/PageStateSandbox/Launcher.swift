@@ -20,6 +20,9 @@ final class Launcher: Sendable {
     let exitReporting: WorkerExitReporting
     private let state = Mutex(State())
     private let replenishing = Mutex(Replenishing.notStarted)
+    /// Times a spawn woke the replenishing thread (outside `state`: counting it there took the
+    /// launcher's lock once more per refill, which in bursts often waited for the thread).
+    private let refillCount = Atomic<Int>(0)
 
     private struct State: @unchecked Sendable {  // descriptors are owned by the state
         var process: ProcessID?
@@ -34,8 +37,6 @@ final class Launcher: Sendable {
         /// Whether the replenishing thread was woken and has not yet counted what to ask for: spawns
         /// meanwhile need not wake it again.
         var refillWoken = false
-        /// Times a spawn woke the replenishing thread.
-        var refills = 0
         /// Why the launcher's last fork failed, until a spawn that finds no spare reports it.
         var forkFailure: Errno?
         /// Exits reported by the launcher that nobody has asked about yet (`.launcher` reporting only).
@@ -62,7 +63,7 @@ final class Launcher: Sendable {
     /// Spares in hand plus forks asked for and not answered yet.
     var sparesInHandOrAsked: Int { state.withLock { $0.spares.count + $0.pending.count } }
     /// How many times a spawn woke the replenishing thread to ask for spares.
-    var refills: Int { state.withLock { $0.refills } }
+    var refills: Int { refillCount.load(ordering: .relaxed) }
 
     /// A forked worker — a spare, or else the answer to a new request — starting the launcher if
     /// needed and restarting it once if it has died. The worker may not have said it is ready yet.
@@ -120,8 +121,10 @@ final class Launcher: Sendable {
                 return false
             }
         }
-        state.withLock { state in
-            if woken { state.refills += 1 } else { state.refillWoken = false }
+        if woken {
+            refillCount.add(1, ordering: .relaxed)
+        } else {
+            state.withLock { $0.refillWoken = false }
         }
     }
 
