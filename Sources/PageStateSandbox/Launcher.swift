@@ -130,7 +130,7 @@ final class Launcher: Sendable {
 
     static let replenishDelay = Duration.milliseconds(2)
     /// How long after its last run the replenishing thread looks for wake-ups every `replenishDelay`
-    /// (so that waking it is a flag, not a `write`); ~100 looks, each a few µs of processor time.
+    /// (so that waking it is an atomic store, not a `write`); ~100 looks, each a few µs of processor time.
     static let replenishingStaysAwake = Duration.milliseconds(200)
 
     /// The thread behind `replenish()`: started at the first spawn, stopped by `shutDown()`.

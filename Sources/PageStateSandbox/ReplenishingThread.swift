@@ -21,11 +21,12 @@ final class ReplenishingThread: Sendable {
 
     /// What the waking side and the thread tell each other, without the kernel.
     ///
-    /// Invariant: a wake-up either finds `lookingEveryDelay` true after setting `askedAt` (the thread
-    /// will see `askedAt` within one `delay`) or writes to the event counter (the thread, asleep or
-    /// about to sleep, wakes). Both are sequentially consistent, so the thread's store of
-    /// `lookingEveryDelay = false` followed by its load of `askedAt` cannot miss a wake-up's store
-    /// of `askedAt` followed by its load of `lookingEveryDelay`.
+    /// Invariant: after its compare-exchange on `askedAt` (which stores its time, or finds an
+    /// earlier wake-up's not yet taken), a wake-up either finds `lookingEveryDelay` true (the thread
+    /// will take `askedAt` within one `delay`) or writes to the event counter (the thread, asleep or
+    /// about to sleep, wakes). All are sequentially consistent, so the thread's store of
+    /// `lookingEveryDelay = false` followed by its exchange of `askedAt` cannot miss a wake-up's
+    /// compare-exchange followed by its load of `lookingEveryDelay`. Only the thread clears `askedAt`.
     private final class Signals: Sendable {
         /// When the earliest wake-up not yet seen by the thread came, in nanoseconds since `epoch`
         /// plus one; 0: none.
@@ -33,7 +34,7 @@ final class ReplenishingThread: Sendable {
         let epoch = ContinuousClock.now
         /// The thread looks for `askedAt` every `delay` (so a wake-up need not write).
         let lookingEveryDelay = Atomic<Bool>(false)
-        /// Wake-ups that wrote to the event counter (for tests and diagnostics).
+        /// Wake-ups that found the thread not looking and wrote (or tried to) to the event counter.
         let writes = Atomic<Int>(0)
     }
 
@@ -52,16 +53,10 @@ final class ReplenishingThread: Sendable {
                     let looking = quietLooks < awakeLooks
                     signals.lookingEveryDelay.store(looking, ordering: .sequentiallyConsistent)
                     var askedAt = signals.askedAt.exchange(0, ordering: .sequentiallyConsistent)
-                    // The counter is waited on unless a run is wanted already, and emptied whenever
-                    // it is not, so that `work`'s waits end only at later wake-ups.
-                    do {
-                        if try wakeUps.waitReadable(timeoutMilliseconds: askedAt != 0 ? 0 : looking ? lookMilliseconds : -1) {
-                            guard try wakeUps.takeEventCount() < Self.stopAmount else { return }
-                        }
-                    } catch {
-                        return  // not expected of a valid event counter; spawns then fork on demand
+                    if askedAt == 0 {
+                        guard Self.takeWakeUps(from: wakeUps, waitingMilliseconds: looking ? lookMilliseconds : -1) else { return }
+                        askedAt = signals.askedAt.exchange(0, ordering: .sequentiallyConsistent)
                     }
-                    if askedAt == 0 { askedAt = signals.askedAt.exchange(0, ordering: .sequentiallyConsistent) }
                     guard askedAt != 0 else {
                         if looking { quietLooks += 1 }
                         continue
@@ -70,6 +65,9 @@ final class ReplenishingThread: Sendable {
                     // `delay` after the wake-up (a look may find it late): the spawn that woke the thread is over by then.
                     let remaining = signals.epoch + .nanoseconds(askedAt - 1) + delay - .now
                     if remaining > .zero { sleepCallingThread(for: remaining) }
+                    // Writes of wake-ups already counted (this run's, or ones during the delay, which
+                    // left `askedAt` set for one more run) must not end `work`'s waits.
+                    guard Self.takeWakeUps(from: wakeUps, waitingMilliseconds: 0) else { return }
                     work(wakeUps)
                     quietLooks = 0
                 }
@@ -81,14 +79,29 @@ final class ReplenishingThread: Sendable {
         self.wakeUps = wakeUps
     }
 
+    /// Waits up to `milliseconds` (-1: no limit) for the counter to be readable and empties it if
+    /// it is; false once `stop()` was called (or the counter failed, which a valid one does not:
+    /// spawns then fork on demand). `poll` is retried on `EINTR`.
+    private static func takeWakeUps(from wakeUps: FileDescriptor, waitingMilliseconds milliseconds: Int32) -> Bool {
+        do {
+            guard try wakeUps.waitReadable(timeoutMilliseconds: milliseconds) else { return true }
+            return try wakeUps.takeEventCount() < stopAmount
+        } catch {
+            return false
+        }
+    }
+
     /// The thread's kernel id, once it has started running.
     var kernelThreadID: Int32? { thread.kernelThreadID }
 
     /// Wake-ups so far that had to write to the event counter (the thread was not looking).
     var wakeUpWrites: Int { signals.writes.load(ordering: .relaxed) }
 
-    /// Asks for one more run of `work`; does not wait. A flag set while the thread is looking every
-    /// `delay`; otherwise also one `write` to the event counter.
+    /// Whether the thread looks for wake-ups every `delay` now (for tests).
+    var isLookingEveryDelay: Bool { signals.lookingEveryDelay.load(ordering: .sequentiallyConsistent) }
+
+    /// Asks for one more run of `work`; does not wait. An atomic store of the time while the thread
+    /// is looking every `delay`; otherwise also one `write` to the event counter.
     func wake() {
         let elapsed = (ContinuousClock.now - signals.epoch).components
         let now = elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000 + 1

@@ -204,11 +204,16 @@ struct ReplenishingThreadTests {
         return try #require(Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)))
     }
 
+    /// Polls `condition` every millisecond until it holds or 5 s pass; returns whether it held.
+    static func waitUntil(_ condition: () -> Bool) -> Bool {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !condition() && ContinuousClock.now < deadline { usleep(1_000) }
+        return condition()
+    }
+
     /// Waits until `runs` reaches `count` (5 s at most) and returns whether it did.
     static func waitForRuns(_ runs: Runs, _ count: Int) -> Bool {
-        let deadline = ContinuousClock.now + .seconds(5)
-        while runs.count.load(ordering: .relaxed) < count && ContinuousClock.now < deadline { usleep(1_000) }
-        return runs.count.load(ordering: .relaxed) >= count
+        waitUntil { runs.count.load(ordering: .relaxed) >= count }
     }
 
     @Test("for stayAwake after a run a wake-up writes nothing; quiet longer, the thread sleeps and a wake-up writes once")
@@ -224,17 +229,24 @@ struct ReplenishingThreadTests {
         thread.wake()
         #expect(thread.wakeUpWrites == 1, "a new thread sleeps until its first wake-up")
         #expect(Self.waitForRuns(runs, 1))
-        usleep(50_000)  // back to looking every delay
+        #expect(Self.waitUntil { thread.isLookingEveryDelay }, "after a run the thread looks every delay")
         let woken = ContinuousClock.now
         thread.wake()
-        #expect(Self.waitForRuns(runs, 2), "a flag set while it looks is seen")
+        #expect(Self.waitForRuns(runs, 2), "a wake-up stored while it looks is taken")
         #expect(try #require(runs.lastAt.withLock { $0 }) - woken >= delay, "and run no sooner than the delay after the wake-up")
-        #expect(thread.wakeUpWrites == 1, "a wake-up while it looks is only a flag")
-        usleep(UInt32((stayAwake + .milliseconds(300)) / .microseconds(1)))
+        #expect(thread.wakeUpWrites == 1, "a wake-up while it looks writes nothing")
+        // Quiet for stayAwake (30 looks, longer if the machine is slow), then asleep: its context
+        // switches stop (looking every 20 ms, ~10 in 200 ms).
         let id = try #require(thread.kernelThreadID)
-        let before = try Self.contextSwitches(ofThread: id)
-        usleep(200_000)
-        #expect(try Self.contextSwitches(ofThread: id) == before, "quiet longer than stayAwake: asleep, not looking every 20 ms")
+        var asleep = false
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !asleep && ContinuousClock.now < deadline {
+            let before = try Self.contextSwitches(ofThread: id)
+            usleep(200_000)
+            asleep = try Self.contextSwitches(ofThread: id) == before
+        }
+        #expect(asleep, "quiet longer than stayAwake: asleep, not looking every 20 ms")
+        #expect(!thread.isLookingEveryDelay)
         thread.wake()
         #expect(thread.wakeUpWrites == 2, "a sleeping thread is woken with a write")
         #expect(Self.waitForRuns(runs, 3))
