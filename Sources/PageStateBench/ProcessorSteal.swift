@@ -27,14 +27,17 @@ enum ProcessorSteal {
 }
 
 extension BenchReport {
-    /// Runs a suite and adds `cpu_steal_percent`, the hypervisor's share of processor time meanwhile.
-    public static func measuringSteal(_ suite: () throws -> BenchReport) rethrows -> BenchReport {
-        let start = ProcessorSteal.sample()
+    /// Runs a suite and adds what else used the machine meanwhile: `cpu_steal_percent`, the
+    /// hypervisor's share of processor time, and `kdamond_cpu_percent`, DAMON's (`DamonThreads`).
+    public static func measuringMachineLoad(_ suite: () throws -> BenchReport) rethrows -> BenchReport {
+        let start = ProcessorSteal.sample(), damonStart = DamonThreads.cpuTicks()
         var report = try suite()
-        if let start, let end = ProcessorSteal.sample(), let percent = ProcessorSteal.percent(from: start, to: end) {
-            report.figures["cpu_steal_percent"] = percent
-            report.notes.append("cpu_steal_percent: the hypervisor's share of processor time during the run (/proc/stat); figures from runs where it is high are not comparable")
-        }
+        let damonEnd = DamonThreads.cpuTicks()
+        guard let start, let end = ProcessorSteal.sample(), let percent = ProcessorSteal.percent(from: start, to: end) else { return report }
+        report.figures["cpu_steal_percent"] = percent
+        report.figures["kdamond_cpu_percent"] = Double(damonEnd &- damonStart) * 100 / Double(end.total - start.total)
+        report.notes.append("cpu_steal_percent: the hypervisor's share of processor time during the run (/proc/stat); figures from runs where it is high are not comparable")
+        report.notes.append("kdamond_cpu_percent: DAMON's kernel threads' share of processor time during the run; its reverse-map walks grow with the number of live workers")
         return report
     }
 }

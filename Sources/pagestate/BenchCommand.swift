@@ -64,7 +64,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         let reports = try (0..<runs).map { _ in
-            try BenchReport.measuringSteal { () throws -> BenchReport in try runSuite() }
+            try BenchReport.measuringMachineLoad { () throws -> BenchReport in try runSuite() }
         }
         let report = BenchReport.median(of: reports)
         print(json ? try report.json() : report.table())

@@ -22,7 +22,9 @@ import Testing
         let spawn = try #require(try JSONSerialization.jsonObject(with: Data(spawnOutput.utf8)) as? [String: Any])
         let spawnFigures = try #require(spawn["figures"] as? [String: Double])
         #expect((0...100).contains(spawnFigures["cpu_steal_percent"] ?? -1), "every suite reports the hypervisor's share")
-        for key in ["spawn_p50_ms", "spawn_p99_ms", "spawn_p99_5_vs_1", "bare_fork_p50_ms"] {
+        #expect((0...100).contains(spawnFigures["kdamond_cpu_percent"] ?? -1), "and DAMON's (0 where it does not run)")
+        for key in ["spawn_p50_ms", "spawn_p99_ms", "spawn_p99_5_vs_1", "bare_fork_p50_ms", "spawn_paced_over_30us_percent_at_5",
+                    "spawn_paced_over_1ms_at_1"] {
             #expect(spawnFigures[key] != nil, "\(key)")
         }
         let (status, output) = try runPageState(["bench", "sandbox", "--json"])
