@@ -13,6 +13,8 @@ final class GuestSession {
     let stable: TrackedMemory
     private(set) var heapSize: UInt64
     private(set) var stableSize: UInt64
+    /// Whose page faults the trackers count (`TrackedMemory.init`).
+    private let faultScope: PageFaultScope
 
     /// An update that ran; its writes are neither committed nor rolled back yet.
     struct Update {
@@ -35,6 +37,7 @@ final class GuestSession {
         } catch {
             throw .workerFailure("mapping the guest's memories: \(error)")
         }
+        self.faultScope = faultScope
         self.heap.restoreThreads = restoreThreads
         self.stable.restoreThreads = restoreThreads
         heapSize = heap.sizeInPages
@@ -130,11 +133,13 @@ final class GuestSession {
     /// Undoes the writes of the query `startQuery` ran, if any.
     ///
     /// - Complexity: O(pages written) copies, plus one page-table scan per memory unless the process
-    ///   took no page fault since the query started (`AsyncWriteProtectTracker`).
+    ///   took no page fault since the query started (`AsyncWriteProtectTracker`): one fault count
+    ///   (~0.45 µs in a worker) serves both memories, since undoing the heap writes no stable page.
     func finishQuery() throws(ExecutionError) {
         do {
-            try heap.finishQuery()
-            try stable.finishQuery()
+            let faults = heap.trackerKind == .asyncWriteProtect ? try pageFaults(of: faultScope) : nil
+            try heap.finishQuery(faultsAfterLastWrite: faults)
+            try stable.finishQuery(faultsAfterLastWrite: faults)
         } catch {
             throw .workerFailure("undoing a query: \(error)")
         }

@@ -131,8 +131,9 @@ public final class AsyncWriteProtectTracker: DirtyPageTracker, @unchecked Sendab
     /// The pages written since they were last armed, without re-protecting them.
     ///
     /// - Complexity: O(dirty runs) plus the kernel's walk of the tracked page tables.
-    public func collect() throws(TrackingError) -> DirtyPages {
-        let faults = try faults()
+    public func collect(faultsAfterLastWrite: UInt64?) throws(TrackingError) -> DirtyPages {
+        let faults: UInt64
+        if let faultsAfterLastWrite { faults = faultsAfterLastWrite } else { faults = try self.faults() }
         if faults == faultsWhenArmed {
             walksSkipped += 1
             return DirtyPages()

@@ -10,9 +10,18 @@ public protocol DirtyPageTracker: AnyObject, Sendable {
     /// Arms tracking for `pages` (at start, after growth, or after they were remapped).
     func protect(_ pages: Range<PageIndex>) throws(TrackingError)
     /// The pages written since they were last armed; they stay writable until `rearm`.
-    func collect() throws(TrackingError) -> DirtyPages
+    /// `faultsAfterLastWrite`, when given, is `pageFaults(of:)` in the tracker's scope read at some
+    /// moment after the memory's last write; a tracker that decides by fault counts uses it instead
+    /// of reading its own (one reading can then serve several memories). A count read before a
+    /// write could hide that write: pass nil unless nothing can have written since.
+    func collect(faultsAfterLastWrite: UInt64?) throws(TrackingError) -> DirtyPages
     /// Forgets all writes to `pages` (including PageState's own restoring copies) and protects them again.
     func rearm(_ pages: DirtyPages) throws(TrackingError)
+}
+
+extension DirtyPageTracker {
+    /// The pages written since they were last armed; they stay writable until `rearm`.
+    public func collect() throws(TrackingError) -> DirtyPages { try collect(faultsAfterLastWrite: nil) }
 }
 
 /// The mechanisms that can track writes.

@@ -63,7 +63,7 @@ public final class ProtectionFaultTracker: DirtyPageTracker, @unchecked Sendable
     /// The pages recorded since they were last armed; they stay writable until `rearm`.
     ///
     /// - Complexity: O(d log d) for d pages written.
-    public func collect() throws(TrackingError) -> DirtyPages {
+    public func collect(faultsAfterLastWrite _: UInt64?) throws(TrackingError) -> DirtyPages {
         let recorded = min(Int(ps_fault_tracker_take(region)), records.count)
         var indices = Array(records.prefix(recorded))
         indices.sort()

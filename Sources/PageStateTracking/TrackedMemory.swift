@@ -86,12 +86,13 @@ public final class TrackedMemory: @unchecked Sendable {
     }
 
     /// Undoes the writes of the query `startQuery` ran, if one is unfinished. When this throws the
-    /// query stays unfinished (the next call tries again).
+    /// query stays unfinished (the next call tries again). `faultsAfterLastWrite`: as in
+    /// `DirtyPageTracker.collect(faultsAfterLastWrite:)`.
     ///
     /// - Complexity: O(pages written) copies, plus the tracker's scans (page-table walks).
-    public func finishQuery() throws {
+    public func finishQuery(faultsAfterLastWrite: UInt64? = nil) throws {
         guard queryUnfinished else { return }
-        try rollback(try tracker.collect())
+        try rollback(try tracker.collect(faultsAfterLastWrite: faultsAfterLastWrite))
         queryUnfinished = false
     }
 

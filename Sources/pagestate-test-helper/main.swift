@@ -66,10 +66,13 @@ func trackedWrites(faultScope: PageFaultScope, report: FileDescriptor) throws {
     let (readEnd, writeEnd) = try FileDescriptor.pipe()
     var lines: [String] = []
     lines.reserveCapacity(32)
-    func step(_ name: String, rearm: Bool = true, _ write: () throws -> Void) throws {
+    /// `countRead`: when the step reads the fault count it passes to `collect` (nil: `collect` reads its own).
+    func step(_ name: String, rearm: Bool = true, countRead: CountRead? = nil, _ write: () throws -> Void) throws {
         let skippedBefore = tracker.walksSkipped
+        let countBefore = countRead == .beforeTheWrite ? try pageFaults(of: faultScope) : nil
         try write()
-        let dirty = try tracker.collect()
+        let count = countRead == .afterTheWrite ? try pageFaults(of: faultScope) : countBefore
+        let dirty = try tracker.collect(faultsAfterLastWrite: count)
         lines.append("\(name) skipped=\(tracker.walksSkipped - skippedBefore) dirty=\(dirty.indices)")
         if rearm && dirty.count > 0 { try tracker.rearm(dirty) }
     }
@@ -87,6 +90,11 @@ func trackedWrites(faultScope: PageFaultScope, report: FileDescriptor) throws {
             _ = try writeEnd.writeAll([UInt8](repeating: 9, count: 4))
             _ = try readEnd.read(into: UnsafeMutableRawBufferPointer(rebasing: memory.bytes[(5 * Page.size)..<(5 * Page.size + 4)]))
         }
+        // A count read once after the last write may serve several trackers (a guest's two memories)…
+        try step("count-after-write", countRead: .afterTheWrite) { memory.bytes[4 * Page.size] &+= 1 }
+        // …but one read before a write hides it; the next collect that reads its own finds it.
+        try step("count-before-write", countRead: .beforeTheWrite) { memory.bytes[6 * Page.size] &+= 1 }
+        try step("own-count-again") {}
         guard faultScope == .process else { continue }  // another thread's faults are not this thread's
         try step("thread") {
             // Joined, not merely waited for: nothing of it runs on into the next round's steps.
@@ -98,6 +106,9 @@ func trackedWrites(faultScope: PageFaultScope, report: FileDescriptor) throws {
     }
     try report.writeAll(Array((lines.joined(separator: "\n") + "\n").utf8))
 }
+
+/// When a `trackedWrites` step reads the fault count it hands to `collect`.
+enum CountRead { case beforeTheWrite, afterTheWrite }
 
 /// A second tracker of the same pages, created while a child forked after the first still holds
 /// copies of the process's descriptors (as a child of `posix_spawn` does until it execs).

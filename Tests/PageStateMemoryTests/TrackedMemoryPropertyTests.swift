@@ -163,6 +163,9 @@ extension AsyncWriteProtectTrackerTests {
             "quiet-after-rearm skipped=1 dirty=[]",
             "then-protect skipped=0 dirty=[2]",
             "syscall skipped=0 dirty=[5]",
+            "count-after-write skipped=0 dirty=[4]",
+            "count-before-write skipped=1 dirty=[]",
+            "own-count-again skipped=0 dirty=[6]",
         ] + otherThread)
     }
 
