@@ -7,12 +7,12 @@ import Foundation
 /// Each report carries its share as `kdamond_cpu_percent`.
 enum DamonThreads {
     /// Clock ticks (`USER_HZ`, as in /proc/stat) used so far by every thread named `kdamond.*`;
-    /// 0 where there is none.
+    /// 0 where there is none, nil where /proc cannot be listed.
     ///
-    /// - Complexity: O(processes): one read of /proc/N/stat per numeric entry of /proc whose
-    ///   `comm` is read.
-    static func cpuTicks() -> UInt64 {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return 0 }
+    /// - Complexity: O(processes): one read of /proc/N/comm per process, plus /proc/N/stat per
+    ///   kdamond thread.
+    static func cpuTicks() -> UInt64? {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
         var ticks: UInt64 = 0
         for entry in entries where entry.first?.isNumber == true {
             guard let comm = try? String(contentsOfFile: "/proc/\(entry)/comm", encoding: .utf8), comm.hasPrefix("kdamond"),

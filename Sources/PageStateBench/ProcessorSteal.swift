@@ -33,11 +33,16 @@ extension BenchReport {
         let start = ProcessorSteal.sample(), damonStart = DamonThreads.cpuTicks()
         var report = try suite()
         let damonEnd = DamonThreads.cpuTicks()
-        guard let start, let end = ProcessorSteal.sample(), let percent = ProcessorSteal.percent(from: start, to: end) else { return report }
-        report.figures["cpu_steal_percent"] = percent
-        report.figures["kdamond_cpu_percent"] = Double(damonEnd &- damonStart) * 100 / Double(end.total - start.total)
-        report.notes.append("cpu_steal_percent: the hypervisor's share of processor time during the run (/proc/stat); figures from runs where it is high are not comparable")
-        report.notes.append("kdamond_cpu_percent: DAMON's kernel threads' share of processor time during the run; its reverse-map walks grow with the number of live workers")
+        guard let start, let end = ProcessorSteal.sample() else { return report }
+        if let percent = ProcessorSteal.percent(from: start, to: end) {
+            report.figures["cpu_steal_percent"] = percent
+            report.notes.append("cpu_steal_percent: the hypervisor's share of processor time during the run (/proc/stat); figures from runs where it is high are not comparable")
+        }
+        // A kdamond that stopped during the run takes its ticks along: no figure then.
+        if let damonStart, let damonEnd, damonEnd >= damonStart, end.total > start.total {
+            report.figures["kdamond_cpu_percent"] = Double(damonEnd - damonStart) * 100 / Double(end.total - start.total)
+            report.notes.append("kdamond_cpu_percent: DAMON's kernel threads' share of all processors' time together during the run (58% of one of two processors shows as 29); its reverse-map walks grow with the number of live workers")
+        }
         return report
     }
 }

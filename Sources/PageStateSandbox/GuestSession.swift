@@ -134,12 +134,14 @@ final class GuestSession {
     ///
     /// - Complexity: O(pages written) copies, plus one page-table scan per memory unless the process
     ///   took no page fault since the query started (`AsyncWriteProtectTracker`): one fault count
-    ///   (~0.45 µs in a worker) serves both memories, since undoing the heap writes no stable page.
+    ///   (~0.45 µs in a worker) serves both memories unless the heap had writes to undo (undoing
+    ///   them writes no stable page, but its faults would make the stable tracker's mark stale).
     func finishQuery() throws(ExecutionError) {
+        guard heap.queryUnfinished || stable.queryUnfinished else { return }
         do {
             let faults = heap.trackerKind == .asyncWriteProtect ? try pageFaults(of: faultScope) : nil
-            try heap.finishQuery(faultsAfterLastWrite: faults)
-            try stable.finishQuery(faultsAfterLastWrite: faults)
+            let heapRestored = try heap.finishQuery(faultsAfterLastWrite: faults)
+            try stable.finishQuery(faultsAfterLastWrite: heapRestored ? nil : faults)
         } catch {
             throw .workerFailure("undoing a query: \(error)")
         }

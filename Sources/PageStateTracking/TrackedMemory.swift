@@ -20,7 +20,7 @@ public final class TrackedMemory: @unchecked Sendable {
     /// The dirty pages of the execution not yet committed or rolled back.
     private var unsettled: DirtyPages?
     /// Whether a query `startQuery` ran still has to be undone.
-    private var queryUnfinished = false
+    public private(set) var queryUnfinished = false
 
     /// Maps `map` into a reservation of `capacityInPages` and starts tracking it with `tracker`
     /// (by default the best this machine offers). `faultScope: .callingThread` makes skipped walks
@@ -85,15 +85,19 @@ public final class TrackedMemory: @unchecked Sendable {
         }
     }
 
-    /// Undoes the writes of the query `startQuery` ran, if one is unfinished. When this throws the
-    /// query stays unfinished (the next call tries again). `faultsAfterLastWrite`: as in
+    /// Undoes the writes of the query `startQuery` ran, if one is unfinished, and returns whether
+    /// it wrote any page (restoring them may fault). When this throws the query stays unfinished
+    /// (the next call tries again). `faultsAfterLastWrite`: as in
     /// `DirtyPageTracker.collect(faultsAfterLastWrite:)`.
     ///
     /// - Complexity: O(pages written) copies, plus the tracker's scans (page-table walks).
-    public func finishQuery(faultsAfterLastWrite: UInt64? = nil) throws {
-        guard queryUnfinished else { return }
-        try rollback(try tracker.collect(faultsAfterLastWrite: faultsAfterLastWrite))
+    @discardableResult
+    public func finishQuery(faultsAfterLastWrite: UInt64? = nil) throws -> Bool {
+        guard queryUnfinished else { return false }
+        let written = try tracker.collect(faultsAfterLastWrite: faultsAfterLastWrite)
+        try rollback(written)
         queryUnfinished = false
+        return written.count > 0
     }
 
     /// Makes an execution's writes the new version of the memory and returns it.
