@@ -1,3 +1,4 @@
+import PageStateKernel
 import PageStateMemory
 import PageStateSandbox
 import PageStateWorkloads
@@ -38,7 +39,7 @@ public enum SandboxSuite {
                 let idle = try Guest(id: 2, heapCapacityInPages: 16, stableCapacityInPages: 16)
                 _ = try pool.execute(idle, ExecutionRequest(entryPoint: "counter.get", kind: .query, system: SystemData(guestID: 2)))
                 report.figures["idle_worker_rss_mib"] = Double(pool.residentBytes(of: idle) ?? 0) / Double(1 << 20)
-                report.figures["empty_query_sandboxed_us"] = try medianMilliseconds(queryBlocks * queriesPerBlock) {
+                report.figures["empty_query_sandboxed_us"] = try medianMilliseconds(500) {
                     _ = try pool.execute(idle, ExecutionRequest(entryPoint: "counter.get", kind: .query, system: SystemData(guestID: 2)))
                 } * 1000
             }
@@ -72,20 +73,30 @@ public enum SandboxSuite {
             }
             return last
         }
-        let queries = try pairedBlocks(queryBlocks, executors.map(\.0)) { name in
+        let byPlacement = try placedBlocks(pool: pool, guest: guests["sandboxed"]!, executors.map(\.0)) { name in
             TrackingSuite.middle(try samplesMilliseconds(queriesPerBlock) {
                 _ = try executor[name]!.execute(guests[name]!, ExecutionRequest(entryPoint: "kv.get", input: [0x6B], kind: .query,
                                                                                system: SystemData(guestID: 1)))
             })
         }
+        let queries = byPlacement.reduce(into: [String: [Double]]()) { all, group in all.merge(group, uniquingKeysWith: +) }
         report.figures["update_sandboxed_ms"] = TrackingSuite.middle(updates["sandboxed"]!)
         report.figures["update_inprocess_ms"] = TrackingSuite.middle(updates["inprocess"]!)
         report.figures["update_sandboxed_vs_inprocess"] = pairedRatio(updates["sandboxed"]!, updates["inprocess"]!)
         report.figures["query_sandboxed_ms"] = TrackingSuite.middle(queries["sandboxed"]!)
         report.figures["query_inprocess_ms"] = TrackingSuite.middle(queries["inprocess"]!)
-        report.figures["query_sandboxed_vs_inprocess"] = pairedRatio(queries["sandboxed"]!, queries["inprocess"]!)
+        report.figures["query_sandboxed_vs_inprocess"] = balancedRatio(byPlacement, "sandboxed", "inprocess")
+        if byPlacement.count == 2 {
+            let inprocess = byPlacement.map { TrackingSuite.middle($0["inprocess"]!) }
+            report.figures["query_inprocess_processor_spread"] = inprocess.max()! / inprocess.min()!
+        }
         report.notes.append("update: pages.write of \(dirtyPages) random pages of a \(heapPages)-page heap, tracked, captured and adopted; after \(steadyStateUpdates) untimed updates per side (the steady state of result files), \(repetitions) blocks of two back-to-back updates per side, the second timed; the worker lets go of dead result files while the other side runs (never-idle workers: performance.md, session 25)")
-        report.notes.append("query: kv.get on that heap, \(queryBlocks) blocks of \(queriesPerBlock) back-to-back queries per side, a block's figure its median; empty_query: counter.get on a 16-page guest (the fixed cost of a sandboxed execution)")
+        report.notes.append("query: kv.get on that heap, \(queryRounds * blocksPerRound) blocks of \(queriesPerBlock) back-to-back queries per side, a block's figure its median; empty_query: counter.get on a 16-page guest (the fixed cost of a sandboxed execution)")
+        if byPlacement.count == 2 {
+            report.notes.append("query placement: the host thread and the worker pinned to two processors, swapped every \(blocksPerRound) block pairs (in-process runs on the host's); query_sandboxed_vs_inprocess weighs both placements alike (sum of rₚ·Iₚ over sum of Iₚ, rₚ a placement's median paired ratio, Iₚ its median in-process block), since one processor can be much slower than the other for minutes; query_inprocess_processor_spread = the slower processor's in-process median over the faster's")
+        } else {
+            report.notes.append("query placement: not pinned (fewer than two processors, or pinning failed); query_sandboxed_vs_inprocess is the median of the paired blocks' ratios")
+        }
         report.notes.append("sandboxed and in-process blocks alternate (which goes first alternates too); *_vs_inprocess = median of the paired blocks' ratios, *_ms = median over blocks")
         report.notes.append("stable_op_ns and host_call_us are timed inside the worker; idle RSS = RssAnon + RssShmem of a worker after one query")
         return report
@@ -96,8 +107,46 @@ public enum SandboxSuite {
                          system: SystemData(guestID: 1), memoryAllowancePages: allowance, dirtyPageLimit: heapPages)
     }
 
-    static let queryBlocks = 20
+    static let queryRounds = 8
+    static let blocksPerRound = 4
     static let queriesPerBlock = 25
+
+    /// `blocksPerRound` pairs of blocks (`pairedBlocks`) per round, for `queryRounds` rounds that
+    /// alternate the `ProcessorPlacement` of the calling thread and `guest`'s worker, each round
+    /// after one untimed block per name (the caches after a move). Returns each placement's block
+    /// figures — one group when fewer than two processors are allowed or pinning fails (then nothing
+    /// stays pinned). The calling thread may run where it could before once this returns.
+    static func placedBlocks(pool: SandboxPool, guest: Guest, _ names: [String],
+                             _ block: (String) throws -> Double) throws -> [[String: [Double]]] {
+        let allowed = (try? allowedProcessors()) ?? []
+        var placements = ProcessorPlacement.bothWays(of: allowed)
+        defer { if !placements.isEmpty { try? setAllowedProcessors(allowed) } }
+        var groups = [[String: [Double]]](repeating: [:], count: max(placements.count, 1))
+        for round in 0..<queryRounds {
+            if !placements.isEmpty {
+                do throws(Errno) {
+                    guard let worker = pool.workerProcessID(of: guest) else { throw .noSuchProcess }
+                    try placements[round % placements.count].apply(worker: worker)
+                } catch {
+                    try? setAllowedProcessors(allowed)
+                    placements = []
+                    groups = [groups.reduce(into: [:]) { all, group in all.merge(group, uniquingKeysWith: +) }]
+                }
+            }
+            for name in names { _ = try block(name) }
+            let group = placements.isEmpty ? 0 : round % placements.count
+            groups[group].merge(try pairedBlocks(blocksPerRound, names, block), uniquingKeysWith: +)
+        }
+        return groups
+    }
+
+    /// Σ rₚ·Iₚ / Σ Iₚ over the groups, rₚ the median of group p's paired ratios `a[i] / b[i]` and Iₚ
+    /// the median of its `b` figures: for two placements both ways round, a's time over b's as if each
+    /// had run half the time on each processor. With one group, its median paired ratio.
+    static func balancedRatio(_ groups: [[String: [Double]]], _ a: String, _ b: String) -> Double {
+        let weighed = groups.map { (ratio: pairedRatio($0[a]!, $0[b]!), weight: TrackingSuite.middle($0[b]!)) }
+        return weighed.map { $0.ratio * $0.weight }.reduce(0, +) / weighed.map(\.weight).reduce(0, +)
+    }
 
     /// Runs `block` for each name, `count` times, alternating which name goes first; returns each
     /// name's block figures in order.
