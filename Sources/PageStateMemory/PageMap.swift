@@ -42,6 +42,12 @@ public struct PageMap: Sendable {
     /// The memory's size in pages: at least every layer's extent and every page written.
     public var sizeInPages: UInt64 { storage.sizeInPages }
 
+    /// Whether this value and `other` are copies of one value that neither changed since (they share
+    /// their box): then they are equal. False says nothing; equal maps made apart compare false.
+    ///
+    /// - Complexity: O(1).
+    public func isUnchangedCopy(of other: PageMap) -> Bool { storage === other.storage }
+
     /// A memory over `layers` (oldest first) that allocates written pages from `allocator`.
     public init(allocator: PageAllocator, layers: [any PageLayer] = []) {
         storage = Storage(allocator: allocator, layers: layers, delta: PageDelta(), unflushedDelta: PageDelta(),

@@ -19,6 +19,10 @@ struct MemorySync {
 
     /// Plans the update of `worker` to `heap` and `stable`; updates its record of sent allocators.
     init(worker: WorkerProcess, heap: PageMap, heapCapacity: UInt64, stable: PageMap, stableCapacity: UInt64) throws(ExecutionError) {
+        if let heldHeap = worker.heldHeap, let heldStable = worker.heldStable,
+           heldHeap.isUnchangedCopy(of: heap), heldStable.isUnchangedCopy(of: stable) {
+            return  // the worker shows these very versions: the common case of back-to-back queries
+        }
         do {
             if let heldHeap = worker.heldHeap, let heldStable = worker.heldStable,
                heldHeap.hasSameLayers(as: heap), heldStable.hasSameLayers(as: stable),

@@ -57,6 +57,7 @@ struct MapModel {
         return (try BaseFileLayer(path: path), contents)
     }
 
+    /// Also: `isUnchangedCopy(of:)` holds for a fresh clone, and only between maps that are equal.
     @Test(.shrinking)
     func behavesLikeAByteArrayAndClonesStayIndependent() async throws {
         let pages = try TestPages()
@@ -91,6 +92,7 @@ struct MapModel {
                     #expect(try map.read(at: UInt64(address), count: count) == Array(model.bytes[address..<(address + count)]))
                 case .clone:
                     clones.append((map, model))
+                    #expect(map.isUnchangedCopy(of: clones.last!.map))
                 case .applyDelta(let first, let n, let fill):
                     var delta = PageDelta()
                     for index in first..<min(first + n, MapModel.pages) {
@@ -112,6 +114,10 @@ struct MapModel {
             for clone in clones {
                 #expect(try clone.map.read(at: 0, count: clone.model.bytes.count) == clone.model.bytes,
                         "a clone changed after later writes")
+                if clone.map.isUnchangedCopy(of: map) {
+                    #expect(clone.model.bytes == model.bytes && clone.model.unflushed == model.unflushed
+                            && clone.model.sizeInPages == model.sizeInPages, "an unchanged copy differs")
+                }
             }
         }
     }

@@ -145,12 +145,16 @@ struct WireFormatTests {
         #expect(try ExecuteMessage(decoding: bytes, inputLimit: 1 << 20) == message)
     }
 
-    @Test func anEntryPointNameThatIsNotUTF8IsMalformed() throws {
+    /// Invalid UTF-8 at the start, in the middle and at the end of a name: a byte never used, a
+    /// stray continuation byte, an overlong encoding, an encoded surrogate, a sequence cut short.
+    @Test(arguments: [(0, [0xFF]), (2, [0x80]), (1, [0xC0, 0xAF]), (3, [0xED, 0xA0, 0x80]), (4, [0xE2, 0x82])])
+    func anEntryPointNameThatIsNotUTF8IsMalformed(at offset: Int, bytes invalid: [UInt8]) throws {
         var message = MessageShape(seed: 1, input: 3, files: 0, updates: [0, 0, 0, 0, 0, 0]).executeMessage
         message.request.entryPoint = "kv.get"
         var bytes = message.encoded()
         #expect(try ExecuteMessage(decoding: bytes, inputLimit: 16) == message)
-        bytes[8 + 1 + 4] = 0xFF  // request id, kind, the name's length, then its first byte
+        let name = 8 + 1 + 4  // request id, kind, the name's length, then the name's six bytes
+        bytes.replaceSubrange((name + offset)..<(name + offset + invalid.count), with: invalid)
         #expect(throws: ProtocolError.malformed(offset: 9, "string is not UTF-8")) { try ExecuteMessage(decoding: bytes, inputLimit: 16) }
     }
 
