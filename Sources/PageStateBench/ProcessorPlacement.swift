@@ -7,7 +7,7 @@ import SystemPackage
 /// a sandboxed execution (both processors) timed against an in-process one (the host's processor
 /// only) gives a ratio that depends on which processor the host happened to be on. Timing both
 /// ways round and weighing the two alike removes that.
-struct ProcessorPlacement: Equatable {
+struct ProcessorPlacement {
     let host: UInt32
     let worker: UInt32
 

@@ -39,7 +39,7 @@ public enum SandboxSuite {
                 let idle = try Guest(id: 2, heapCapacityInPages: 16, stableCapacityInPages: 16)
                 _ = try pool.execute(idle, ExecutionRequest(entryPoint: "counter.get", kind: .query, system: SystemData(guestID: 2)))
                 report.figures["idle_worker_rss_mib"] = Double(pool.residentBytes(of: idle) ?? 0) / Double(1 << 20)
-                report.figures["empty_query_sandboxed_us"] = try medianMilliseconds(500) {
+                report.figures["empty_query_sandboxed_us"] = try medianMilliseconds(emptyQueries) {
                     _ = try pool.execute(idle, ExecutionRequest(entryPoint: "counter.get", kind: .query, system: SystemData(guestID: 2)))
                 } * 1000
             }
@@ -97,7 +97,7 @@ public enum SandboxSuite {
         } else {
             report.notes.append("query placement: not pinned (fewer than two processors, or pinning failed); query_sandboxed_vs_inprocess is the median of the paired blocks' ratios")
         }
-        report.notes.append("sandboxed and in-process blocks alternate (which goes first alternates too); *_vs_inprocess = median of the paired blocks' ratios, *_ms = median over blocks")
+        report.notes.append("sandboxed and in-process blocks alternate (which goes first alternates too); update_sandboxed_vs_inprocess = median of the paired blocks' ratios, *_ms = median over blocks")
         report.notes.append("stable_op_ns and host_call_us are timed inside the worker; idle RSS = RssAnon + RssShmem of a worker after one query")
         return report
     }
@@ -110,6 +110,7 @@ public enum SandboxSuite {
     static let queryRounds = 8
     static let blocksPerRound = 4
     static let queriesPerBlock = 25
+    static let emptyQueries = 500
 
     /// `blocksPerRound` pairs of blocks (`pairedBlocks`) per round, for `queryRounds` rounds that
     /// alternate the `ProcessorPlacement` of the calling thread and `guest`'s worker, each round
