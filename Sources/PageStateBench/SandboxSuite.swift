@@ -79,12 +79,11 @@ public enum SandboxSuite {
                                                                                system: SystemData(guestID: 1)))
             })
         }
-        let queries = byPlacement.reduce(into: [String: [Double]]()) { all, group in all.merge(group, uniquingKeysWith: +) }
         report.figures["update_sandboxed_ms"] = TrackingSuite.middle(updates["sandboxed"]!)
         report.figures["update_inprocess_ms"] = TrackingSuite.middle(updates["inprocess"]!)
         report.figures["update_sandboxed_vs_inprocess"] = pairedRatio(updates["sandboxed"]!, updates["inprocess"]!)
-        report.figures["query_sandboxed_ms"] = TrackingSuite.middle(queries["sandboxed"]!)
-        report.figures["query_inprocess_ms"] = TrackingSuite.middle(queries["inprocess"]!)
+        report.figures["query_sandboxed_ms"] = meanOfMedians(byPlacement, "sandboxed")
+        report.figures["query_inprocess_ms"] = meanOfMedians(byPlacement, "inprocess")
         report.figures["query_sandboxed_vs_inprocess"] = balancedRatio(byPlacement, "sandboxed", "inprocess")
         if byPlacement.count == 2 {
             let inprocess = byPlacement.map { TrackingSuite.middle($0["inprocess"]!) }
@@ -97,7 +96,7 @@ public enum SandboxSuite {
         } else {
             report.notes.append("query placement: not pinned (fewer than two processors, or pinning failed); query_sandboxed_vs_inprocess is the median of the paired blocks' ratios")
         }
-        report.notes.append("sandboxed and in-process blocks alternate (which goes first alternates too); update_sandboxed_vs_inprocess = median of the paired blocks' ratios, *_ms = median over blocks")
+        report.notes.append("sandboxed and in-process blocks alternate (which goes first alternates too); update_sandboxed_vs_inprocess = median of the paired blocks' ratios, update_*_ms = median over blocks, query_*_ms = the mean of the placements' medians")
         report.notes.append("stable_op_ns and host_call_us are timed inside the worker; idle RSS = RssAnon + RssShmem of a worker after one query")
         return report
     }
@@ -115,30 +114,44 @@ public enum SandboxSuite {
     /// `blocksPerRound` pairs of blocks (`pairedBlocks`) per round, for `queryRounds` rounds that
     /// alternate the `ProcessorPlacement` of the calling thread and `guest`'s worker, each round
     /// after one untimed block per name (the caches after a move). Returns each placement's block
-    /// figures — one group when fewer than two processors are allowed or pinning fails (then nothing
-    /// stays pinned). The calling thread may run where it could before once this returns.
+    /// figures — one group when fewer than two processors are allowed or pinning fails (the rounds
+    /// already timed join it). Both ends may run where they could before once this returns.
     static func placedBlocks(pool: SandboxPool, guest: Guest, _ names: [String],
                              _ block: (String) throws -> Double) throws -> [[String: [Double]]] {
         let allowed = (try? allowedProcessors()) ?? []
-        var placements = ProcessorPlacement.bothWays(of: allowed)
-        defer { if !placements.isEmpty { try? setAllowedProcessors(allowed) } }
+        let worker = pool.workerProcessID(of: guest)
+        let workerAllowed = worker.flatMap { try? allowedProcessors(of: $0) }
+        var placements = worker == nil || workerAllowed == nil ? [] : ProcessorPlacement.bothWays(of: allowed)
+        func unpin() {
+            try? setAllowedProcessors(allowed)
+            if let worker, let workerAllowed { try? setAllowedProcessors(workerAllowed, of: worker) }
+        }
+        defer { if !placements.isEmpty { unpin() } }
         var groups = [[String: [Double]]](repeating: [:], count: max(placements.count, 1))
         for round in 0..<queryRounds {
-            if !placements.isEmpty {
-                do throws(Errno) {
-                    guard let worker = pool.workerProcessID(of: guest) else { throw .noSuchProcess }
-                    try placements[round % placements.count].apply(worker: worker)
-                } catch {
-                    try? setAllowedProcessors(allowed)
+            if let worker, !placements.isEmpty {
+                do throws(Errno) { try placements[round % placements.count].apply(worker: worker) } catch {
+                    unpin()
                     placements = []
-                    groups = [groups.reduce(into: [:]) { all, group in all.merge(group, uniquingKeysWith: +) }]
+                    groups = [merged(groups)]
                 }
             }
             for name in names { _ = try block(name) }
             let group = placements.isEmpty ? 0 : round % placements.count
             groups[group].merge(try pairedBlocks(blocksPerRound, names, block), uniquingKeysWith: +)
         }
-        return groups
+        return groups.filter { !$0.isEmpty }
+    }
+
+    /// Every group's figures per name, in group order.
+    static func merged(_ groups: [[String: [Double]]]) -> [String: [Double]] {
+        groups.reduce(into: [:]) { all, group in all.merge(group, uniquingKeysWith: +) }
+    }
+
+    /// The mean over the groups of the median of `name`'s figures: with two placements both ways
+    /// round, what `balancedRatio` weighs (a median over all blocks would sit in the slower half).
+    static func meanOfMedians(_ groups: [[String: [Double]]], _ name: String) -> Double {
+        groups.map { TrackingSuite.middle($0[name]!) }.reduce(0, +) / Double(groups.count)
     }
 
     /// Σ rₚ·Iₚ / Σ Iₚ over the groups, rₚ the median of group p's paired ratios `a[i] / b[i]` and Iₚ

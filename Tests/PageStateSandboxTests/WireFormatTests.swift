@@ -19,7 +19,7 @@ struct MessageShape: Sendable, CustomStringConvertible {
 
     var executeMessage: ExecuteMessage {
         var values = SplitMix64(seed: UInt64(seed))
-        let names = ["kv.get", "", "ünïcode.名前", String(repeating: "n", count: ExecuteMessage.maximumEntryPointName)]
+        let names = ["kv.get", "", "ünïcode.名前", "\u{0}\u{FFFD}\u{FFFF}𝄞", String(repeating: "n", count: ExecuteMessage.maximumEntryPointName)]
         let files: [FileEntry] = (0..<files).map { _ in
             switch values.next() % 3 {
             case 0: .allocator(identity: values.next(), length: values.next())
