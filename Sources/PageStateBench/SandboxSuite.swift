@@ -94,7 +94,7 @@ public enum SandboxSuite {
         if byPlacement.count == 2 {
             report.notes.append("query placement: the host thread and the worker pinned to two processors, swapped every \(blocksPerRound) block pairs (in-process runs on the host's); query_sandboxed_vs_inprocess weighs both placements alike (sum of rₚ·Iₚ over sum of Iₚ, rₚ a placement's median paired ratio, Iₚ its median in-process block), since one processor can be much slower than the other for minutes; query_inprocess_processor_spread = the slower processor's in-process median over the faster's")
         } else {
-            report.notes.append("query placement: not pinned (fewer than two processors, or pinning failed); query_sandboxed_vs_inprocess is the median of the paired blocks' ratios")
+            report.notes.append("query placement: not pinned (fewer than two processors), or pinning failed and the rounds timed so far were pooled with the rest; query_sandboxed_vs_inprocess is the median of the paired blocks' ratios")
         }
         report.notes.append("sandboxed and in-process blocks alternate (which goes first alternates too); update_sandboxed_vs_inprocess = median of the paired blocks' ratios, update_*_ms = median over blocks, query_*_ms = the mean of the placements' medians")
         report.notes.append("stable_op_ns and host_call_us are timed inside the worker; idle RSS = RssAnon + RssShmem of a worker after one query")
