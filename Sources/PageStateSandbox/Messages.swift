@@ -104,14 +104,18 @@ enum ResultMessage {
             writer.append(success.heapSize)
             writer.append(success.stableSize)
             writer.append(success.grownPages)
-            for pages in [success.heapPages, success.stablePages] {
-                writer.append(UInt64(pages.count))
-                for page in pages { writer.append(page.index); writer.append(page.place.offset); writer.append(page.place.tag) }
-            }
+            Self.append(success.heapPages, to: &writer)
+            Self.append(success.stablePages, to: &writer)
         case .failure(let error):
             writer.append(UInt8(1))
             Self.append(error, to: &writer)
         }
+    }
+
+    /// A count, then (index, offset, tag) per page: what `readPageList` reads.
+    private static func append<Sink: WireSink>(_ pages: [PageLocation], to writer: inout Sink) {
+        writer.append(UInt64(pages.count))
+        for page in pages { writer.append(page.index); writer.append(page.place.offset); writer.append(page.place.tag) }
     }
 
     /// Decodes a worker's untrusted reply, enforcing the host's output limit.

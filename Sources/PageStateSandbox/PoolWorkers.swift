@@ -1,32 +1,39 @@
 /// The sandbox pool's live workers and what its maintenance needs to know about them, kept up to
 /// date as workers are checked out and in, so that no pool operation scans every worker: the idle
 /// ones in least-recently-used order, the ones that ran since their memory was last measured, and
-/// the sum of their last measurements.
+/// the sum of their last measurements. An execution's check-out and check-in hash the guest's id
+/// once each.
 ///
-/// Invariants: a guest is in `idle` exactly when it has a worker that is not busy, and `idle` is
-/// ordered by `lastUsed`; `unmeasured` holds only guests with a worker; `residentBytes` is the sum
-/// of the slots' `residentBytes`. Generic over the worker so that tests can check it against a
-/// plain model without processes.
+/// Invariants: a slot is in `idle` exactly when its worker is not busy, and `idle` is ordered by
+/// `lastUsed`; `unmeasured` holds exactly the guests whose slot has `ranSinceMeasured`;
+/// `residentBytes` is the sum of the slots' `residentBytes`. Generic over the worker so that tests
+/// can check it against a plain model without processes.
 struct PoolWorkers<Worker: AnyObject> {
     /// A live worker and its bookkeeping; a class so that an execution's check-out and check-in
     /// update it in place (one dictionary lookup, no copies). Fields are guarded by the pool's lock.
-    final class Slot {
+    final class Slot: RecencyListNode {
         let worker: Worker
+        let guestID: UInt64
         fileprivate(set) var busy = true
         fileprivate(set) var lastUsed: ContinuousClock.Instant
         /// Resident bytes when last measured; idle workers do not grow, so only workers that ran
         /// since are measured again.
         fileprivate(set) var residentBytes: UInt64 = 0
+        /// Whether the worker ran since its memory was last measured (it is then in `unmeasured`).
+        fileprivate(set) var ranSinceMeasured = true
+        unowned var older: Slot?
+        unowned var newer: Slot?
 
-        init(worker: Worker, lastUsed: ContinuousClock.Instant) {
+        init(worker: Worker, guestID: UInt64, lastUsed: ContinuousClock.Instant) {
             self.worker = worker
+            self.guestID = guestID
             self.lastUsed = lastUsed
         }
     }
 
     private(set) var slots: [UInt64: Slot] = [:]
-    /// Guests whose worker is idle, least recently used first.
-    private(set) var idle = RecencyOrder<UInt64>()
+    /// The slots of idle workers, least recently used first (`slots` keeps them alive).
+    private(set) var idle = RecencyList<Slot>()
     /// Guests whose worker ran since its memory was last measured (busy ones included).
     private(set) var unmeasured: Set<UInt64> = []
     /// The workers' resident memory when each was last measured.
@@ -41,7 +48,7 @@ struct PoolWorkers<Worker: AnyObject> {
     /// - Complexity: O(1) amortized.
     mutating func add(_ worker: Worker, for guestID: UInt64, at now: ContinuousClock.Instant) {
         precondition(slots[guestID] == nil, "a guest has one worker at a time")
-        slots[guestID] = Slot(worker: worker, lastUsed: now)
+        slots[guestID] = Slot(worker: worker, guestID: guestID, lastUsed: now)
         unmeasured.insert(guestID)
     }
 
@@ -50,8 +57,8 @@ struct PoolWorkers<Worker: AnyObject> {
     /// - Complexity: O(1).
     mutating func remove(_ guestID: UInt64) -> Worker? {
         guard let slot = slots.removeValue(forKey: guestID) else { return nil }
-        idle.remove(guestID)
-        unmeasured.remove(guestID)
+        idle.remove(slot)
+        if slot.ranSinceMeasured { unmeasured.remove(guestID) }
         residentBytes -= slot.residentBytes
         return slot.worker
     }
@@ -70,19 +77,23 @@ struct PoolWorkers<Worker: AnyObject> {
     mutating func checkOut(_ guestID: UInt64) -> Worker? {
         guard let slot = slots[guestID] else { return nil }
         slot.busy = true
-        idle.remove(guestID)
+        idle.remove(slot)
         return slot.worker
     }
 
-    /// Marks the worker of `guestID` idle and most recently used, to be measured again.
+    /// Marks the worker of `slot` (a slot of these workers, as `self[guestID]` returned it) idle and
+    /// most recently used, to be measured again.
     ///
-    /// - Complexity: O(1) amortized.
-    mutating func checkIn(_ guestID: UInt64, at now: ContinuousClock.Instant) {
-        guard let slot = slots[guestID] else { return }
+    /// - Complexity: O(1) amortized; hashes only when the worker had been measured since it last ran.
+    mutating func checkIn(_ slot: Slot, at now: ContinuousClock.Instant) {
+        assert(slots[slot.guestID] === slot, "a slot of these workers")
         slot.busy = false
         slot.lastUsed = now
-        idle.touch(guestID)
-        unmeasured.insert(guestID)
+        idle.touch(slot)
+        if !slot.ranSinceMeasured {
+            slot.ranSinceMeasured = true
+            unmeasured.insert(slot.guestID)
+        }
     }
 
     /// The idle workers that ran since they were last measured, with their guests.
@@ -99,14 +110,17 @@ struct PoolWorkers<Worker: AnyObject> {
         guard let slot = slots[guestID], slot.worker === worker, !slot.busy else { return }
         residentBytes = residentBytes - slot.residentBytes + bytes
         slot.residentBytes = bytes
-        unmeasured.remove(guestID)
+        if slot.ranSinceMeasured {
+            slot.ranSinceMeasured = false
+            unmeasured.remove(guestID)
+        }
     }
 
     /// The guest of the least recently used idle worker, if it has been idle longer than `timeout`.
     ///
     /// - Complexity: O(1).
     func oldestIdle(idleFor timeout: Duration, at now: ContinuousClock.Instant) -> UInt64? {
-        guard let guestID = idle.oldest, now - slots[guestID]!.lastUsed > timeout else { return nil }
-        return guestID
+        guard let slot = idle.oldest, now - slot.lastUsed > timeout else { return nil }
+        return slot.guestID
     }
 }

@@ -190,7 +190,7 @@ public final class SandboxPool: GuestExecutor {
         let (existing, evicted): (WorkerProcess?, [WorkerProcess]) = try state.withLock { (state) throws(ExecutionError) in
             guard !state.closed else { throw .spawnFailed("the pool was shut down") }
             if let worker = state.workers.checkOut(guest.id) { return (worker, []) }
-            guard state.workers.count >= configuration.maximumLiveWorkers, let victim = state.workers.idle.oldest else {
+            guard state.workers.count >= configuration.maximumLiveWorkers, let victim = state.workers.idle.oldest?.guestID else {
                 return (nil, [])
             }
             state.statistics.evictedLeastRecentlyUsed += 1
@@ -235,7 +235,7 @@ public final class SandboxPool: GuestExecutor {
             }
             guard let slot = state.workers[guest.id], slot.worker === worker else { return true }
             if healthy {
-                state.workers.checkIn(guest.id, at: now)
+                state.workers.checkIn(slot, at: now)
                 return false
             }
             _ = state.workers.remove(guest.id)
@@ -264,7 +264,7 @@ public final class SandboxPool: GuestExecutor {
         victims += state.withLock { state in
             for (guestID, worker, bytes) in measured { state.workers.record(residentBytes: bytes, of: worker, guestID: guestID) }
             var overBudget: [WorkerProcess] = []
-            while state.workers.residentBytes > configuration.rssBudgetBytes, let guestID = state.workers.idle.oldest {
+            while state.workers.residentBytes > configuration.rssBudgetBytes, let guestID = state.workers.idle.oldest?.guestID {
                 overBudget.append(state.workers.remove(guestID)!)
             }
             state.statistics.evictedForMemory += overBudget.count

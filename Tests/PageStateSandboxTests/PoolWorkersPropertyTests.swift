@@ -66,8 +66,12 @@ struct PoolWorkersPropertyTests {
                     #expect(workers.checkOut(guest) === model[guest]?.worker)
                     model[guest]?.busy = true
                 case .checkIn(let guest):
-                    workers.checkIn(guest, at: now)
-                    guard model[guest] != nil else { continue }
+                    guard let slot = workers[guest] else {
+                        #expect(model[guest] == nil)
+                        continue
+                    }
+                    workers.checkIn(slot, at: now)
+                    #expect(model[guest] != nil)
                     model[guest]!.busy = false
                     model[guest]!.lastUsed = tick
                     model[guest]!.unmeasured = true
@@ -82,8 +86,9 @@ struct PoolWorkersPropertyTests {
                     }
                 }
                 let idle = model.filter { !$0.value.busy }.sorted { $0.value.lastUsed < $1.value.lastUsed }
-                #expect(workers.idle.fromOldest == idle.map(\.key), "after \(operation)")
-                #expect(workers.idle.oldest == idle.first?.key)
+                #expect(workers.idle.fromOldest.map(\.guestID) == idle.map(\.key), "after \(operation)")
+                #expect(workers.idle.oldest?.guestID == idle.first?.key)
+                #expect(workers.idle.count == idle.count)
                 #expect(workers.count == model.count)
                 #expect(workers.residentBytes == model.values.reduce(0) { $0 + $1.residentBytes })
                 #expect(Set(workers.idleUnmeasured.map(\.guestID)) == Set(idle.filter(\.value.unmeasured).map(\.key)))
@@ -97,24 +102,34 @@ struct PoolWorkersPropertyTests {
         }
     }
 
+    /// A listed thing for `RecencyList`.
+    final class Node: RecencyListNode {
+        let key: Int
+        unowned var older: Node?
+        unowned var newer: Node?
+        init(key: Int) { self.key = key }
+    }
+
     /// Any sequence of touches and removals: the order is that of an array that moves a touched key
-    /// to its end.
+    /// to its end, and exactly the listed nodes say they are.
     @Test(.shrinking)
-    func recencyOrderMatchesAnArray() async {
+    func recencyListMatchesAnArray() async {
         await checkProperty(count: 200, input: zip(Gen.bool, Gen.int(in: 0...7)).array(of: 0...50)) { steps in
-            var order = RecencyOrder<Int>()
+            let nodes = (0...7).map(Node.init)
+            var list = RecencyList<Node>()
             var model: [Int] = []
             for (touch, key) in steps {
                 model.removeAll { $0 == key }
                 if touch {
-                    order.touch(key)
+                    list.touch(nodes[key])
                     model.append(key)
                 } else {
-                    order.remove(key)
+                    list.remove(nodes[key])
                 }
-                #expect(order.fromOldest == model, "after \(touch ? "touching" : "removing") \(key)")
-                #expect(order.oldest == model.first)
-                #expect(order.count == model.count)
+                #expect(list.fromOldest.map(\.key) == model, "after \(touch ? "touching" : "removing") \(key)")
+                #expect(list.oldest?.key == model.first)
+                #expect(list.count == model.count)
+                #expect(nodes.filter(list.contains).map(\.key).sorted() == model.sorted())
             }
         }
     }
