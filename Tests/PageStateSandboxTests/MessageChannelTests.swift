@@ -159,9 +159,10 @@ struct MessageChannelTests {
     func hostileSlotsAreRejected(_ attack: String) throws {
         let pair = try ChannelPair()
         defer { pair.close() }
-        let toHostSequence = (pair.raw + 128).assumingMemoryBound(to: UInt64.self)
-        let toHostLength = (pair.raw + 136).assumingMemoryBound(to: UInt32.self)
-        let toHostBytes = pair.raw + 4096 + SharedMailbox.slotCapacity
+        let toHostSlot = pair.raw + 4096 + SharedMailbox.slotStride
+        let toHostSequence = toHostSlot.assumingMemoryBound(to: UInt64.self)
+        let toHostLength = (toHostSlot + 8).assumingMemoryBound(to: UInt32.self)
+        let toHostBytes = toHostSlot + SharedMailbox.slotHeaderSize
         switch attack {
         case "skipped sequence":
             toHostLength.pointee = 8
