@@ -73,7 +73,8 @@ public enum SandboxSuite {
             }
             return last
         }
-        let byPlacement = try placedBlocks(pool: pool, guest: guests["sandboxed"]!, executors.map(\.0)) { name in
+        var roundTrips: [Double] = []
+        let byPlacement = try placedBlocks(pool: pool, guest: guests["sandboxed"]!, executors.map(\.0), roundTrips: &roundTrips) { name in
             TrackingSuite.middle(try samplesMilliseconds(queriesPerBlock) {
                 _ = try executor[name]!.execute(guests[name]!, ExecutionRequest(entryPoint: "kv.get", input: [0x6B], kind: .query,
                                                                                system: SystemData(guestID: 1)))
@@ -89,12 +90,19 @@ public enum SandboxSuite {
             let inprocess = byPlacement.map { TrackingSuite.middle($0["inprocess"]!) }
             report.figures["query_inprocess_processor_spread"] = inprocess.max()! / inprocess.min()!
         }
+        if let least = roundTrips.min(), let most = roundTrips.max() {
+            report.figures["cache_line_round_trip_ns_min"] = least
+            report.figures["cache_line_round_trip_ns_max"] = most
+        }
         report.notes.append("update: pages.write of \(dirtyPages) random pages of a \(heapPages)-page heap, tracked, captured and adopted; after \(steadyStateUpdates) untimed updates per side (the steady state of result files), \(repetitions) blocks of two back-to-back updates per side, the second timed; the worker lets go of dead result files while the other side runs (never-idle workers: performance.md, session 25)")
         report.notes.append("query: kv.get on that heap, \(queryRounds * blocksPerRound) blocks of \(queriesPerBlock) back-to-back queries per side, a block's figure its median; empty_query: counter.get on a 16-page guest (the fixed cost of a sandboxed execution)")
         if byPlacement.count == 2 {
             report.notes.append("query placement: the host thread and the worker pinned to two processors, swapped every \(blocksPerRound) block pairs (in-process runs on the host's); query_sandboxed_vs_inprocess weighs both placements alike (sum of rₚ·Iₚ over sum of Iₚ, rₚ a placement's median paired ratio, Iₚ its median in-process block), since one processor can be much slower than the other for minutes; query_inprocess_processor_spread = the slower processor's in-process median over the faster's")
         } else {
             report.notes.append("query placement: not pinned (fewer than two processors), or pinning failed and the rounds timed so far were pooled with the rest; query_sandboxed_vs_inprocess is the median of the paired blocks' ratios")
+        }
+        if !roundTrips.isEmpty {
+            report.notes.append("cache_line_round_trip_ns_min/max: a cache line bounced between the two pinned processors at the start of each query round (\(roundTrips.map { String(Int($0.rounded())) }.joined(separator: ", ")) ns); a sandboxed execution moves its messages between them, an in-process one does not, and the hypervisor places the two vCPUs near (~70-90 ns) or far (~330-380 ns) apart for seconds to minutes: the query ratio is higher in the far stretches (performance.md, session 29)")
         }
         report.notes.append("sandboxed and in-process blocks alternate (which goes first alternates too); update_sandboxed_vs_inprocess = median of the paired blocks' ratios, update_*_ms = median over blocks, query_*_ms = the mean of the placements' medians")
         report.notes.append("stable_op_ns and host_call_us are timed inside the worker; idle RSS = RssAnon + RssShmem of a worker after one query")
@@ -115,8 +123,10 @@ public enum SandboxSuite {
     /// alternate the `ProcessorPlacement` of the calling thread and `guest`'s worker, each round
     /// after one untimed block per name (the caches after a move). Returns each placement's block
     /// figures — one group when fewer than two processors are allowed or pinning fails (the rounds
-    /// already timed join it). Both ends may run where they could before once this returns.
-    static func placedBlocks(pool: SandboxPool, guest: Guest, _ names: [String],
+    /// already timed join it). Appends a `CacheLineRoundTrip` between the two processors, measured
+    /// at the start of each pinned round, to `roundTrips`. Both ends may run where they could before
+    /// once this returns.
+    static func placedBlocks(pool: SandboxPool, guest: Guest, _ names: [String], roundTrips: inout [Double],
                              _ block: (String) throws -> Double) throws -> [[String: [Double]]] {
         let allowed = (try? allowedProcessors()) ?? []
         let worker = pool.workerProcessID(of: guest)
@@ -130,11 +140,13 @@ public enum SandboxSuite {
         var groups = [[String: [Double]]](repeating: [:], count: max(placements.count, 1))
         for round in 0..<queryRounds {
             if let worker, !placements.isEmpty {
-                do throws(Errno) { try placements[round % placements.count].apply(worker: worker) } catch {
+                let placement = placements[round % placements.count]
+                do throws(Errno) { try placement.apply(worker: worker) } catch {
                     unpin()
                     placements = []
                     groups = [merged(groups)]
                 }
+                if !placements.isEmpty, let trip = CacheLineRoundTrip.measure(to: placement.worker) { roundTrips.append(trip) }
             }
             for name in names { _ = try block(name) }
             let group = placements.isEmpty ? 0 : round % placements.count
