@@ -146,7 +146,10 @@ public enum SandboxSuite {
                     placements = []
                     groups = [merged(groups)]
                 }
-                if !placements.isEmpty, let trip = CacheLineRoundTrip.measure(to: placement.worker) { roundTrips.append(trip) }
+                if !placements.isEmpty {
+                    sleepCallingThread(for: .milliseconds(2))  // the worker stops spinning and sleeps
+                    if let trip = CacheLineRoundTrip.measure(to: placement.worker) { roundTrips.append(trip) }
+                }
             }
             for name in names { _ = try block(name) }
             let group = placements.isEmpty ? 0 : round % placements.count

@@ -7,7 +7,8 @@
 /// Invariants: a slot is in `idle` exactly when its worker is not busy, and `idle` is ordered by
 /// `lastUsed`; `unmeasured` holds exactly the guests whose slot has `ranSinceMeasured`;
 /// `residentBytes` is the sum of the slots' `residentBytes`. Generic over the worker so that tests
-/// can check it against a plain model without processes.
+/// can check it against a plain model without processes. Its slots are shared objects: use one
+/// `PoolWorkers` in place, never a copy of it.
 struct PoolWorkers<Worker: AnyObject> {
     /// A live worker and its bookkeeping; a class so that an execution's check-out and check-in
     /// update it in place (one dictionary lookup, no copies). Fields are guarded by the pool's lock.
@@ -21,8 +22,13 @@ struct PoolWorkers<Worker: AnyObject> {
         fileprivate(set) var residentBytes: UInt64 = 0
         /// Whether the worker ran since its memory was last measured (it is then in `unmeasured`).
         fileprivate(set) var ranSinceMeasured = true
-        unowned var older: Slot?
-        unowned var newer: Slot?
+        /// Check-ins so far: a measurement taken before the latest one is stale.
+        fileprivate(set) var checkIns: UInt64 = 0
+        /// Whether the slot was removed (checking it in again would be a bug).
+        fileprivate(set) var removed = false
+        /// `idle`'s links; `slots` keeps every listed slot alive.
+        unowned(unsafe) var older: Slot?
+        unowned(unsafe) var newer: Slot?
 
         init(worker: Worker, guestID: UInt64, lastUsed: ContinuousClock.Instant) {
             self.worker = worker
@@ -57,6 +63,7 @@ struct PoolWorkers<Worker: AnyObject> {
     /// - Complexity: O(1).
     mutating func remove(_ guestID: UInt64) -> Worker? {
         guard let slot = slots.removeValue(forKey: guestID) else { return nil }
+        slot.removed = true
         idle.remove(slot)
         if slot.ranSinceMeasured { unmeasured.remove(guestID) }
         residentBytes -= slot.residentBytes
@@ -68,6 +75,7 @@ struct PoolWorkers<Worker: AnyObject> {
     /// - Complexity: O(workers).
     mutating func removeAll() -> [Worker] {
         defer { self = PoolWorkers() }
+        for slot in slots.values { slot.removed = true }
         return slots.values.map(\.worker)
     }
 
@@ -86,9 +94,10 @@ struct PoolWorkers<Worker: AnyObject> {
     ///
     /// - Complexity: O(1) amortized; hashes only when the worker had been measured since it last ran.
     mutating func checkIn(_ slot: Slot, at now: ContinuousClock.Instant) {
-        assert(slots[slot.guestID] === slot, "a slot of these workers")
+        precondition(!slot.removed, "a slot of these workers")
         slot.busy = false
         slot.lastUsed = now
+        slot.checkIns += 1
         idle.touch(slot)
         if !slot.ranSinceMeasured {
             slot.ranSinceMeasured = true
@@ -96,18 +105,20 @@ struct PoolWorkers<Worker: AnyObject> {
         }
     }
 
-    /// The idle workers that ran since they were last measured, with their guests.
+    /// The idle workers that ran since they were last measured, with their guests and check-in
+    /// counts (to pass back to `record`).
     ///
     /// - Complexity: O(unmeasured).
-    var idleUnmeasured: [(guestID: UInt64, worker: Worker)] {
-        unmeasured.compactMap { guestID in slots[guestID].flatMap { $0.busy ? nil : (guestID, $0.worker) } }
+    var idleUnmeasured: [(guestID: UInt64, worker: Worker, checkIns: UInt64)] {
+        unmeasured.compactMap { guestID in slots[guestID].flatMap { $0.busy ? nil : (guestID, $0.worker, $0.checkIns) } }
     }
 
-    /// Records a measurement of `worker`, unless it is no longer the guest's worker or ran since.
+    /// Records a measurement of `worker` taken when it had been checked in `checkIns` times, unless
+    /// it is no longer the guest's worker or ran since.
     ///
     /// - Complexity: O(1).
-    mutating func record(residentBytes bytes: UInt64, of worker: Worker, guestID: UInt64) {
-        guard let slot = slots[guestID], slot.worker === worker, !slot.busy else { return }
+    mutating func record(residentBytes bytes: UInt64, of worker: Worker, guestID: UInt64, checkIns: UInt64) {
+        guard let slot = slots[guestID], slot.worker === worker, !slot.busy, slot.checkIns == checkIns else { return }
         residentBytes = residentBytes - slot.residentBytes + bytes
         slot.residentBytes = bytes
         if slot.ranSinceMeasured {

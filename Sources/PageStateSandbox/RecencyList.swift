@@ -1,6 +1,8 @@
 /// A node of a `RecencyList`: the list threads its links through the nodes themselves, so that
 /// touching or removing one neither hashes nor allocates. Implementations declare both links
-/// `unowned`: whoever lists the nodes keeps them alive, the list does not (no reference cycles).
+/// `unowned(unsafe)`: whoever lists the nodes keeps them alive (the list holds only its two ends),
+/// there are no reference cycles, and following a link costs no reference counting (safe `unowned`
+/// links made a check-out and check-in ~100 ns slower than a dictionary of links).
 /// A node belongs to at most one list, and only the list changes its links.
 protocol RecencyListNode: AnyObject {
     /// The node touched just before this one; nil for the oldest and for a node not listed.
@@ -16,7 +18,8 @@ protocol RecencyListNode: AnyObject {
 /// Invariants: `oldest` and `newest` are nil exactly when the list is empty; following `newer` from
 /// `oldest` visits every listed node once and ends at `newest`; `older` links mirror `newer` links;
 /// a node that is not listed has both links nil. Every listed node must be kept alive elsewhere
-/// until it is removed.
+/// until it is removed (its neighbours' links to it are not counted references). A value type over
+/// shared nodes: use one list in place, never a copy of it.
 struct RecencyList<Node: RecencyListNode> {
     /// The node touched longest ago.
     private(set) var oldest: Node?

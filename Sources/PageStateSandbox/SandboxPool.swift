@@ -260,9 +260,11 @@ public final class SandboxPool: GuestExecutor {
             state.statistics.evictedIdle += expired.count
             return expired
         }
-        let measured = state.withLock { $0.workers.idleUnmeasured }.map { ($0.guestID, $0.worker, $0.worker.residentBytes() ?? 0) }
+        let measured = state.withLock { $0.workers.idleUnmeasured }.map { ($0.guestID, $0.worker, $0.checkIns, $0.worker.residentBytes() ?? 0) }
         victims += state.withLock { state in
-            for (guestID, worker, bytes) in measured { state.workers.record(residentBytes: bytes, of: worker, guestID: guestID) }
+            for (guestID, worker, checkIns, bytes) in measured {
+                state.workers.record(residentBytes: bytes, of: worker, guestID: guestID, checkIns: checkIns)
+            }
             var overBudget: [WorkerProcess] = []
             while state.workers.residentBytes > configuration.rssBudgetBytes, let guestID = state.workers.idle.oldest?.guestID {
                 overBudget.append(state.workers.remove(guestID)!)

@@ -15,7 +15,7 @@ import SystemPackage
 /// on the socket; the slot then only announces them.
 ///
 /// Spinning only pays while the two ends run on different processors. Each end publishes the
-/// processor it last ran on (in its outgoing block); a receiver that finds its sender on its own
+/// processor it last ran on (in its outgoing slot's header); a receiver that finds its sender on its own
 /// processor moves to another one (a worker) or yields to the sender at once (see
 /// `MessageChannel.receive`).
 ///
@@ -25,7 +25,7 @@ import SystemPackage
 /// message's first 112 bytes lie in the 128-byte pair of cache lines the receiver polls, so a small
 /// message crosses between processors with its sequence number instead of after it. The receiver's
 /// sleeping flag (UInt32) and the sequence number it last took (UInt64) are each on a cache line of
-/// their own (host → worker at 0 and 64, worker → host at 128 and 192), so that the sender's look at
+/// their own 128-byte pair (host → worker at 0 and 128, worker → host at 256 and 384), so that the sender's look at
 /// the flag after every post finds a line that rarely changes. (With the flag beside the taken
 /// number and the bytes on lines of their own, a round trip of two ~100-byte messages took 2-2.5x as
 /// long between the two processors: ~200 ns instead of ~100 when they were close, ~720 instead of
@@ -46,6 +46,9 @@ final class SharedMailbox {
     /// From one slot to the next: header and bytes, rounded up to whole pages.
     static let slotStride = (slotHeaderSize + slotCapacity + 4095) / 4096 * 4096
     static let size = 4096 + 2 * slotStride
+    /// Where each direction's slot starts.
+    static let toWorkerSlot = 4096
+    static let toHostSlot = 4096 + slotStride
     /// A length that means "the message is on the socket".
     static let onSocket = UInt32.max
 
@@ -68,7 +71,7 @@ final class SharedMailbox {
     private var received: UInt64 = 0
     private var publishedProcessor: UInt32 = 0
 
-    /// One direction: its control block and bytes.
+    /// One direction: its header, bytes, and its receiver's flag and taken number.
     private struct Slot {
         let sequence: UnsafeMutablePointer<Atomic<UInt64>>
         let length: UnsafeMutablePointer<Atomic<UInt32>>
@@ -78,13 +81,13 @@ final class SharedMailbox {
         let bytes: UnsafeMutableRawPointer
 
         /// The slot at `slot` (page-aligned), its receiver's flag and taken number at `receiver`
-        /// and `receiver + 64`.
+        /// and `receiver + 128`.
         init(base: UnsafeMutableRawPointer, slot: Int, receiver: Int) {
             sequence = (base + slot).bindMemory(to: Atomic<UInt64>.self, capacity: 1)
             length = (base + slot + 8).bindMemory(to: Atomic<UInt32>.self, capacity: 1)
             senderProcessor = (base + slot + 12).bindMemory(to: Atomic<UInt32>.self, capacity: 1)
             receiverSleeping = (base + receiver).bindMemory(to: Atomic<UInt32>.self, capacity: 1)
-            receiverTaken = (base + receiver + 64).bindMemory(to: Atomic<UInt64>.self, capacity: 1)
+            receiverTaken = (base + receiver + 128).bindMemory(to: Atomic<UInt64>.self, capacity: 1)
             bytes = base + slot + SharedMailbox.slotHeaderSize
         }
     }
@@ -117,8 +120,8 @@ final class SharedMailbox {
     /// Maps `file` (made by `createFile`) as `side`'s end. The descriptor may be closed afterwards.
     init(mapping file: FileDescriptor, as side: Side) throws(Errno) {
         base = try mapMemory(length: Self.size, protection: [.read, .write], flags: .shared, descriptor: file)
-        let toWorker = Slot(base: base, slot: 4096, receiver: 0)
-        let toHost = Slot(base: base, slot: 4096 + Self.slotStride, receiver: 128)
+        let toWorker = Slot(base: base, slot: Self.toWorkerSlot, receiver: 0)
+        let toHost = Slot(base: base, slot: Self.toHostSlot, receiver: 256)
         (outgoing, incoming) = side == .host ? (toWorker, toHost) : (toHost, toWorker)
     }
 

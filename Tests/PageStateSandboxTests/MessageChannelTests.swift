@@ -159,7 +159,7 @@ struct MessageChannelTests {
     func hostileSlotsAreRejected(_ attack: String) throws {
         let pair = try ChannelPair()
         defer { pair.close() }
-        let toHostSlot = pair.raw + 4096 + SharedMailbox.slotStride
+        let toHostSlot = pair.raw + SharedMailbox.toHostSlot
         let toHostSequence = toHostSlot.assumingMemoryBound(to: UInt64.self)
         let toHostLength = (toHostSlot + 8).assumingMemoryBound(to: UInt32.self)
         let toHostBytes = toHostSlot + SharedMailbox.slotHeaderSize

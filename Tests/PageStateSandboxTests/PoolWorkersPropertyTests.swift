@@ -8,7 +8,8 @@ enum PoolWorkersOperation: CustomStringConvertible, Sendable {
     case checkOut(guest: UInt64)
     case checkIn(guest: UInt64)
     case remove(guest: UInt64)
-    case measure(guest: UInt64, bytes: UInt64)
+    /// A measurement taken now, or (`stale`) one taken before the guest's latest check-in.
+    case measure(guest: UInt64, bytes: UInt64, stale: Bool)
 
     static let generator = zip(Gen.int(in: 0...9), Gen.int(in: 0...5), Gen.int(in: 0...1000)).map { kind, guest, bytes -> Self in
         let guest = UInt64(guest)
@@ -17,7 +18,8 @@ enum PoolWorkersOperation: CustomStringConvertible, Sendable {
         case 2, 3: .checkOut(guest: guest)
         case 4, 5, 6: .checkIn(guest: guest)
         case 7: .remove(guest: guest)
-        default: .measure(guest: guest, bytes: UInt64(bytes))
+        case 8: .measure(guest: guest, bytes: UInt64(bytes), stale: false)
+        default: .measure(guest: guest, bytes: UInt64(bytes), stale: true)
         }
     }
 
@@ -27,7 +29,7 @@ enum PoolWorkersOperation: CustomStringConvertible, Sendable {
         case .checkOut(let guest): "check out \(guest)"
         case .checkIn(let guest): "check in \(guest)"
         case .remove(let guest): "remove \(guest)"
-        case .measure(let guest, let bytes): "measure \(guest): \(bytes) bytes"
+        case .measure(let guest, let bytes, let stale): "measure \(guest): \(bytes) bytes\(stale ? " (stale)" : "")"
         }
     }
 }
@@ -44,10 +46,12 @@ struct PoolWorkersPropertyTests {
         var lastUsed: Int
         var residentBytes: UInt64 = 0
         var unmeasured = true
+        var checkIns: UInt64 = 0
     }
 
-    /// Any history of check-outs, check-ins, removals and measurements: the idle order is by last use,
-    /// the oldest idle worker is the model's, the unmeasured idle workers and the resident sum agree.
+    /// Any history of check-outs, check-ins, removals and measurements (some taken before a later
+    /// check-in, which must be ignored): the idle order is by last use, the oldest idle worker is the
+    /// model's, the unmeasured workers and the resident sum agree.
     @Test(.shrinking)
     func bookkeepingMatchesAPlainModel() async {
         await checkProperty(count: 200, input: PoolWorkersOperation.generator.array(of: 0...60)) { operations in
@@ -75,12 +79,14 @@ struct PoolWorkersPropertyTests {
                     model[guest]!.busy = false
                     model[guest]!.lastUsed = tick
                     model[guest]!.unmeasured = true
+                    model[guest]!.checkIns += 1
                 case .remove(let guest):
                     #expect(workers.remove(guest) === model.removeValue(forKey: guest)?.worker)
-                case .measure(let guest, let bytes):
-                    guard let entry = model[guest] else { continue }
-                    workers.record(residentBytes: bytes, of: entry.worker, guestID: guest)
-                    if !entry.busy {
+                case .measure(let guest, let bytes, let stale):
+                    guard let entry = model[guest], !stale || entry.checkIns > 0 else { continue }
+                    workers.record(residentBytes: bytes, of: entry.worker, guestID: guest,
+                                   checkIns: stale ? entry.checkIns - 1 : entry.checkIns)
+                    if !entry.busy, !stale {
                         model[guest]!.residentBytes = bytes
                         model[guest]!.unmeasured = false
                     }
@@ -92,6 +98,8 @@ struct PoolWorkersPropertyTests {
                 #expect(workers.count == model.count)
                 #expect(workers.residentBytes == model.values.reduce(0) { $0 + $1.residentBytes })
                 #expect(Set(workers.idleUnmeasured.map(\.guestID)) == Set(idle.filter(\.value.unmeasured).map(\.key)))
+                #expect(workers.unmeasured == Set(model.filter(\.value.unmeasured).keys))
+                #expect(Set(workers.slots.filter(\.value.ranSinceMeasured).keys) == workers.unmeasured)
                 // Idle longer than 3 ticks, by the model's clock.
                 let expired = idle.first.flatMap { tick - $0.value.lastUsed > 3 ? $0.key : nil }
                 #expect(workers.oldestIdle(idleFor: .seconds(3), at: now) == expired)
