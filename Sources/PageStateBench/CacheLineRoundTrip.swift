@@ -47,8 +47,7 @@ enum CacheLineRoundTrip {
                     return nil
                 }
             }
-            let elapsed = ContinuousClock.now - start
-            perChunk.append((Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9) / Double(tripsPerChunk))
+            perChunk.append(TrackingSuite.nanoseconds(since: start) / Double(tripsPerChunk))
         }
         return perChunk.sorted()[chunks / 2]
     }

@@ -113,8 +113,8 @@ struct PoolWorkersPropertyTests {
     /// A listed thing for `RecencyList`.
     final class Node: RecencyListNode {
         let key: Int
-        unowned var older: Node?
-        unowned var newer: Node?
+        unowned(unsafe) var older: Node?  // `nodes` keeps every node alive
+        unowned(unsafe) var newer: Node?
         init(key: Int) { self.key = key }
     }
 
