@@ -157,7 +157,7 @@ final class MessageChannel {
             while true {
                 if let mailbox {
                     switch try mailbox.take() {
-                    case .message(let slot): return try Self.parse(slot: slot)
+                    case .message(let slot): return try parse(slot: slot)
                     case .onSocket: return try receiveAnnounced(limit: limit, maximumDescriptors: maximumDescriptors, deadline: deadline, watching: watching)
                     case .nothing: break
                     }
@@ -320,15 +320,27 @@ final class MessageChannel {
     }
 
     /// A message in the mailbox slot (never `.bulk`: those carry descriptors). The header is read
-    /// once and the body copied out once, since the peer may change the slot meanwhile.
-    private static func parse(slot: UnsafeRawBufferPointer) throws(ProtocolError) -> Received {
-        guard slot.count >= headerSize else { throw .malformed(offset: 0, "message ends inside its header") }
-        let type = try frameType(magic: UInt32(littleEndian: slot.loadUnaligned(fromByteOffset: 0, as: UInt32.self)),
-                                 type: UInt16(littleEndian: slot.loadUnaligned(fromByteOffset: 4, as: UInt16.self)),
-                                 reserved: UInt16(littleEndian: slot.loadUnaligned(fromByteOffset: 6, as: UInt16.self)))
+    /// once and the body copied out once, since the peer may change the slot meanwhile. A small body
+    /// is copied into `smallBody`, whose storage is reused once the caller let go of the last one.
+    private func parse(slot: UnsafeRawBufferPointer) throws(ProtocolError) -> Received {
+        guard slot.count >= Self.headerSize else { throw .malformed(offset: 0, "message ends inside its header") }
+        let type = try Self.frameType(magic: UInt32(littleEndian: slot.loadUnaligned(fromByteOffset: 0, as: UInt32.self)),
+                                      type: UInt16(littleEndian: slot.loadUnaligned(fromByteOffset: 4, as: UInt16.self)),
+                                      reserved: UInt16(littleEndian: slot.loadUnaligned(fromByteOffset: 6, as: UInt16.self)))
         guard type != .bulk else { throw .malformed(offset: 4, "a bulk message in the mailbox") }
-        return .message(type, Array(UnsafeRawBufferPointer(rebasing: slot[headerSize...])), [])
+        let body = UnsafeRawBufferPointer(rebasing: slot[Self.headerSize...])
+        guard body.count <= Self.smallBodyCapacity else { return .message(type, Array(body), []) }
+        smallBody.removeAll(keepingCapacity: true)
+        smallBody.append(contentsOf: body)
+        return .message(type, smallBody, [])
     }
+
+    /// The last small message body received from the mailbox: one allocation per channel instead of
+    /// one per message (a query's two messages are ~100 bytes each).
+    private var smallBody: [UInt8] = []
+    /// Largest body copied into `smallBody` (larger ones get an array of their own, so that a channel
+    /// keeps at most this much).
+    static let smallBodyCapacity = 1024
 
     /// Checks a frame header's fields and returns its type.
     private static func frameType(magic: UInt32, type: UInt16, reserved: UInt16) throws(ProtocolError) -> MessageType {

@@ -144,7 +144,7 @@ public final class SandboxPool: GuestExecutor {
         var message = ExecuteMessage(requestID: 0, request: granted, files: sync.files, heap: sync.heap, stable: sync.stable)
         message.spinMicroseconds = workerSpinMicroseconds
         let handler = hostCall
-        let (result, file) = try worker.execute(message, descriptors: sync.descriptors, limits: configuration, launcher: launcher) { bytes in
+        let (result, file) = try worker.execute(consume message, descriptors: sync.descriptors, limits: configuration, launcher: launcher) { bytes in
             do { return .answered(try handler(guest, bytes)) } catch { return .failed("\(error)") }
         }
         sync.close()

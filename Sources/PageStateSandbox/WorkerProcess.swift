@@ -95,12 +95,11 @@ final class WorkerProcess: @unchecked Sendable {
 
     /// Sends one execution and waits for its result, answering host calls meanwhile. Any failure of
     /// the worker (death, timeout, broken protocol) throws, and the worker must then be discarded.
-    func execute(_ message: ExecuteMessage, descriptors: [FileDescriptor], limits: SandboxConfiguration,
+    func execute(_ message: consuming ExecuteMessage, descriptors: [FileDescriptor], limits: SandboxConfiguration,
                  launcher: Launcher, hostCall: (_ request: [UInt8]) -> HostCallAnswer)
         throws(ExecutionError) -> (ResultMessage, FileDescriptor?)
     {
         nextRequest += 1
-        var message = message
         message.requestID = nextRequest
         var answeredHostCall = false
         diedBeforeTakingRequest = false

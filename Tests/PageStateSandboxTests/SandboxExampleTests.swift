@@ -185,6 +185,25 @@ struct ManySmallUpdatesTests {
         }
     }
 
+    @Test("a new worker lets go of the result file it was sent once its own update replaced the file's page")
+    func sentFileReplacedByTheWorkersOwnUpdate() throws {
+        try withPoolAndReference(heapPages: 1) { pool, local, twins in
+            for step in 0..<3 { try expectSameAsInProcess(pool, local, twins, pagesWrite(1, seed: UInt64(step), heapPages: 1)) }
+            pool.evict(twins.0)
+            // The new worker maps the only page from the last result file, which the host sends it;
+            // its update's commit replaces that page: the next execution (memories unchanged) lets go.
+            try expectSameAsInProcess(pool, local, twins, pagesWrite(1, seed: 10, heapPages: 1))
+            try expectSameAsInProcess(pool, local, twins, pagesWrite(1, seed: 11, heapPages: 1))
+            let worker = try #require(pool.workerProcessID(of: twins.0))
+            var files = try resultFiles(of: worker)
+            for _ in 0..<300 where files > 1 {
+                usleep(10_000)
+                files = try resultFiles(of: worker)
+            }
+            #expect(files == 1, "only the file its memory uses, not \(files)")
+        }
+    }
+
     /// The sealed result files a worker holds a descriptor of.
     private func resultFiles(of worker: ProcessID) throws -> Int {
         let directory = "/proc/\(worker.rawValue)/fd"
