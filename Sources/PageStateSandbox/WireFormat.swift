@@ -27,6 +27,7 @@ extension WireSink {
 struct WireSizer: WireSink {
     private(set) var count = 0
 
+    @inline(__always)
     mutating func append<I: FixedWidthInteger>(_: I) { count += MemoryLayout<I>.size }
     mutating func append(raw bytes: UnsafeRawBufferPointer) { count += bytes.count }
 }
@@ -38,6 +39,7 @@ struct WireBufferWriter: WireSink {
 
     init(_ buffer: UnsafeMutableRawBufferPointer) { self.buffer = buffer }
 
+    @inline(__always)
     mutating func append<I: FixedWidthInteger>(_ value: I) {
         precondition(buffer.count - position >= MemoryLayout<I>.size, "encoding larger than its size")
         buffer.storeBytes(of: value.littleEndian, toByteOffset: position, as: I.self)
@@ -97,13 +99,18 @@ struct WireReader {
 
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 
+    @inline(__always)
     mutating func read<I: FixedWidthInteger>(_: I.Type = I.self) throws(ProtocolError) -> I {
         let size = MemoryLayout<I>.size
-        guard bytes.count - position >= size else { throw .malformed(offset: position, "message ends inside a field") }
+        guard bytes.count - position >= size else { throw Self.endsInsideField(at: position) }
         let value = bytes.withUnsafeBytes { I(littleEndian: $0.loadUnaligned(fromByteOffset: position, as: I.self)) }
         position += size
         return value
     }
+
+    /// The error of a field that does not fit (built out of line: `read` is inlined everywhere).
+    @inline(never)
+    private static func endsInsideField(at offset: Int) -> ProtocolError { .malformed(offset: offset, "message ends inside a field") }
 
     /// A length-prefixed byte string of at most `limit` bytes.
     mutating func readBytes(limit: Int) throws(ProtocolError) -> [UInt8] {
@@ -128,6 +135,7 @@ struct WireReader {
     }
 
     /// Reads a UInt32 length and skips that many bytes, returning where they are.
+    @inline(__always)
     private mutating func readLengthPrefixed(limit: Int) throws(ProtocolError) -> Range<Int> {
         let start = position
         let count = Int(try read(UInt32.self))
@@ -138,6 +146,7 @@ struct WireReader {
     }
 
     /// A count of entries of `entrySize` bytes each that must fit in the rest of the message.
+    @inline(__always)
     mutating func readCount(entrySize: Int, limit: Int) throws(ProtocolError) -> Int {
         let start = position
         let count = try read(UInt64.self)
