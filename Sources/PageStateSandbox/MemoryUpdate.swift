@@ -27,6 +27,7 @@ enum MemoryUpdate: Hashable {
     /// Same layers as the version the worker shows; these delta pages changed (none removed).
     case changes(sizeInPages: UInt64, pages: [PageReference])
 
+    /// Whether the worker's view stays as it is.
     var isUnchanged: Bool { if case .unchanged = self { true } else { false } }
 }
 

@@ -322,6 +322,8 @@ final class MessageChannel {
     /// A message in the mailbox slot (never `.bulk`: those carry descriptors). The header is read
     /// once and the body copied out once, since the peer may change the slot meanwhile. A small body
     /// is copied into `smallBody`, whose storage is reused once the caller let go of the last one.
+    ///
+    /// - Complexity: O(body bytes); no allocation for a small body once the caller let go of the previous one.
     private func parse(slot: UnsafeRawBufferPointer) throws(ProtocolError) -> Received {
         guard slot.count >= Self.headerSize else { throw .malformed(offset: 0, "message ends inside its header") }
         let type = try Self.frameType(magic: UInt32(littleEndian: slot.loadUnaligned(fromByteOffset: 0, as: UInt32.self)),
@@ -339,7 +341,7 @@ final class MessageChannel {
     /// one per message (a query's two messages are ~100 bytes each).
     private var smallBody: [UInt8] = []
     /// Largest body copied into `smallBody` (larger ones get an array of their own, so that a channel
-    /// keeps at most this much).
+    /// keeps about twice this much at most: an array grows by doubling).
     static let smallBodyCapacity = 1024
 
     /// Checks a frame header's fields and returns its type.

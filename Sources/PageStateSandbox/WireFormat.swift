@@ -108,9 +108,21 @@ struct WireReader {
         return value
     }
 
-    /// The error of a field that does not fit (built out of line: `read` is inlined everywhere).
+    // The errors of the inlined reads, built out of line.
+
     @inline(never)
     private static func endsInsideField(at offset: Int) -> ProtocolError { .malformed(offset: offset, "message ends inside a field") }
+
+    @inline(never)
+    private static func badLength(_ count: Int, limit: Int, at offset: Int) -> ProtocolError {
+        count > limit ? .malformed(offset: offset, "byte string of \(count) bytes exceeds \(limit)")
+            : .malformed(offset: offset, "byte string runs past the message")
+    }
+
+    @inline(never)
+    private static func badCount(_ count: UInt64, limit: Int, at offset: Int) -> ProtocolError {
+        .malformed(offset: offset, "count \(count) exceeds the message or the limit \(limit)")
+    }
 
     /// A length-prefixed byte string of at most `limit` bytes.
     mutating func readBytes(limit: Int) throws(ProtocolError) -> [UInt8] {
@@ -128,7 +140,7 @@ struct WireReader {
             let encoded = UnsafeBufferPointer(rebasing: buffer[range])
             let decoded = String(decoding: encoded, as: UTF8.self)
             // ASCII is valid UTF-8; the comparison costs ~25 ns per entry-point name.
-            return encoded.allSatisfy({ $0 < 0x80 }) || decoded.utf8.elementsEqual(encoded) ? decoded : nil
+            return (encoded.allSatisfy { $0 < 0x80 } || decoded.utf8.elementsEqual(encoded)) ? decoded : nil
         }
         guard let string else { throw .malformed(offset: start, "string is not UTF-8") }
         return string
@@ -139,8 +151,7 @@ struct WireReader {
     private mutating func readLengthPrefixed(limit: Int) throws(ProtocolError) -> Range<Int> {
         let start = position
         let count = Int(try read(UInt32.self))
-        guard count <= limit else { throw .malformed(offset: start, "byte string of \(count) bytes exceeds \(limit)") }
-        guard bytes.count - position >= count else { throw .malformed(offset: start, "byte string runs past the message") }
+        guard count <= limit, bytes.count - position >= count else { throw Self.badLength(count, limit: limit, at: start) }
         defer { position += count }
         return position..<(position + count)
     }
@@ -151,7 +162,7 @@ struct WireReader {
         let start = position
         let count = try read(UInt64.self)
         guard count <= UInt64(limit), Int(count) * entrySize <= bytes.count - position else {
-            throw .malformed(offset: start, "count \(count) exceeds the message or the limit \(limit)")
+            throw Self.badCount(count, limit: limit, at: start)
         }
         return Int(count)
     }

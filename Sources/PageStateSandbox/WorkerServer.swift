@@ -25,10 +25,11 @@ final class WorkerServer {
     /// A result file the host prepared for the next update (the worker's own: no one else gets it).
     private var preparedResult: FileDescriptor?
     private var nextCallID: UInt64 = 0
-    /// Whether the memories' pages changed since allocators were last looked at: only then can one
-    /// have been let go of (a query on unchanged memories skips the look, ~60 ns).
+    /// Whether files were handed over or the memories' pages changed since allocators were last
+    /// looked at: only then can one have been let go of (a query on unchanged memories skips the look, ~60 ns).
     private var allocatorsMayBeUnused = false
-    /// The entry point the last execution ran, found again without hashing its name.
+    /// The entry point the last execution ran, found again without hashing its name (valid because
+    /// `runtime`, a `let` value, never changes).
     private var lastEntryPoint: (name: String, body: EntryPoint)?
     /// How long to poll for the next message before sleeping (the host's setting, from its last message).
     private var spinMicroseconds: UInt32 = 0
@@ -154,7 +155,7 @@ final class WorkerServer {
     /// Lets go of the host's allocators no page of the memories refers to any more (each holds a
     /// descriptor, and descriptors are limited) and returns their identities for the host.
     ///
-    /// - Complexity: O(allocators) once the memories changed; O(1) otherwise.
+    /// - Complexity: O(allocators) once files were handed over or the memories changed; O(1) otherwise.
     private func releaseUnusedAllocators() -> [UInt64] {
         guard allocatorsMayBeUnused else { return [] }
         allocatorsMayBeUnused = false
@@ -283,7 +284,7 @@ final class WorkerServer {
             }
         }
         try session.commit(captured.update, heapChanges: heapChanges, stableChanges: stableChanges)
-        allocatorsMayBeUnused = true
+        if captured.file != nil { allocatorsMayBeUnused = true }  // without one, no page changed
         deadResultFiles.release(keepingAtMost: Self.maximumDeadResultFiles)
     }
 

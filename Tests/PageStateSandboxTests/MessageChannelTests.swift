@@ -56,11 +56,14 @@ struct ChannelMessage: Sendable, CustomStringConvertible {
 struct MessageChannelTests {
     static func body(_ length: Int, seed: Int) -> [UInt8] { (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed) } }
 
-    /// Every message arrives once, in order, with its bytes and descriptors, whichever path it takes.
+    /// Every message arrives once, in order, with its bytes and descriptors, whichever path it takes;
+    /// a body kept while later messages arrive stays intact (small ones share a reused buffer).
     @Test(.shrinking) func messagesArriveIntactOnEveryPath() async throws {
         await checkProperty(count: 200, input: ChannelMessage.generator.array(of: 1...12)) { messages in
             let pair = try ChannelPair()
             defer { pair.close() }
+            var kept: [(sent: [UInt8], received: [UInt8])] = []
+            defer { for (index, body) in kept.enumerated() { #expect(body.received == body.sent, "message \(index), kept") } }
             for (index, message) in messages.enumerated() {
                 let (sender, receiver) = message.fromHost ? (pair.host, pair.worker) : (pair.worker, pair.host)
                 let body = Self.body(message.length, seed: index)
@@ -74,6 +77,7 @@ struct MessageChannelTests {
                     return
                 }
                 #expect(bytes == body, "message \(index) (\(message))")
+                kept.append((body, bytes))
                 #expect(files.count == descriptors.count, "message \(index) (\(message))")
                 for file in files { try? file.close() }
             }

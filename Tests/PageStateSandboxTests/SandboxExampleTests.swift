@@ -193,8 +193,10 @@ struct ManySmallUpdatesTests {
             // The new worker maps the only page from the last result file, which the host sends it;
             // its update's commit replaces that page: the next execution (memories unchanged) lets go.
             try expectSameAsInProcess(pool, local, twins, pagesWrite(1, seed: 10, heapPages: 1))
-            try expectSameAsInProcess(pool, local, twins, pagesWrite(1, seed: 11, heapPages: 1))
             let worker = try #require(pool.workerProcessID(of: twins.0))
+            #expect(try resultFiles(of: worker) == 2, "the file it was sent and its own")
+            try expectSameAsInProcess(pool, local, twins, pagesWrite(1, seed: 11, heapPages: 1))
+            #expect(pool.workerProcessID(of: twins.0) == worker)
             var files = try resultFiles(of: worker)
             for _ in 0..<300 where files > 1 {
                 usleep(10_000)
