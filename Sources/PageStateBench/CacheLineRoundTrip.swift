@@ -8,7 +8,7 @@ import Synchronization
 /// direction: the sender takes the mailbox's lines from the receiver, the receiver takes them back),
 /// an in-process one not at all. On these virtual machines the hypervisor moves the two vCPUs
 /// between physical cores: a round trip took ~65-90 ns in some stretches and ~330-380 ns in others,
-/// and a sandboxed kv.get ~0.5 µs longer in the far ones (performance.md, session 29).
+/// and a sandboxed kv.get 0.4-0.7 µs longer in the far ones (performance.md, sessions 29-30).
 enum CacheLineRoundTrip {
     /// The median over `chunks` chunks of `tripsPerChunk` round trips (a preemption spoils one chunk,
     /// not the figure) of the nanoseconds per round trip between the calling thread's processor and

@@ -26,9 +26,6 @@ enum MemoryUpdate: Hashable {
     case image(sizeInPages: UInt64, capacityInPages: UInt64, layers: [[RunReference]], pages: [PageReference])
     /// Same layers as the version the worker shows; these delta pages changed (none removed).
     case changes(sizeInPages: UInt64, pages: [PageReference])
-
-    /// Whether the worker's view stays as it is.
-    var isUnchanged: Bool { if case .unchanged = self { true } else { false } }
 }
 
 /// A file a message hands over: an allocator file (pages named by identity), a layer file, or a

@@ -114,7 +114,7 @@ final class WorkerServer {
 
     /// Takes over the message's files and brings the mappings to the versions it describes.
     private func prepare(_ message: ExecuteMessage, _ descriptors: [FileDescriptor]) throws(ExecutionError) {
-        if !message.files.isEmpty || !(message.heap.isUnchanged && message.stable.isUnchanged) { allocatorsMayBeUnused = true }
+        if !message.files.isEmpty || message.heap != .unchanged || message.stable != .unchanged { allocatorsMayBeUnused = true }
         var layerFiles: [Int: FileDescriptor] = [:]
         if case .image = message.heap { allocators = [:] }
         for (index, (entry, descriptor)) in zip(message.files, descriptors).enumerated() {
