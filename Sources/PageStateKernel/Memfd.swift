@@ -27,9 +27,24 @@ extension FileDescriptor {
 
     /// Adds seals to a memfd.
     ///
+    /// Sealing against writes first waits for every extra reference to the file's pages to drop
+    /// (in-flight I/O, a pipe holding a page, memory reclaim or compaction looking at it) and fails
+    /// with `EBUSY` when one outlasts the kernel's wait of ~150 ms. Reclaim can hold pages that long
+    /// (DAMON's `pageout` scheme did on this project's machines), so `EBUSY` is retried until
+    /// `attempts` calls have failed, each waiting again; a reference held for good (a page left in a
+    /// pipe) still fails, after about `attempts` × 150 ms. `EINTR` is retried.
+    ///
     /// The corresponding C function is `fcntl(fd, F_ADD_SEALS, seals)`.
-    public func addSeals(_ seals: FileSeals) throws(Errno) {
-        try nothingOrErrno { ps_fcntl_int(rawValue, Int32(PS_F_ADD_SEALS), seals.rawValue) }
+    public func addSeals(_ seals: FileSeals, attempts: Int = 8) throws(Errno) {
+        var failed = 0
+        while true {
+            do throws(Errno) {
+                return try nothingOrErrno { ps_fcntl_int(rawValue, Int32(PS_F_ADD_SEALS), seals.rawValue) }
+            } catch .resourceBusy {
+                failed += 1
+                if failed >= attempts { throw .resourceBusy }
+            }
+        }
     }
 
     /// The seals on a memfd; `EINVAL` for files that do not support sealing.
