@@ -27,15 +27,14 @@ extension FileDescriptor {
 
     /// Adds seals to a memfd.
     ///
-    /// Sealing against writes first waits for every extra reference to the file's pages to drop
-    /// (in-flight I/O, a pipe holding a page, memory reclaim or compaction looking at it) and fails
-    /// with `EBUSY` when one outlasts the kernel's wait of ~150 ms. Reclaim can hold pages that long
-    /// (DAMON's `pageout` scheme did on this project's machines), so `EBUSY` is retried until
-    /// `attempts` calls have failed, each waiting again; a reference held for good (a page left in a
-    /// pipe) still fails, after about `attempts` × 150 ms. `EINTR` is retried.
+    /// Sealing against writes waits for extra references to the file's pages (in-flight I/O, a page
+    /// in a pipe, reclaim looking at it) to drop and fails with `EBUSY` after ~150 ms; that `EBUSY` is
+    /// retried until `attempts` calls have failed (about `attempts` × 165 ms at worst). A writable
+    /// shared mapping of the file fails every call at once.
     ///
     /// The corresponding C function is `fcntl(fd, F_ADD_SEALS, seals)`.
     public func addSeals(_ seals: FileSeals, attempts: Int = 8) throws(Errno) {
+        precondition(attempts > 0, "at least one attempt")
         var failed = 0
         while true {
             do throws(Errno) {

@@ -217,11 +217,11 @@ struct ps_violation_report { uint32_t magic, kind; int32_t syscall, arch; };
 int ps_worker_confine(int report_fd);
 /// The name of system call `number` on this architecture (libseccomp), or NULL; free() the result.
 char *ps_syscall_name(int number);
-/// System call numbers the hostile-guest tests use (SYS_* are macros Swift does not import).
+/// System call numbers the tests use (SYS_* are macros; Swift does not import them all).
 enum { PS_SYS_OPENAT = SYS_openat, PS_SYS_SOCKET = SYS_socket, PS_SYS_EXECVE = SYS_execve, PS_SYS_CLONE = SYS_clone,
        PS_SYS_PTRACE = SYS_ptrace, PS_SYS_KILL = SYS_kill, PS_SYS_FTRUNCATE = SYS_ftruncate,
-       PS_SYS_USERFAULTFD = SYS_userfaultfd };
-/// Raw `syscall(number, a, b, c, d)` for the hostile-guest tests (variadic in C).
+       PS_SYS_USERFAULTFD = SYS_userfaultfd, PS_SYS_VMSPLICE = SYS_vmsplice };
+/// Raw `syscall(number, a, b, c, d)` for the tests (variadic in C).
 long ps_raw_syscall(long number, long a, long b, long c, long d);
 /// `posix_spawn(pid, path, NULL, NULL, argv, envp)` with file actions: `dup2(sources[i], i)` for each
 /// `i < count`, then close every descriptor from `count` up (`posix_spawn_file_actions_addclosefrom_np`,
