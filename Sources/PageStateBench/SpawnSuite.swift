@@ -35,10 +35,12 @@ public enum SpawnSuite {
         let rounds = min(Self.rounds, samples / 2)
         var live: [Guest] = []
         var paced = [Int: [Double]](), burst = [Int: [Double]]()
+        var slowestExits: (wait: Duration, workers: Int) = (.zero, 0)
         for round in 0..<rounds {
             let share = samples / rounds + (round < samples % rounds ? 1 : 0)
             for count in round.isMultiple(of: 2) ? counts : counts.reversed() {
-                try settle(pool, at: count - 1, live: &live, newGuest: newGuest)
+                let exits = try settle(pool, at: count - 1, live: &live, newGuest: newGuest)
+                if exits.workers > 0 && exits.wait > slowestExits.wait { slowestExits = exits }
                 for sample in 0..<(2 * share) {
                     let isPaced = sample < share
                     if isPaced { sleepCallingThread(for: pace) }
@@ -69,6 +71,8 @@ public enum SpawnSuite {
         report.figures["spawn_p50_ms"] = worst.p50
         report.figures["spawn_p99_ms"] = worst.p99
         report.figures["spawn_p99_\(liveCounts.max()!)_vs_\(liveCounts.min()!)"] = p99AtLast / p99AtFirst
+        report.figures["phase_exit_wait_ms_max"] = Double(slowestExits.wait / .microseconds(1)) / 1000
+        report.figures["phase_exit_wait_workers"] = Double(slowestExits.workers)
         var forks = (0..<samples).map { _ in ps_bare_fork_us() / 1000 }
         forks.sort()
         report.figures["bare_fork_p50_ms"] = forks[forks.count / 2]
@@ -76,7 +80,8 @@ public enum SpawnSuite {
         report.notes.append("spawn = the pool warming up a new guest: a spare taken (or a fork asked of the launcher) until the confined worker said it is ready and was sent its mailbox; spawn_p50_ms and spawn_p99_ms are the worst over \(liveCounts)")
         report.notes.append("paced spawns (\(pace) apart: a spare is in hand) vs burst spawns back to back (once the spares are used, each waits for a fork)")
         report.notes.append("spawn_paced_over_30us_percent_at_N: the share of paced spawns past the body of the distribution, where p99 sits; spawn_paced_over_1ms_count_at_N: how many paced spawns took over 1 ms — in session 27's measurements each had found no spare in hand and waited for a fork (forks slowed down: see kdamond_cpu_percent)")
-        report.notes.append("the live counts take turns in \(rounds) rounds (snake order), each phase after a 50 ms pause and 5 unmeasured spawns, so that the machine's slow stretches fall on every count alike")
+        report.notes.append("the live counts take turns in \(rounds) rounds (snake order), each phase after the workers it evicted have exited, a 50 ms pause and 5 unmeasured spawns, so that the machine's slow stretches fall on every count alike and no phase pays for the previous one's exits")
+        report.notes.append("phase_exit_wait_ms_max: the longest any phase change waited for the idle workers it killed to exit (phase_exit_wait_workers of them)")
         report.notes.append("launcher_start_ms = the pool's first spawn: starting the launcher, then its first fork (once per pool)")
         report.notes.append("bare fork = fork + _exit + waitpid of this (larger, multithreaded) benchmark process, not of the small launcher")
         return report
@@ -87,11 +92,28 @@ public enum SpawnSuite {
     /// shorter turns spread those stretches over every count.
     static let rounds = 20
 
-    /// Brings `pool` to `target` live workers (starting or evicting them), then lets the launcher
-    /// finish reaping and replacing with a pause and a few unmeasured spawns, so that a phase's first
-    /// samples do not pay for the previous phase's changes.
-    static func settle(_ pool: SandboxPool, at target: Int, live: inout [Guest], newGuest: () throws -> Guest) throws {
-        while live.count > target { pool.evict(live.removeLast()) }
+    /// Brings `pool` to `target` live workers (starting or evicting them), waits until every evicted
+    /// worker has exited, then lets the launcher finish replacing spares with a pause and a few
+    /// unmeasured spawns, so that a phase's samples do not pay for the previous phase's changes.
+    /// Returns how long the evicted workers took to exit, and how many were waited for.
+    static func settle(_ pool: SandboxPool, at target: Int, live: inout [Guest], newGuest: () throws -> Guest) throws
+        -> (wait: Duration, workers: Int)
+    {
+        var exiting: [FileDescriptor] = []
+        defer { for pidfd in exiting { try? pidfd.close() } }
+        while live.count > target {
+            let guest = live.removeLast()
+            // Opened before the kill, while the idle worker should be alive (one that died on its own may
+            // have left its pid to another process: the wait is bounded).
+            if let pid = pool.workerProcessID(of: guest), let pidfd = try? FileDescriptor.processDescriptor(pid) {
+                exiting.append(pidfd)
+            }
+            pool.evict(guest)
+        }
+        let killed = ContinuousClock.now
+        let deadline = killed + exitWaitLimit
+        for pidfd in exiting { _ = try? pidfd.waitReadable(timeoutMilliseconds: pollTimeout(until: deadline)) }
+        let exitWait = ContinuousClock.now - killed
         while live.count < target {
             let guest = try newGuest()
             try pool.warmUp(guest)
@@ -105,7 +127,12 @@ public enum SpawnSuite {
             pool.evict(guest)
             sleepCallingThread(for: pace)
         }
+        return (exitWait, exiting.count)
     }
+
+    /// The longest a phase change waits for the workers it evicted to exit (all are killed at once;
+    /// 999 idle workers took 6-7 ms here, performance.md, session 32).
+    static let exitWaitLimit = Duration.seconds(30)
 
     static func milliseconds(since start: ContinuousClock.Instant) -> Double {
         let elapsed = ContinuousClock.now - start

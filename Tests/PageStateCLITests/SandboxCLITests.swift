@@ -24,9 +24,10 @@ import Testing
         #expect((0...100).contains(spawnFigures["cpu_steal_percent"] ?? -1), "every suite reports the hypervisor's share")
         #expect((0...100).contains(spawnFigures["kdamond_cpu_percent"] ?? -1), "and DAMON's (0 where it does not run)")
         for key in ["spawn_p50_ms", "spawn_p99_ms", "spawn_p99_5_vs_1", "bare_fork_p50_ms", "spawn_paced_over_30us_percent_at_5",
-                    "spawn_paced_over_1ms_count_at_1"] {
+                    "spawn_paced_over_1ms_count_at_1", "phase_exit_wait_ms_max"] {
             #expect(spawnFigures[key] != nil, "\(key)")
         }
+        #expect(spawnFigures["phase_exit_wait_workers"] == 4, "a change from 5 live to 1 waits for the 4 workers it killed to exit")
         let (status, output) = try runPageState(["bench", "sandbox", "--json"])
         #expect(status == 0)
         let sandbox = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
