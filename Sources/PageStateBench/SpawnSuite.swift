@@ -35,7 +35,7 @@ public enum SpawnSuite {
         let rounds = min(Self.rounds, samples / 2)
         var live: [Guest] = []
         var paced = [Int: [Double]](), burst = [Int: [Double]]()
-        var slowestExits: (wait: Duration, workers: Int) = (.zero, 0)
+        var slowestExits = PhaseExits(wait: .zero, workers: 0)
         for round in 0..<rounds {
             let share = samples / rounds + (round < samples % rounds ? 1 : 0)
             for count in round.isMultiple(of: 2) ? counts : counts.reversed() {
@@ -71,8 +71,10 @@ public enum SpawnSuite {
         report.figures["spawn_p50_ms"] = worst.p50
         report.figures["spawn_p99_ms"] = worst.p99
         report.figures["spawn_p99_\(liveCounts.max()!)_vs_\(liveCounts.min()!)"] = p99AtLast / p99AtFirst
-        report.figures["phase_exit_wait_ms_max"] = Double(slowestExits.wait / .microseconds(1)) / 1000
-        report.figures["phase_exit_wait_workers"] = Double(slowestExits.workers)
+        if slowestExits.workers > 0 {
+            report.figures["phase_exit_wait_ms_max"] = slowestExits.wait / .milliseconds(1)
+            report.figures["phase_exit_wait_workers"] = Double(slowestExits.workers)
+        }
         var forks = (0..<samples).map { _ in ps_bare_fork_us() / 1000 }
         forks.sort()
         report.figures["bare_fork_p50_ms"] = forks[forks.count / 2]
@@ -80,8 +82,8 @@ public enum SpawnSuite {
         report.notes.append("spawn = the pool warming up a new guest: a spare taken (or a fork asked of the launcher) until the confined worker said it is ready and was sent its mailbox; spawn_p50_ms and spawn_p99_ms are the worst over \(liveCounts)")
         report.notes.append("paced spawns (\(pace) apart: a spare is in hand) vs burst spawns back to back (once the spares are used, each waits for a fork)")
         report.notes.append("spawn_paced_over_30us_percent_at_N: the share of paced spawns past the body of the distribution, where p99 sits; spawn_paced_over_1ms_count_at_N: how many paced spawns took over 1 ms — in session 27's measurements each had found no spare in hand and waited for a fork (forks slowed down: see kdamond_cpu_percent)")
-        report.notes.append("the live counts take turns in \(rounds) rounds (snake order), each phase after the workers it evicted have exited, a 50 ms pause and 5 unmeasured spawns, so that the machine's slow stretches fall on every count alike and no phase pays for the previous one's exits")
-        report.notes.append("phase_exit_wait_ms_max: the longest any phase change waited for the idle workers it killed to exit (phase_exit_wait_workers of them)")
+        report.notes.append("the live counts take turns in \(rounds) rounds (snake order), each phase after the workers the change into it killed have exited, a 50 ms pause and 5 unmeasured spawns, so that the machine's slow stretches fall on every count alike and no phase pays for the exits of the workers the change killed")
+        report.notes.append("phase_exit_wait_ms_max: the longest any phase change took from its first kill until the idle workers it killed had exited (phase_exit_wait_workers of them); absent when no change killed any")
         report.notes.append("launcher_start_ms = the pool's first spawn: starting the launcher, then its first fork (once per pool)")
         report.notes.append("bare fork = fork + _exit + waitpid of this (larger, multithreaded) benchmark process, not of the small launcher")
         return report
@@ -94,13 +96,13 @@ public enum SpawnSuite {
 
     /// Brings `pool` to `target` live workers (starting or evicting them), waits until every evicted
     /// worker has exited, then lets the launcher finish replacing spares with a pause and a few
-    /// unmeasured spawns, so that a phase's samples do not pay for the previous phase's changes.
-    /// Returns how long the evicted workers took to exit, and how many were waited for.
+    /// unmeasured spawns, so that a phase's samples do not pay for the change into it.
+    /// Returns how long the evicted workers took to exit, from the first kill, and how many were seen to.
     static func settle(_ pool: SandboxPool, at target: Int, live: inout [Guest], newGuest: () throws -> Guest) throws
-        -> (wait: Duration, workers: Int)
+        -> PhaseExits
     {
         var exiting: [FileDescriptor] = []
-        defer { for pidfd in exiting { try? pidfd.close() } }
+        let start = ContinuousClock.now
         while live.count > target {
             let guest = live.removeLast()
             // Opened before the kill, while the idle worker should be alive (one that died on its own may
@@ -110,10 +112,13 @@ public enum SpawnSuite {
             }
             pool.evict(guest)
         }
-        let killed = ContinuousClock.now
-        let deadline = killed + exitWaitLimit
-        for pidfd in exiting { _ = try? pidfd.waitReadable(timeoutMilliseconds: pollTimeout(until: deadline)) }
-        let exitWait = ContinuousClock.now - killed
+        let deadline = start + exitWaitLimit
+        var exits = PhaseExits(wait: .zero, workers: 0)
+        for pidfd in exiting {
+            if (try? pidfd.waitReadable(timeoutMilliseconds: pollTimeout(until: deadline))) == true { exits.workers += 1 }
+            try? pidfd.close()
+        }
+        exits.wait = ContinuousClock.now - start
         while live.count < target {
             let guest = try newGuest()
             try pool.warmUp(guest)
@@ -127,11 +132,17 @@ public enum SpawnSuite {
             pool.evict(guest)
             sleepCallingThread(for: pace)
         }
-        return (exitWait, exiting.count)
+        return exits
     }
 
-    /// The longest a phase change waits for the workers it evicted to exit (all are killed at once;
-    /// 999 idle workers took 6-7 ms here, performance.md, session 32).
+    /// How long a phase change took to see the workers it evicted exit, and how many it saw.
+    struct PhaseExits {
+        var wait: Duration
+        var workers: Int
+    }
+
+    /// The longest a phase change waits for the workers it evicted to exit (999 took ~110 ms from the
+    /// first kill here: performance.md, session 32).
     static let exitWaitLimit = Duration.seconds(30)
 
     static func milliseconds(since start: ContinuousClock.Instant) -> Double {
