@@ -24,10 +24,10 @@ extension FileDescriptor {
 
     /// Opens an unnamed regular file in `directory` (`O_TMPFILE`): it vanishes when the last descriptor closes.
     ///
-    /// The corresponding C function is `open(directory, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)`.
-    public static func unnamedFile(in directory: FilePath) throws(Errno) -> FileDescriptor {
+    /// The corresponding C function is `open(directory, O_TMPFILE | O_RDWR | O_CLOEXEC, permissions)`.
+    public static func unnamedFile(in directory: FilePath, permissions: FilePermissions = [.ownerReadWrite]) throws(Errno) -> FileDescriptor {
         let flags = Int32(PS_O_TMPFILE) | O_RDWR | O_CLOEXEC
-        let fd = try valueOrErrno { directory.withPlatformString { Glibc.open($0, flags, 0o600) } }
+        let fd = try valueOrErrno { directory.withPlatformString { Glibc.open($0, flags, permissions.rawValue) } }
         return FileDescriptor(rawValue: fd)
     }
 }

@@ -13,18 +13,23 @@ import Glibc
 /// small machine the launcher's fork of the replacement competing with the spawn); the replenishing
 /// thread has read each one's `ready` and sent it a mailbox made ahead, so a spawn neither waits nor
 /// sends. Spawns are serialized; a launcher that died is restarted on the next spawn. Nothing here
-/// blocks without a timeout.
+/// blocks without a timeout. A pool runs several launchers, each forking a bounded number of the
+/// live workers (`Launchers`).
 final class Launcher: Sendable {
     private let configuration: SandboxConfiguration
+    /// Workers from this launcher that are alive or being spawned (`Launchers` reserves; the worker
+    /// releases when it is closed).
+    private let reservedWorkers = Atomic<Int>(0)
     /// `.pidfd` or `.launcher`: where exit statuses come from.
     let exitReporting: WorkerExitReporting
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     private let replenishing = Mutex(Replenishing.notStarted)
     /// Times a spawn woke the replenishing thread (outside `state`: counting it there took the
     /// launcher's lock once more per refill, which in bursts often waited for the thread).
     private let refillCount = Atomic<Int>(0)
 
     private struct State: @unchecked Sendable {  // descriptors are owned by the state
+        var executable: Executable
         var process: ProcessID?
         var control: FileDescriptor?
         var nextRequest: UInt64 = 0
@@ -47,10 +52,30 @@ final class Launcher: Sendable {
         var restarts = 0
     }
 
-    init(configuration: SandboxConfiguration) {
+    /// What the launcher process runs.
+    enum Executable {
+        /// `configuration.workerExecutable` itself.
+        case original
+        /// A private copy (`FileDescriptor.executableCopy`), owned by the launcher.
+        case copy(FileDescriptor)
+        /// The launcher was shut down (its copy closed): it starts no process any more.
+        case shutDown
+    }
+
+    /// A launcher that runs `executable` (a copy is closed by `shutDown()`); started at the first spawn.
+    init(configuration: SandboxConfiguration, executable: Executable = .original) {
         self.configuration = configuration
         exitReporting = configuration.exitReporting.resolved
+        state = Mutex(State(executable: executable))
     }
+
+    /// Workers from this launcher that are alive or being spawned.
+    var workerCount: Int { reservedWorkers.load(ordering: .relaxed) }
+    /// Counts a worker about to be spawned from this launcher; `releaseWorker()` when it is closed.
+    func reserveWorker() { reservedWorkers.add(1, ordering: .relaxed) }
+    func releaseWorker() { reservedWorkers.subtract(1, ordering: .relaxed) }
+    /// Whether the launcher runs a private copy of the worker executable.
+    var runsCopy: Bool { state.withLock { if case .copy = $0.executable { true } else { false } } }
 
     /// The launcher's pid, if it is running.
     var processID: ProcessID? { state.withLock { $0.process } }
@@ -345,6 +370,13 @@ final class Launcher: Sendable {
 
     private func start(_ state: inout State) throws(ExecutionError) -> FileDescriptor {
         if let control = state.control { return control }
+        let executable: (path: FilePath, descriptors: [FileDescriptor])
+        switch state.executable {
+        case .original: executable = (configuration.workerExecutable, [])
+        // The copy has no name: `execve` finds it at descriptor 4 of the new process (which keeps it).
+        case .copy(let copy): executable = (FilePath("/proc/self/fd/4"), [copy])
+        case .shutDown: throw .spawnFailed("the launcher was shut down")
+        }
         if exitReporting == .pidfd && !KernelFeatures.pidfdExitStatusAvailable {
             throw .spawnFailed("exit reporting by pidfd needs Linux 6.15 (PIDFD_INFO_EXIT); this kernel keeps no exit status")
         }
@@ -354,17 +386,18 @@ final class Launcher: Sendable {
             let null = try FileDescriptor.open("/dev/null", .readWrite, options: .closeOnExec)
             defer { try? null.close() }
             let path = configuration.workerExecutable
-            let pid = try spawnProcess(path, arguments: [path.string, WorkerMain.launcherFlag,
+            let pid = try spawnProcess(executable.path, arguments: [path.string, WorkerMain.launcherFlag,
                                                          "--address-space", "\(configuration.workerAddressSpaceBytes)",
                                                          "--open-files", "\(configuration.workerOpenFiles)",
                                                          WorkerMain.exitsFlag, exitReporting == .pidfd ? "pidfd" : "launcher"],
                                        environment: ["SWIFT_BACKTRACE=enable=no"],  // a confined worker cannot exec the backtracer
-                                       descriptors: [null, null, .standardError, launcher])
+                                       descriptors: [null, null, .standardError, launcher] + executable.descriptors)
             state.process = pid
             state.control = host
             return host
         } catch {
-            throw .spawnFailed("starting the launcher \(configuration.workerExecutable): \(error)")
+            let copy = executable.descriptors.isEmpty ? "" : " (a copy)"
+            throw .spawnFailed("starting the launcher \(configuration.workerExecutable)\(copy): \(error)")
         }
     }
 
@@ -387,8 +420,9 @@ final class Launcher: Sendable {
         state.ignoredExits = []
     }
 
-    /// Stops the launcher and with it every worker, then the replenishing thread. Call it before
-    /// dropping the launcher: until then the replenishing thread keeps it.
+    /// Stops the launcher and with it every worker, then the replenishing thread, and closes its copy
+    /// of the executable; later spawns fail. Call it before dropping the launcher: until then the
+    /// replenishing thread keeps it.
     func shutDown() {
         let thread = replenishing.withLock { (replenishing) -> ReplenishingThread? in
             defer { replenishing = .stopped }
@@ -396,7 +430,11 @@ final class Launcher: Sendable {
             return nil
         }
         // The launcher first: its death ends the thread's wait for its answers.
-        state.withLock { stop(&$0) }
+        state.withLock { state in
+            stop(&state)
+            if case .copy(let copy) = state.executable { try? copy.close() }
+            state.executable = .shutDown
+        }
         thread?.stop()
     }
 

@@ -27,6 +27,18 @@ public struct SandboxConfiguration: Sendable {
     /// spawn asks for replacements (up to this many again) after it is done; with none left a spawn
     /// waits for a fork. Each spare costs ~0.3 MiB.
     public var spareWorkers: Int = 6
+    /// Live workers one launcher forks before spawns move to another launcher, which runs a private
+    /// copy of the worker executable (~16 MB of page cache each for the default worker) once none
+    /// with fewer than half this many is left. A fork waits for the kernel's walks over the pages
+    /// every fork of the process shares, which grow with them: from 1,000 live forks, up to 36 ms
+    /// against 0.3 (performance.md, session 33). `Int.max` forks every worker from one launcher.
+    public var workersPerLauncher: Int = 100
+    /// Where launchers' copies of the worker executable are made (unnamed files: nothing is left
+    /// behind); nil means the worker executable's own directory. It must allow executables and
+    /// `O_TMPFILE`, and should not be tmpfs (a copy there counts as every worker's shared memory).
+    /// A copy that cannot be made is reported in `SandboxPool.Statistics` and the new launcher runs
+    /// the original.
+    public var executableCopyDirectory: FilePath?
     /// Results of at least this many pages make the pool prepare the worker's next result file in
     /// the background (pages allocated ahead, so the worker only copies); 0 turns preparation off.
     public var preparedResultMinimumPages: Int = 256

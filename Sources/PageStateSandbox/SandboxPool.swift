@@ -4,14 +4,14 @@ import PageStateMemory
 import Synchronization
 import SystemPackage
 
-/// Runs every guest in its own worker process: forked by one launcher, confined by seccomp, with the
+/// Runs every guest in its own worker process: forked by a launcher, confined by seccomp, with the
 /// guest's memories mapped zero-copy. An update's changed pages come back in a sealed file that the
 /// host validates and adopts without copying. Workers stay alive between executions (they only
 /// remap what changed) until they are idle too long, the pool is full, or the RSS budget is
 /// exceeded; an evicted guest's next execution transparently gets a new worker.
 public final class SandboxPool: GuestExecutor {
     public let configuration: SandboxConfiguration
-    private let launcher: Launcher
+    private let launchers: Launchers
     private let budget: MemoryBudget
     /// `configuration.spinBeforeSleeping` as every execute message says it (worked out once).
     private let workerSpinMicroseconds: UInt32
@@ -31,6 +31,14 @@ public final class SandboxPool: GuestExecutor {
         /// Workers discarded because they crashed, were killed or misbehaved.
         public var discarded = 0
         public var launcherRestarts = 0
+        /// Launcher processes with workers (`SandboxConfiguration.workersPerLauncher`), and how many
+        /// of them run a private copy of the worker executable.
+        public var launchers = 0
+        public var launcherExecutableCopies = 0
+        /// Copies of the worker executable that could not be made (those launchers run the original),
+        /// and why the last one failed.
+        public var executableCopyFailures = 0
+        public var lastExecutableCopyFailure: String?
         /// Forked workers waiting to be taken by a spawn, or asked of the launcher.
         public var spareWorkers = 0
         /// Times spawns asked for a batch of spares (once fewer than half were left).
@@ -63,7 +71,7 @@ public final class SandboxPool: GuestExecutor {
         self.budget = budget
         self.hostCall = hostCall
         workerSpinMicroseconds = UInt32(min(max(0, configuration.spinBeforeSleeping / .microseconds(1)), Double(ExecuteMessage.maximumSpinMicroseconds)).rounded())
-        launcher = Launcher(configuration: configuration)
+        launchers = Launchers(configuration: configuration)
         maintenance = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pagestate.sandbox.maintenance"))
         let interval = min(configuration.idleTimeout / 2, .seconds(1))
         maintenance.schedule(deadline: .now() + .milliseconds(Launcher.milliseconds(interval)),
@@ -77,31 +85,33 @@ public final class SandboxPool: GuestExecutor {
         shutDown()
     }
 
-    /// Terminates every worker and the launcher. Later executions fail with `spawnFailed`.
+    /// Terminates every worker and the launchers. Later executions fail with `spawnFailed`.
     public func shutDown() {
         let workers = state.withLock { state in
             state.closed = true
             return state.workers.removeAll()
         }
-        for worker in workers { worker.terminate(launcher: launcher) }
-        launcher.shutDown()
+        for worker in workers { worker.terminate() }
+        launchers.shutDown()
     }
 
     public var statistics: Statistics {
         state.withLock { state in
             var statistics = state.statistics
             statistics.liveWorkers = state.workers.count
-            statistics.launcherRestarts = launcher.restarts
-            statistics.spareWorkers = launcher.sparesInHandOrAsked
-            statistics.spareRefills = launcher.refills
+            statistics.launcherRestarts = launchers.restarts
+            statistics.spareWorkers = launchers.sparesInHandOrAsked
+            statistics.spareRefills = launchers.refills
+            (statistics.launchers, statistics.launcherExecutableCopies) = launchers.counts
+            (statistics.executableCopyFailures, statistics.lastExecutableCopyFailure) = launchers.copyFailures
             (statistics.spawnP50Microseconds, statistics.spawnP99Microseconds) = state.spawnSamples.percentiles()
             (statistics.executionP50Microseconds, statistics.executionP99Microseconds) = state.executionSamples.percentiles()
             return statistics
         }
     }
 
-    /// The launcher's pid (for tests and diagnostics).
-    public var launcherProcessID: ProcessID? { launcher.processID }
+    /// The pid of the launcher the next spawn uses (for tests and diagnostics).
+    public var launcherProcessID: ProcessID? { launchers.processID }
 
     /// The pid of the worker serving `guest`, if one is alive.
     public func workerProcessID(of guest: Guest) -> ProcessID? { state.withLock { $0.workers[guest.id]?.worker.pid } }
@@ -144,7 +154,7 @@ public final class SandboxPool: GuestExecutor {
         var message = ExecuteMessage(requestID: 0, request: granted, files: sync.files, heap: sync.heap, stable: sync.stable)
         message.spinMicroseconds = workerSpinMicroseconds
         let handler = hostCall
-        let (result, file) = try worker.execute(consume message, descriptors: sync.descriptors, limits: configuration, launcher: launcher) { bytes in
+        let (result, file) = try worker.execute(consume message, descriptors: sync.descriptors, limits: configuration) { bytes in
             do { return .answered(try handler(guest, bytes)) } catch { return .failed("\(error)") }
         }
         sync.close()
@@ -196,17 +206,17 @@ public final class SandboxPool: GuestExecutor {
             state.statistics.evictedLeastRecentlyUsed += 1
             return (nil, [state.workers.remove(victim)!])
         }
-        for worker in evicted { worker.terminate(launcher: launcher) }
+        for worker in evicted { worker.terminate() }
         if let existing { return existing }
         let started = ContinuousClock.now
         let worker: WorkerProcess
         do {
-            worker = try WorkerProcess(guestID: guest.id, launcher: launcher, timeout: configuration.spawnTimeout)
+            worker = try WorkerProcess(guestID: guest.id, launcher: launchers.reserveForSpawn(), timeout: configuration.spawnTimeout)
         } catch {
             // A worker can die before its first message: seen under load right after the launcher
             // was killed (cause not pinned down; likely a spare of the dead launcher dying of
             // PDEATHSIG after passing its liveness check). One more try; a dead launcher is restarted.
-            worker = try WorkerProcess(guestID: guest.id, launcher: launcher, timeout: configuration.spawnTimeout)
+            worker = try WorkerProcess(guestID: guest.id, launcher: launchers.reserveForSpawn(), timeout: configuration.spawnTimeout)
         }
         let stillOpen = state.withLock { state in
             guard !state.closed else { return false }
@@ -216,7 +226,7 @@ public final class SandboxPool: GuestExecutor {
             return true
         }
         guard stillOpen else {
-            worker.terminate(launcher: launcher)
+            worker.terminate()
             throw .spawnFailed("the pool was shut down")
         }
         return worker
@@ -242,11 +252,12 @@ public final class SandboxPool: GuestExecutor {
             state.statistics.discarded += 1
             return true
         }
-        if discard { worker.terminate(launcher: launcher) }
+        if discard { worker.terminate() }
     }
 
     /// Terminates idle workers, then the least recently used while the workers' resident memory is over
-    /// budget, and reads the launcher's queued reports. Runs periodically; callable any time.
+    /// budget, reads the launchers' queued reports and stops launchers left without workers. Runs
+    /// periodically; callable any time.
     ///
     /// - Complexity: O(workers terminated + workers that ran since the last pass); the lock is held
     ///   for neither the reads of /proc nor the terminations.
@@ -272,8 +283,9 @@ public final class SandboxPool: GuestExecutor {
             state.statistics.evictedForMemory += overBudget.count
             return overBudget
         }
-        for worker in victims { worker.terminate(launcher: launcher) }
-        launcher.collectEvents()
+        for worker in victims { worker.terminate() }
+        launchers.collectEvents()
+        launchers.retireIdle()
     }
 
     /// Makes sure `guest` has a live worker (spawning one now rather than at its next execution).
@@ -292,7 +304,7 @@ public final class SandboxPool: GuestExecutor {
             guard let slot = state.workers[guest.id], !slot.busy else { return nil }
             return state.workers.remove(guest.id)
         }
-        worker?.terminate(launcher: launcher)
+        worker?.terminate()
     }
 }
 

@@ -12,6 +12,8 @@ import Glibc
 final class WorkerProcess: @unchecked Sendable {
     let pid: ProcessID
     let guestID: UInt64
+    /// The launcher that forked the worker, which counts it until it is closed.
+    private let launcher: Launcher
     private let pidfd: FileDescriptor
     private let channel: MessageChannel
     /// The versions the worker's mappings show; nil until it received an image.
@@ -38,16 +40,25 @@ final class WorkerProcess: @unchecked Sendable {
 
     /// Spawns a worker through `launcher` and waits until it is confined and ready. A spare that
     /// said `ready` and got its mailbox ahead (the usual case) needs neither a wait nor a message here.
+    /// Takes over a worker `launcher` reserved (`Launcher.reserveWorker()`): released when the
+    /// worker is closed, or before a failed spawn throws.
     init(guestID: UInt64, launcher: Launcher, timeout: Duration) throws(ExecutionError) {
-        let spawned = try launcher.spawn()
+        let spawned: Launcher.Spawned
+        do {
+            spawned = try launcher.spawn()
+        } catch {
+            launcher.releaseWorker()
+            throw error
+        }
+        self.launcher = launcher
         pid = spawned.pid
         pidfd = spawned.pidfd
         channel = spawned.channel
         self.guestID = guestID
         do {
-            if channel.mailbox == nil { try greet(spawned.greeting, timeout: timeout, launcher: launcher) }
+            if channel.mailbox == nil { try greet(spawned.greeting, timeout: timeout) }
         } catch {
-            terminate(launcher: launcher)
+            terminate()
             launcher.replenish()
             throw error as? ExecutionError ?? .spawnFailed("worker \(pid): \(error)")
         }
@@ -56,7 +67,7 @@ final class WorkerProcess: @unchecked Sendable {
 
     /// Waits for the worker's `ready` (unless `greeting` is its first message, read ahead), then sends
     /// it a new mailbox.
-    private func greet(_ greeting: Result<Received, ProtocolError>?, timeout: Duration, launcher: Launcher) throws {
+    private func greet(_ greeting: Result<Received, ProtocolError>?, timeout: Duration) throws {
         let received: Received
         if let greeting {
             received = try greeting.get()
@@ -67,7 +78,7 @@ final class WorkerProcess: @unchecked Sendable {
             received = try channel.receiveFromSocket(limit: 0, maximumDescriptors: 0)
         }
         guard case .message(.ready, _, _) = received else {
-            throw ExecutionError.spawnFailed("worker \(pid) failed before it was ready: \(cause(of: received, launcher: launcher))")
+            throw ExecutionError.spawnFailed("worker \(pid) failed before it was ready: \(cause(of: received))")
         }
         try channel.sendMailbox(try SharedMailbox.createForHost())
     }
@@ -80,10 +91,11 @@ final class WorkerProcess: @unchecked Sendable {
         resultFile.close()
         try? channel.socket.close()
         try? pidfd.close()
+        launcher.releaseWorker()
     }
 
     /// Kills the worker (if still alive), closes its descriptors and drops its exit report.
-    func terminate(launcher: Launcher) {
+    func terminate() {
         guard !closed else { return }
         try? pidfd.sendSignal(SIGKILL)
         closeDescriptors()
@@ -96,7 +108,7 @@ final class WorkerProcess: @unchecked Sendable {
     /// Sends one execution and waits for its result, answering host calls meanwhile. Any failure of
     /// the worker (death, timeout, broken protocol) throws, and the worker must then be discarded.
     func execute(_ message: consuming ExecuteMessage, descriptors: [FileDescriptor], limits: SandboxConfiguration,
-                 launcher: Launcher, hostCall: (_ request: [UInt8]) -> HostCallAnswer)
+                 hostCall: (_ request: [UInt8]) -> HostCallAnswer)
         throws(ExecutionError) -> (ResultMessage, FileDescriptor?)
     {
         nextRequest += 1
@@ -105,7 +117,7 @@ final class WorkerProcess: @unchecked Sendable {
         diedBeforeTakingRequest = false
         do { try channel.send(.execute, message, descriptors: descriptors) } catch {
             diedBeforeTakingRequest = !channel.peerTookEverything
-            throw died(launcher: launcher)
+            throw died()
         }
         let deadline = ContinuousClock.now + limits.executionTimeout
         while true {
@@ -114,12 +126,12 @@ final class WorkerProcess: @unchecked Sendable {
                 // A worker that dies hangs up its socket; the pidfd is watched as well while sleeping.
                 guard let next = try channel.receive(limit: limits.maximumResultBytes, maximumDescriptors: 1,
                                                      spin: limits.spinBeforeSleeping, deadline: deadline, watching: [pidfd]) else {
-                    terminate(launcher: launcher)
+                    terminate()
                     throw ExecutionError.timedOut(milliseconds: Launcher.milliseconds(limits.executionTimeout))
                 }
                 received = next
             } catch {
-                terminate(launcher: launcher)
+                terminate()
                 throw error
             }
             switch received {
@@ -131,14 +143,14 @@ final class WorkerProcess: @unchecked Sendable {
                     return (result, files.first)
                 } catch {
                     for file in files { try? file.close() }
-                    terminate(launcher: launcher)
+                    terminate()
                     throw .malformedResult("\(error)")
                 }
             case .message(.hostCall, let body, let files):
                 for file in files { try? file.close() }
                 let call: HostCallMessage
                 do { call = try HostCallMessage(decoding: body, limit: limits.maximumResultBytes) } catch {
-                    terminate(launcher: launcher)
+                    terminate()
                     throw .malformedResult(error.description)
                 }
                 let reply: HostCallMessage
@@ -147,22 +159,22 @@ final class WorkerProcess: @unchecked Sendable {
                 case .failed(let message): reply = HostCallMessage(callID: call.callID, succeeded: false, bytes: Array(message.utf8))
                 }
                 answeredHostCall = true
-                do { try channel.send(.hostCallReply, reply) } catch { throw died(launcher: launcher) }
+                do { try channel.send(.hostCallReply, reply) } catch { throw died() }
             case .message(let type, _, let files):
                 for file in files { try? file.close() }
-                terminate(launcher: launcher)
+                terminate()
                 throw .malformedResult("unexpected message \(type)")
             case .violation:
-                throw died(launcher: launcher, received)
+                throw died(received)
             case .closed:
                 diedBeforeTakingRequest = !answeredHostCall && !channel.peerTookEverything
-                throw died(launcher: launcher, received)
+                throw died(received)
             }
         }
     }
 
     /// The worker is gone or going: find out why, then make sure it is dead.
-    private func died(launcher: Launcher, _ received: Received? = nil) -> ExecutionError {
+    private func died(_ received: Received? = nil) -> ExecutionError {
         var received = received
         // A dying worker's last words (a seccomp report) are already queued, perhaps behind a few
         // wake-ups; a worker that is alive but failed to take a message must not be waited for (nor
@@ -173,21 +185,21 @@ final class WorkerProcess: @unchecked Sendable {
             received = try? channel.receiveFromSocket(limit: 0, maximumDescriptors: 0)
             if case .message(.wake, _, _)? = received { received = nil }
         }
-        let error = cause(of: received ?? .closed, launcher: launcher)
-        terminate(launcher: launcher)
+        let error = cause(of: received ?? .closed)
+        terminate()
         return error
     }
 
     /// Why the worker stopped: its seccomp report if it wrote one, else how the launcher saw it end.
-    private func cause(of received: Received, launcher: Launcher) -> ExecutionError {
+    private func cause(of received: Received) -> ExecutionError {
         if case .violation(let report) = received {
             try? pidfd.sendSignal(SIGKILL)
-            _ = termination(launcher: launcher)
+            _ = termination()
             if report.kind == UInt32(PS_VIOLATION_ABORT) { return .crashed(signal: SIGABRT) }
             return .policyViolation(syscall: Self.syscallName(report.syscall))
         }
         try? pidfd.sendSignal(SIGKILL)
-        switch termination(launcher: launcher) {
+        switch termination() {
         case .signaled(SIGSYS): return .policyViolation(syscall: "unknown (the kernel did not say)")
         case .signaled(let signal): return .crashed(signal: signal)
         case .exited(let status): return .workerExited(status: status)
@@ -196,7 +208,7 @@ final class WorkerProcess: @unchecked Sendable {
     }
 
     /// How the (killed) worker ended, as its pidfd or the launcher tells within two seconds.
-    private func termination(launcher: Launcher) -> ProcessTermination? {
+    private func termination() -> ProcessTermination? {
         let termination = launcher.termination(of: pid, pidfd: pidfd, timeout: .seconds(2))
         exitCollected = termination != nil
         return termination

@@ -7,6 +7,12 @@ import Synchronization
 import SystemPackage
 import Testing
 
+/// A worker from `launcher`, counted in it as a pool's `Launchers` would.
+func spawnWorker(_ guestID: UInt64, from launcher: Launcher) throws -> WorkerProcess {
+    launcher.reserveWorker()
+    return try WorkerProcess(guestID: guestID, launcher: launcher, timeout: .seconds(5))
+}
+
 @Suite("Launcher: spares and exit reports")
 struct LauncherTests {
     func makeLauncher(spares: Int, exits: WorkerExitReporting = .automatic) -> Launcher {
@@ -33,8 +39,8 @@ struct LauncherTests {
     func sparesAreHeldAndDeadOnesSkipped(_ exits: WorkerExitReporting) throws {
         let launcher = makeLauncher(spares: 2, exits: exits)
         defer { launcher.shutDown() }
-        let first = try WorkerProcess(guestID: 1, launcher: launcher, timeout: .seconds(5))
-        defer { first.terminate(launcher: launcher) }
+        let first = try spawnWorker(1, from: launcher)
+        defer { first.terminate() }
         let spares = try children(of: launcher) { $0.count == 3 }.filter { $0 != first.pid.rawValue }
         #expect(spares.count == 2, "the spares asked for after the spawn")
         for spare in spares {
@@ -43,8 +49,8 @@ struct LauncherTests {
             _ = try descriptor.waitReadable(timeoutMilliseconds: 5000)
             try descriptor.close()
         }
-        let second = try WorkerProcess(guestID: 2, launcher: launcher, timeout: .seconds(5))
-        defer { second.terminate(launcher: launcher) }
+        let second = try spawnWorker(2, from: launcher)
+        defer { second.terminate() }
         #expect(!spares.contains(second.pid.rawValue))
         #expect(kill(second.pid.rawValue, 0) == 0, "the new worker is alive")
     }
@@ -53,8 +59,8 @@ struct LauncherTests {
     func sparesAreGreetedAhead() throws {
         let launcher = makeLauncher(spares: 1)
         defer { launcher.shutDown() }
-        let first = try WorkerProcess(guestID: 1, launcher: launcher, timeout: .seconds(5))
-        defer { first.terminate(launcher: launcher) }
+        let first = try spawnWorker(1, from: launcher)
+        defer { first.terminate() }
         let deadline = ContinuousClock.now + .seconds(5)
         while launcher.greetedSpares < 1 && ContinuousClock.now < deadline { usleep(1_000) }
         #expect(launcher.greetedSpares == 1, "the replenishing thread read the launcher's answer and greeted the spare")
@@ -74,8 +80,8 @@ struct LauncherTests {
         let launcher = makeLauncher(spares: 4)
         defer { launcher.shutDown() }
         var workers: [WorkerProcess] = []
-        defer { for worker in workers { worker.terminate(launcher: launcher) } }
-        func spawn(_ guest: UInt64) throws { workers.append(try WorkerProcess(guestID: guest, launcher: launcher, timeout: .seconds(5))) }
+        defer { for worker in workers { worker.terminate() } }
+        func spawn(_ guest: UInt64) throws { workers.append(try spawnWorker(guest, from: launcher)) }
         func waitForGreetedSpares(_ count: Int) {
             let deadline = ContinuousClock.now + .seconds(5)
             while launcher.greetedSpares < count && ContinuousClock.now < deadline { usleep(1_000) }
@@ -140,8 +146,8 @@ struct LauncherTests {
         let launcher = makeLauncher(spares: 1, exits: exits)
         defer { launcher.shutDown() }
         for guest in 0..<40 {
-            let worker = try WorkerProcess(guestID: UInt64(guest), launcher: launcher, timeout: .seconds(5))
-            worker.terminate(launcher: launcher)
+            let worker = try spawnWorker(UInt64(guest), from: launcher)
+            worker.terminate()
         }
         if exits == .launcher {
             // Read every report still queued (no process has pid 0, so this waits out the timeout).
@@ -258,16 +264,16 @@ struct ReplenishingThreadTests {
         configuration.spareWorkers = 1
         let launcher = Launcher(configuration: configuration)
         #expect(launcher.replenishingThread == nil, "no thread before the first spawn")
-        let first = try WorkerProcess(guestID: 1, launcher: launcher, timeout: .seconds(5))
-        first.terminate(launcher: launcher)
+        let first = try spawnWorker(1, from: launcher)
+        first.terminate()
         let thread = try #require(launcher.replenishingThread)
         let deadline = ContinuousClock.now + .seconds(5)
         while thread.kernelThreadID == nil && ContinuousClock.now < deadline { usleep(1_000) }
         let id = try #require(thread.kernelThreadID)
         // The spares it asks for arrive: later spawns work as before.
         for guest in 2...6 {
-            let worker = try WorkerProcess(guestID: UInt64(guest), launcher: launcher, timeout: .seconds(5))
-            worker.terminate(launcher: launcher)
+            let worker = try spawnWorker(UInt64(guest), from: launcher)
+            worker.terminate()
         }
         #expect(launcher.replenishingThread === thread, "one thread for the launcher's life")
         launcher.shutDown()

@@ -1,0 +1,51 @@
+import Foundation
+import Glibc
+import PageStateKernel
+import SystemPackage
+import Testing
+
+@Suite("A private copy of an executable")
+struct ExecutableCopyTests {
+    /// A new empty directory, removed after `body`.
+    func withDirectory(_ body: (FilePath) throws -> Void) throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("executable-copy-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try body(FilePath(path))
+    }
+
+    /// How the copy behind `copy` ends when run through `/proc/self/fd/3`.
+    func run(_ copy: FileDescriptor) throws -> ProcessTermination? {
+        let null = try FileDescriptor.open("/dev/null", .readWrite, options: .closeOnExec)
+        defer { try? null.close() }
+        let pid = try spawnProcess("/proc/self/fd/3", arguments: ["copy"], environment: [], descriptors: [null, null, null, copy])
+        return try waitForChild(pid, block: true)
+    }
+
+    @Test("byte-identical, read-only, without a name in its directory, and it runs as the original does")
+    func copyRuns() throws {
+        try withDirectory { directory in
+            for (original, status) in [("/usr/bin/true", Int32(0)), ("/usr/bin/false", 1)] {
+                let copy = try FileDescriptor.executableCopy(of: FilePath(original), in: directory)
+                defer { try? copy.close() }
+                let copied = try Data(contentsOf: URL(fileURLWithPath: "/proc/self/fd/\(copy.rawValue)"))
+                #expect(copied == (try Data(contentsOf: URL(fileURLWithPath: original))), "\(original): same bytes")
+                #expect(throws: Errno.badFileDescriptor) { _ = try copy.writeAll([UInt8(1)]) }
+                #expect(try FileManager.default.contentsOfDirectory(atPath: directory.string).isEmpty, "no name left in the directory")
+                #expect(try run(copy) == .exited(status), "\(original)'s copy exits as it does")
+            }
+        }
+    }
+
+    @Test("a missing directory or source is a typed error")
+    func missingDirectoryOrSource() throws {
+        #expect(throws: Errno.noSuchFileOrDirectory) {
+            _ = try FileDescriptor.executableCopy(of: "/usr/bin/true", in: "/nonexistent-pagestate-directory")
+        }
+        try withDirectory { directory in
+            #expect(throws: Errno.noSuchFileOrDirectory) {
+                _ = try FileDescriptor.executableCopy(of: FilePath(directory.string + "/missing"), in: directory)
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+@testable import PageStateSandbox
+import Foundation
+import Glibc
+import SystemPackage
+import Testing
+
+@Suite("Launchers: live workers spread over launchers that run private copies of the executable")
+struct LaunchersTests {
+    /// The parent (launcher) of process `pid` and the inode of the executable it runs.
+    static func launcherAndExecutable(of pid: pid_t) throws -> (launcher: pid_t, inode: UInt64) {
+        let line = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        let fields = line[line.range(of: ")")!.upperBound...].split(separator: " ")
+        var info = stat()
+        guard stat("/proc/\(pid)/exe", &info) == 0 else { throw Errno(rawValue: errno) }  // follows the link to the file
+        let inode = UInt64(info.st_ino)
+        return (try #require(pid_t(fields[1])), inode)
+    }
+
+    static func guests(_ ids: ClosedRange<UInt64>) throws -> [Guest] {
+        try ids.map { try Guest(id: $0, heapCapacityInPages: 16, stableCapacityInPages: 16) }
+    }
+
+    @Test("past workersPerLauncher a new launcher runs its own copy; launchers left without workers stop; a guest's state survives its move")
+    func workersSpreadOverCopies() throws {
+        let pool = makePool { $0.workersPerLauncher = 3; $0.spareWorkers = 1 }
+        defer { pool.shutDown() }
+        let guests = try Self.guests(1...10)
+        for guest in guests { _ = try pool.execute(guest, request("counter.increment", guest: guest.id)) }
+        #expect(pool.statistics.launchers == 4)
+        #expect(pool.statistics.launcherExecutableCopies == 3)
+        var byLauncher: [pid_t: (workers: Int, inodes: Set<UInt64>)] = [:]
+        for guest in guests {
+            let (launcher, inode) = try Self.launcherAndExecutable(of: try #require(pool.workerProcessID(of: guest)).rawValue)
+            byLauncher[launcher, default: (0, [])].workers += 1
+            byLauncher[launcher]!.inodes.insert(inode)
+        }
+        #expect(byLauncher.values.map(\.workers).sorted() == [1, 3, 3, 3], "at most 3 workers per launcher")
+        for (launcher, forked) in byLauncher {
+            #expect(forked.inodes == [try Self.launcherAndExecutable(of: launcher).inode], "a worker runs its launcher's executable")
+        }
+        #expect(Set(byLauncher.values.flatMap(\.inodes)).count == 4, "each launcher runs a file of its own")
+        // The first nine workers go: their three launchers stop at the next maintenance pass.
+        let last = try Self.launcherAndExecutable(of: try #require(pool.workerProcessID(of: guests[9])).rawValue).launcher
+        for guest in guests.prefix(9) { pool.evict(guest) }
+        pool.maintain()
+        #expect(pool.statistics.launchers == 1)
+        for launcher in byLauncher.keys where launcher != last {
+            #expect(kill(launcher, 0) == -1 && errno == ESRCH, "launcher \(launcher) stopped and reaped")
+        }
+        // Their guests carry on, from the launcher left (two more fit) and then a new copy.
+        for guest in guests.prefix(3) {
+            #expect(u64(try pool.execute(guest, request("counter.increment", guest: guest.id)).output) == 2)
+        }
+        #expect(pool.statistics.launchers == 2)
+        #expect(pool.statistics.executableCopyFailures == 0)
+    }
+
+    @Test("a copy that cannot be made is reported, and its launcher runs the original")
+    func copyFailureFallsBack() throws {
+        let pool = makePool { $0.workersPerLauncher = 1; $0.spareWorkers = 1; $0.executableCopyDirectory = "/nonexistent-pagestate-directory" }
+        defer { pool.shutDown() }
+        for guest in try Self.guests(1...3) {
+            #expect(u64(try pool.execute(guest, request("counter.increment", guest: guest.id)).output) == 1)
+        }
+        let statistics = pool.statistics
+        #expect(statistics.launchers == 3)
+        #expect(statistics.launcherExecutableCopies == 0)
+        #expect(statistics.executableCopyFailures == 2)
+        #expect(statistics.lastExecutableCopyFailure?.contains("/nonexistent-pagestate-directory") == true)
+    }
+}
