@@ -29,6 +29,7 @@ import Testing
         }
         #expect(spawnFigures["phase_exit_wait_workers"] == 4, "a change from 5 live to 1 sees the 4 workers it killed exit")
         #expect((0..<30_000).contains(spawnFigures["phase_exit_wait_ms_max"] ?? -1), "within the wait's bound")
+        #expect(spawnFigures["launchers_max"] == 1, "5 live workers fit one launcher (100 per launcher)")
         let (status, output) = try runPageState(["bench", "sandbox", "--json"])
         #expect(status == 0)
         let sandbox = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
