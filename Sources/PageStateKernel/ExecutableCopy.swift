@@ -17,7 +17,7 @@ extension FileDescriptor {
     public static func executableCopy(of path: FilePath, in directory: FilePath) throws -> FileDescriptor {
         let source = try FileDescriptor.open(path, .readOnly, options: .closeOnExec)
         defer { try? source.close() }
-        let copy = try unnamedFile(in: directory, permissions: [.ownerReadWriteExecute])
+        let copy = try unnamedFile(in: directory, permissions: [.ownerRead, .ownerExecute])  // written through this descriptor only
         defer { try? copy.close() }  // a file open for writing cannot be executed (ETXTBSY)
         let length = try source.seek(offset: 0, from: .end)
         var copied: Int64 = 0

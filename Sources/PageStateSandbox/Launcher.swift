@@ -56,26 +56,35 @@ final class Launcher: Sendable {
     enum Executable {
         /// `configuration.workerExecutable` itself.
         case original
+        /// A private copy of it, to be made in this directory when the launcher first starts.
+        case copyToMake(FilePath)
         /// A private copy (`FileDescriptor.executableCopy`), owned by the launcher.
         case copy(FileDescriptor)
         /// The launcher was shut down (its copy closed): it starts no process any more.
         case shutDown
     }
 
-    /// A launcher that runs `executable` (a copy is closed by `shutDown()`); started at the first spawn.
+    /// A launcher that runs `executable` (a copy is made at the first spawn, which starts the
+    /// launcher, and closed by `shutDown()`).
     init(configuration: SandboxConfiguration, executable: Executable = .original) {
         self.configuration = configuration
         exitReporting = configuration.exitReporting.resolved
         state = Mutex(State(executable: executable))
     }
+    /// Whether the launcher process was started from a private copy of the executable.
+    private let startedFromCopy = Atomic<Bool>(false)
+    /// Why this launcher runs the original executable although it was to run a copy, if it does.
+    private let copyFailureReason = Mutex<String?>(nil)
 
     /// Workers from this launcher that are alive or being spawned.
     var workerCount: Int { reservedWorkers.load(ordering: .relaxed) }
     /// Counts a worker about to be spawned from this launcher; `releaseWorker()` when it is closed.
     func reserveWorker() { reservedWorkers.add(1, ordering: .relaxed) }
     func releaseWorker() { reservedWorkers.subtract(1, ordering: .relaxed) }
-    /// Whether the launcher runs a private copy of the worker executable.
-    var runsCopy: Bool { state.withLock { if case .copy = $0.executable { true } else { false } } }
+    /// Whether the launcher process was started from a private copy of the worker executable.
+    var runsCopy: Bool { startedFromCopy.load(ordering: .relaxed) }
+    /// Why the launcher runs the original executable instead of a copy, if it was to run one.
+    var copyFailure: String? { copyFailureReason.withLock { $0 } }
 
     /// The launcher's pid, if it is running.
     var processID: ProcessID? { state.withLock { $0.process } }
@@ -368,36 +377,66 @@ final class Launcher: Sendable {
         if state.exits.removeValue(forKey: pid) == nil { state.ignoredExits.insert(pid) }
     }
 
+    /// Starts the launcher process if it is not running: from its copy of the executable (made first if
+    /// it is still to make) or, when the copy cannot be made or run (a `noexec` directory, say), from
+    /// the original, noting why.
     private func start(_ state: inout State) throws(ExecutionError) -> FileDescriptor {
         if let control = state.control { return control }
-        let executable: (path: FilePath, descriptors: [FileDescriptor])
-        switch state.executable {
-        case .original: executable = (configuration.workerExecutable, [])
-        // The copy has no name: `execve` finds it at descriptor 4 of the new process (which keeps it).
-        case .copy(let copy): executable = (FilePath("/proc/self/fd/4"), [copy])
-        case .shutDown: throw .spawnFailed("the launcher was shut down")
-        }
         if exitReporting == .pidfd && !KernelFeatures.pidfdExitStatusAvailable {
             throw .spawnFailed("exit reporting by pidfd needs Linux 6.15 (PIDFD_INFO_EXIT); this kernel keeps no exit status")
         }
+        let original = configuration.workerExecutable
+        if case .copyToMake(let directory) = state.executable {
+            do {
+                state.executable = .copy(try FileDescriptor.executableCopy(of: original, in: directory))
+            } catch {
+                runOriginal(&state, because: "copying \(original) into \(directory): \(error)")
+            }
+        }
+        if case .copy(let copy) = state.executable {
+            do {
+                // The copy has no name: `execve` finds it at descriptor 4 of the new process.
+                let control = try launch(&state, path: FilePath("/proc/self/fd/4"), extraDescriptors: [copy])
+                startedFromCopy.store(true, ordering: .relaxed)
+                return control
+            } catch {
+                runOriginal(&state, because: "starting a copy of \(original): \(error)")
+            }
+        }
+        guard case .original = state.executable else { throw .spawnFailed("the launcher was shut down") }
         do {
-            let (host, launcher) = try FileDescriptor.socketPair()
-            defer { try? launcher.close() }
-            let null = try FileDescriptor.open("/dev/null", .readWrite, options: .closeOnExec)
-            defer { try? null.close() }
-            let path = configuration.workerExecutable
-            let pid = try spawnProcess(executable.path, arguments: [path.string, WorkerMain.launcherFlag,
+            return try launch(&state, path: original, extraDescriptors: [])
+        } catch {
+            throw .spawnFailed("starting the launcher \(original): \(error)")
+        }
+    }
+
+    private func runOriginal(_ state: inout State, because reason: String) {
+        if case .copy(let copy) = state.executable { try? copy.close() }
+        state.executable = .original
+        startedFromCopy.store(false, ordering: .relaxed)
+        copyFailureReason.withLock { $0 = reason }
+    }
+
+    /// Spawns the launcher process from `path`, with `extraDescriptors` from descriptor 4 on.
+    private func launch(_ state: inout State, path: FilePath, extraDescriptors: [FileDescriptor]) throws -> FileDescriptor {
+        let (host, launcher) = try FileDescriptor.socketPair()
+        defer { try? launcher.close() }
+        let null = try FileDescriptor.open("/dev/null", .readWrite, options: .closeOnExec)
+        defer { try? null.close() }
+        do {
+            let pid = try spawnProcess(path, arguments: [configuration.workerExecutable.string, WorkerMain.launcherFlag,
                                                          "--address-space", "\(configuration.workerAddressSpaceBytes)",
                                                          "--open-files", "\(configuration.workerOpenFiles)",
                                                          WorkerMain.exitsFlag, exitReporting == .pidfd ? "pidfd" : "launcher"],
                                        environment: ["SWIFT_BACKTRACE=enable=no"],  // a confined worker cannot exec the backtracer
-                                       descriptors: [null, null, .standardError, launcher] + executable.descriptors)
+                                       descriptors: [null, null, .standardError, launcher] + extraDescriptors)
             state.process = pid
             state.control = host
             return host
         } catch {
-            let copy = executable.descriptors.isEmpty ? "" : " (a copy)"
-            throw .spawnFailed("starting the launcher \(configuration.workerExecutable)\(copy): \(error)")
+            try? host.close()
+            throw error
         }
     }
 

@@ -10,22 +10,26 @@ import SystemPackage
 /// took up to 13-36 ms instead of 0.2-0.3 (performance.md, session 33). So once the current
 /// launcher has `workersPerLauncher` workers, spawns move to another: one with fewer than half that
 /// many, else a new launcher running a private copy of the worker executable
-/// (`FileDescriptor.executableCopy`), whose pages and processes are its own. A launcher other than
+/// (`FileDescriptor.executableCopy`, made at its first spawn), whose pages and processes are its own
+/// (for a statically linked worker: a dynamic one still shares its libraries). A launcher other than
 /// the current one is stopped once its last worker is gone (`retireIdle()`).
 final class Launchers: Sendable {
     private let configuration: SandboxConfiguration
     private let state: Mutex<State>
 
     private struct State: Sendable {
-        /// Every launcher with workers, and the current one (the last used for a spawn).
+        /// Every launcher not stopped yet (with workers, or idle until the next `retireIdle()`), the
+        /// current one (the last used for a spawn) among them.
         var launchers: [Launcher]
         var current: Launcher
-        /// Copies of the executable that could not be made (their launchers run the original).
-        var copyFailures = 0
-        var lastCopyFailure: String?
-        /// Restarts and refills of the launchers stopped so far (the statistics keep counting them).
+        /// Restarts, refills and copy failures of the launchers stopped so far (the statistics keep
+        /// counting them).
         var retiredRestarts = 0
         var retiredRefills = 0
+        var retiredCopyFailures = 0
+        var lastRetiredCopyFailure: String?
+        /// Set by `shutDown()`: no launcher is made after it.
+        var closed = false
     }
 
     init(configuration: SandboxConfiguration) {
@@ -35,18 +39,21 @@ final class Launchers: Sendable {
     }
 
     /// The launcher the next worker comes from, with that worker counted in it (`Launcher.releaseWorker()`
-    /// once it is closed). Making a new launcher's copy of the executable (~16 MB) takes that spawn
-    /// ~10-30 ms more, once per `workersPerLauncher` more live workers.
+    /// once it is closed). A new launcher's first spawn makes its copy of the executable (~16 MB:
+    /// ~10-30 ms more for that spawn, once per `workersPerLauncher` more live workers), under that
+    /// launcher's lock only.
     ///
     /// - Complexity: O(launchers).
     func reserveForSpawn() -> Launcher {
-        state.withLock { state in
-            if state.current.workerCount >= configuration.workersPerLauncher {
-                let others = state.launchers.filter { $0 !== state.current && $0.workerCount < configuration.workersPerLauncher / 2 }
+        let limit = max(1, configuration.workersPerLauncher)
+        return state.withLock { state in
+            if state.current.workerCount >= limit && !state.closed {
+                let others = state.launchers.filter { $0 !== state.current && $0.workerCount < limit / 2 }
                 if let least = others.min(by: { $0.workerCount < $1.workerCount }) {
                     state.current = least
                 } else {
-                    let next = makeLauncher(&state)
+                    let directory = configuration.executableCopyDirectory ?? configuration.workerExecutable.removingLastComponent()
+                    let next = Launcher(configuration: configuration, executable: .copyToMake(directory))
                     state.launchers.append(next)
                     state.current = next
                 }
@@ -56,28 +63,20 @@ final class Launchers: Sendable {
         }
     }
 
-    private func makeLauncher(_ state: inout State) -> Launcher {
-        let directory = configuration.executableCopyDirectory ?? configuration.workerExecutable.removingLastComponent()
-        do {
-            let copy = try FileDescriptor.executableCopy(of: configuration.workerExecutable, in: directory)
-            return Launcher(configuration: configuration, executable: .copy(copy))
-        } catch {
-            // Spawns still work, forking from another process that runs the original executable.
-            state.copyFailures += 1
-            state.lastCopyFailure = "copying \(configuration.workerExecutable) into \(directory): \(error)"
-            return Launcher(configuration: configuration)
-        }
-    }
-
     /// Stops every launcher but the current one that has no worker left (their spares die with them).
     ///
     /// - Complexity: O(launchers), plus stopping each idle one.
     func retireIdle() {
         let idle = state.withLock { state in
+            // Counted once: a worker closing meanwhile must not leave a launcher out of both lists.
             let idle = state.launchers.filter { $0 !== state.current && $0.workerCount == 0 }
-            state.launchers.removeAll { $0 !== state.current && $0.workerCount == 0 }
+            state.launchers.removeAll { launcher in idle.contains { $0 === launcher } }
             state.retiredRestarts += idle.reduce(0) { $0 + $1.restarts }
             state.retiredRefills += idle.reduce(0) { $0 + $1.refills }
+            for failure in idle.compactMap(\.copyFailure) {
+                state.retiredCopyFailures += 1
+                state.lastRetiredCopyFailure = failure
+            }
             return idle
         }
         for launcher in idle { launcher.shutDown() }
@@ -88,22 +87,33 @@ final class Launchers: Sendable {
         for launcher in all { launcher.collectEvents() }
     }
 
-    /// Stops every launcher and with them every worker.
+    /// Stops every launcher and with them every worker; no launcher is made afterwards.
     func shutDown() {
-        for launcher in all { launcher.shutDown() }
+        let launchers = state.withLock { state in
+            state.closed = true
+            return state.launchers
+        }
+        for launcher in launchers { launcher.shutDown() }
     }
 
     private var all: [Launcher] { state.withLock { $0.launchers } }
 
     /// The current launcher's pid, if it is running.
     var processID: ProcessID? { state.withLock { $0.current }.processID }
-    /// Launchers with workers (or the current one), and how many of them run a copy of the executable.
+    /// Launchers not stopped yet (the current one, even before its process starts), and how many of
+    /// them run a copy of the executable.
     var counts: (launchers: Int, copies: Int) {
         let launchers = all
         return (launchers.count, launchers.count { $0.runsCopy })
     }
-    /// Copies of the executable that could not be made, and why the last one failed.
-    var copyFailures: (count: Int, last: String?) { state.withLock { ($0.copyFailures, $0.lastCopyFailure) } }
+    /// Launchers that run the original executable because their copy could not be made or run, and
+    /// why the last of them could not.
+    var copyFailures: (count: Int, last: String?) {
+        state.withLock { state in
+            let failures = state.launchers.compactMap(\.copyFailure)
+            return (state.retiredCopyFailures + failures.count, failures.last ?? state.lastRetiredCopyFailure)
+        }
+    }
     /// Dead launchers replaced, and refills asked for, by every launcher the pool had.
     var restarts: Int { state.withLock { state in state.launchers.reduce(state.retiredRestarts) { $0 + $1.restarts } } }
     var refills: Int { state.withLock { state in state.launchers.reduce(state.retiredRefills) { $0 + $1.refills } } }

@@ -25,13 +25,14 @@ public struct SandboxConfiguration: Sendable {
     /// Workers the host keeps forked ahead of need (each confined and waiting for its first message):
     /// a spawn then takes one without waiting for the launcher. Once fewer than half are left, a
     /// spawn asks for replacements (up to this many again) after it is done; with none left a spawn
-    /// waits for a fork. Each spare costs ~0.3 MiB.
+    /// waits for a fork. Each spare costs ~0.3 MiB. Each launcher (`workersPerLauncher`) keeps its own.
     public var spareWorkers: Int = 6
     /// Live workers one launcher forks before spawns move to another launcher, which runs a private
     /// copy of the worker executable (~16 MB of page cache each for the default worker) once none
     /// with fewer than half this many is left. A fork waits for the kernel's walks over the pages
     /// every fork of the process shares, which grow with them: from 1,000 live forks, up to 36 ms
-    /// against 0.3 (performance.md, session 33). `Int.max` forks every worker from one launcher.
+    /// against 0.3 (performance.md, session 33). `Int.max` forks every worker from one launcher;
+    /// values below 1 count as 1.
     public var workersPerLauncher: Int = 100
     /// Where launchers' copies of the worker executable are made (unnamed files: nothing is left
     /// behind); nil means the worker executable's own directory. It must allow executables and

@@ -31,15 +31,17 @@ public final class SandboxPool: GuestExecutor {
         /// Workers discarded because they crashed, were killed or misbehaved.
         public var discarded = 0
         public var launcherRestarts = 0
-        /// Launcher processes with workers (`SandboxConfiguration.workersPerLauncher`), and how many
-        /// of them run a private copy of the worker executable.
+        /// Launchers not stopped yet (`SandboxConfiguration.workersPerLauncher`): with workers, idle
+        /// until the next maintenance pass, or current (1 in a new pool, before its first spawn); and
+        /// how many of them run a private copy of the worker executable.
         public var launchers = 0
         public var launcherExecutableCopies = 0
-        /// Copies of the worker executable that could not be made (those launchers run the original),
-        /// and why the last one failed.
+        /// Launchers that run the original executable because their copy could not be made or run,
+        /// and why the last one could not.
         public var executableCopyFailures = 0
         public var lastExecutableCopyFailure: String?
-        /// Forked workers waiting to be taken by a spawn, or asked of the launcher.
+        /// Forked workers waiting to be taken by a spawn, or asked of a launcher (up to `spareWorkers`
+        /// per launcher).
         public var spareWorkers = 0
         /// Times spawns asked for a batch of spares (once fewer than half were left).
         public var spareRefills = 0
@@ -96,18 +98,20 @@ public final class SandboxPool: GuestExecutor {
     }
 
     public var statistics: Statistics {
-        state.withLock { state in
+        var statistics = state.withLock { state in
             var statistics = state.statistics
             statistics.liveWorkers = state.workers.count
-            statistics.launcherRestarts = launchers.restarts
-            statistics.spareWorkers = launchers.sparesInHandOrAsked
-            statistics.spareRefills = launchers.refills
-            (statistics.launchers, statistics.launcherExecutableCopies) = launchers.counts
-            (statistics.executableCopyFailures, statistics.lastExecutableCopyFailure) = launchers.copyFailures
             (statistics.spawnP50Microseconds, statistics.spawnP99Microseconds) = state.spawnSamples.percentiles()
             (statistics.executionP50Microseconds, statistics.executionP99Microseconds) = state.executionSamples.percentiles()
             return statistics
         }
+        // Outside the pool's lock: a launcher's lock can be held by a spawn for a while.
+        statistics.launcherRestarts = launchers.restarts
+        statistics.spareWorkers = launchers.sparesInHandOrAsked
+        statistics.spareRefills = launchers.refills
+        (statistics.launchers, statistics.launcherExecutableCopies) = launchers.counts
+        (statistics.executableCopyFailures, statistics.lastExecutableCopyFailure) = launchers.copyFailures
+        return statistics
     }
 
     /// The pid of the launcher the next spawn uses (for tests and diagnostics).

@@ -98,8 +98,8 @@ final class WorkerProcess: @unchecked Sendable {
     func terminate() {
         guard !closed else { return }
         try? pidfd.sendSignal(SIGKILL)
-        closeDescriptors()
         if !exitCollected { launcher.forgetExit(of: pid) }
+        closeDescriptors()  // releases the worker from its launcher: the last use of the launcher
     }
 
     /// Resident memory: anonymous plus shared pages (`RssAnon + RssShmem` of /proc/PID/status).

@@ -14,11 +14,11 @@ struct ExecutableCopyTests {
         try body(FilePath(path))
     }
 
-    /// How the copy behind `copy` ends when run through `/proc/self/fd/3`.
-    func run(_ copy: FileDescriptor) throws -> ProcessTermination? {
+    /// How the copy behind `copy` of `original` ends when run through `/proc/self/fd/3`.
+    func run(_ copy: FileDescriptor, of original: String) throws -> ProcessTermination? {
         let null = try FileDescriptor.open("/dev/null", .readWrite, options: .closeOnExec)
         defer { try? null.close() }
-        let pid = try spawnProcess("/proc/self/fd/3", arguments: ["copy"], environment: [], descriptors: [null, null, null, copy])
+        let pid = try spawnProcess("/proc/self/fd/3", arguments: [original], environment: [], descriptors: [null, null, null, copy])
         return try waitForChild(pid, block: true)
     }
 
@@ -31,8 +31,10 @@ struct ExecutableCopyTests {
                 let copied = try Data(contentsOf: URL(fileURLWithPath: "/proc/self/fd/\(copy.rawValue)"))
                 #expect(copied == (try Data(contentsOf: URL(fileURLWithPath: original))), "\(original): same bytes")
                 #expect(throws: Errno.badFileDescriptor) { _ = try copy.writeAll([UInt8(1)]) }
+                var info = stat()
+                #expect(fstat(copy.rawValue, &info) == 0 && info.st_mode & 0o7777 == 0o500, "read and run by its owner only, written by nobody")
                 #expect(try FileManager.default.contentsOfDirectory(atPath: directory.string).isEmpty, "no name left in the directory")
-                #expect(try run(copy) == .exited(status), "\(original)'s copy exits as it does")
+                #expect(try run(copy, of: original) == .exited(status), "\(original)'s copy exits as it does")
             }
         }
     }

@@ -1,6 +1,7 @@
 @testable import PageStateSandbox
 import Foundation
 import Glibc
+import PageStateKernel
 import SystemPackage
 import Testing
 
@@ -8,12 +9,11 @@ import Testing
 struct LaunchersTests {
     /// The parent (launcher) of process `pid` and the inode of the executable it runs.
     static func launcherAndExecutable(of pid: pid_t) throws -> (launcher: pid_t, inode: UInt64) {
-        let line = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
-        let fields = line[line.range(of: ")")!.upperBound...].split(separator: " ")
+        let parent = try #require(pid_t(try statFields(of: ProcessID(rawValue: pid))[1]))
         var info = stat()
         guard stat("/proc/\(pid)/exe", &info) == 0 else { throw Errno(rawValue: errno) }  // follows the link to the file
         let inode = UInt64(info.st_ino)
-        return (try #require(pid_t(fields[1])), inode)
+        return (parent, inode)
     }
 
     static func guests(_ ids: ClosedRange<UInt64>) throws -> [Guest] {
@@ -53,6 +53,57 @@ struct LaunchersTests {
         }
         #expect(pool.statistics.launchers == 2)
         #expect(pool.statistics.executableCopyFailures == 0)
+    }
+
+    @Test("once the current launcher is full, spawns go back to one with fewer than half as many workers before a new copy is made")
+    func spawnsReuseALauncherWithRoom() throws {
+        let pool = makePool { $0.workersPerLauncher = 4; $0.spareWorkers = 1 }
+        defer { pool.shutDown() }
+        let guests = try Self.guests(1...9)
+        for guest in guests.prefix(8) { try pool.warmUp(guest) }
+        #expect(pool.statistics.launchers == 2)
+        let first = try Self.launcherAndExecutable(of: try #require(pool.workerProcessID(of: guests[0])).rawValue).launcher
+        for guest in guests.prefix(3) { pool.evict(guest) }  // the first launcher keeps 1 of 4
+        try pool.warmUp(guests[8])
+        #expect(pool.statistics.launchers == 2, "no third launcher")
+        #expect(try Self.launcherAndExecutable(of: try #require(pool.workerProcessID(of: guests[8])).rawValue).launcher == first)
+    }
+
+    @Test("a failed spawn leaves its launcher's count as it was")
+    func failedSpawnReleasesItsReservation() throws {
+        var configuration = SandboxConfiguration(workerExecutable: "/nonexistent-pagestate-worker")
+        configuration.workersPerLauncher = 1
+        let launchers = Launchers(configuration: configuration)
+        defer { launchers.shutDown() }
+        for guest in UInt64(1)...3 {
+            let launcher = launchers.reserveForSpawn()
+            #expect(throws: ExecutionError.self) { _ = try WorkerProcess(guestID: guest, launcher: launcher, timeout: .seconds(5)) }
+            #expect(launcher.workerCount == 0)
+        }
+        #expect(launchers.counts.launchers == 1, "the current launcher never filled up")
+    }
+
+    @Test("a copy in a directory that forbids executables is reported, and its launcher runs the original (needs root to mount a noexec tmpfs)")
+    func noexecCopyFallsBack() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("noexec-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        guard mount("tmpfs", directory, "tmpfs", UInt(MS_NOEXEC), "size=64m") == 0 else {
+            let error = Errno(rawValue: errno)
+            try #require(error == .notPermitted, "mounting a tmpfs: \(error)")
+            print("skipped: mounting a noexec tmpfs needs root (\(error))")
+            return
+        }
+        defer { umount(directory) }
+        let pool = makePool { $0.workersPerLauncher = 1; $0.spareWorkers = 1; $0.executableCopyDirectory = FilePath(directory) }
+        defer { pool.shutDown() }
+        for guest in try Self.guests(1...2) {
+            #expect(u64(try pool.execute(guest, request("counter.increment", guest: guest.id)).output) == 1)
+        }
+        let statistics = pool.statistics
+        #expect(statistics.launchers == 2 && statistics.launcherExecutableCopies == 0)
+        #expect(statistics.executableCopyFailures == 1)
+        #expect(statistics.lastExecutableCopyFailure?.contains("starting a copy") == true, "\(statistics.lastExecutableCopyFailure ?? "")")
     }
 
     @Test("a copy that cannot be made is reported, and its launcher runs the original")

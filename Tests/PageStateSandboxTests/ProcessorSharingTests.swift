@@ -95,9 +95,4 @@ struct ProcessorSharingTests {
         try #require(UInt32(try statFields(of: process)[36]))
     }
 
-    /// The fields of /proc/PID/stat after the command name, from field 3 on.
-    private func statFields(of process: ProcessID) throws -> [Substring] {
-        let stat = try String(contentsOfFile: "/proc/\(process)/stat", encoding: .utf8)
-        return stat[stat.index(after: try #require(stat.lastIndex(of: ")")))...].split(separator: " ")
-    }
 }

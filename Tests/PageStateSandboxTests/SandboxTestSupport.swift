@@ -94,3 +94,9 @@ func putInput(_ key: String, _ value: String) -> [UInt8] {
 /// Both ways for the host to learn worker exits where the kernel offers both (`.pidfd` needs
 /// PIDFD_INFO_EXIT, Linux 6.15+; where it is absent only `.launcher` is tested).
 let exitReportings: [WorkerExitReporting] = KernelFeatures.pidfdExitStatusAvailable ? [.pidfd, .launcher] : [.launcher]
+
+/// The fields of /proc/PID/stat after the command name, from field 3 (state) on.
+func statFields(of process: ProcessID) throws -> [Substring] {
+    let stat = try String(contentsOfFile: "/proc/\(process)/stat", encoding: .utf8)
+    return stat[stat.index(after: try #require(stat.lastIndex(of: ")")))...].split(separator: " ")
+}
