@@ -52,7 +52,8 @@ final class Launchers: Sendable {
                 if let least = others.min(by: { $0.workerCount < $1.workerCount }) {
                     state.current = least
                 } else {
-                    let directory = configuration.executableCopyDirectory ?? configuration.workerExecutable.removingLastComponent()
+                    let parent = configuration.workerExecutable.removingLastComponent()  // empty for a bare name
+                    let directory = configuration.executableCopyDirectory ?? (parent.isEmpty ? "." : parent)
                     let next = Launcher(configuration: configuration, executable: .copyToMake(directory))
                     state.launchers.append(next)
                     state.current = next

@@ -52,7 +52,7 @@ struct LaunchersTests {
             #expect(u64(try pool.execute(guest, request("counter.increment", guest: guest.id)).output) == 2)
         }
         #expect(pool.statistics.launchers == 2)
-        #expect(pool.statistics.executableCopyFailures == 0)
+        #expect(pool.statistics.executableCopyFailures == 0, "\(pool.statistics.lastExecutableCopyFailure ?? "")")
     }
 
     @Test("once the current launcher is full, spawns go back to one with fewer than half as many workers before a new copy is made")
