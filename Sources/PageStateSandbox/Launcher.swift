@@ -27,6 +27,11 @@ final class Launcher: Sendable {
     /// Times a spawn woke the replenishing thread (outside `state`: counting it there took the
     /// launcher's lock once more per refill, which in bursts often waited for the thread).
     private let refillCount = Atomic<Int>(0)
+    /// Whether the launcher process was started from a private copy of the executable (outside
+    /// `state`, which a spawn can hold for a while, so that statistics do not wait).
+    private let startedFromCopy = Atomic<Bool>(false)
+    /// Why this launcher runs the original executable although it was to run a copy, if it does.
+    private let copyFailureReason = Mutex<String?>(nil)
 
     private struct State: @unchecked Sendable {  // descriptors are owned by the state
         var executable: Executable
@@ -71,10 +76,6 @@ final class Launcher: Sendable {
         exitReporting = configuration.exitReporting.resolved
         state = Mutex(State(executable: executable))
     }
-    /// Whether the launcher process was started from a private copy of the executable.
-    private let startedFromCopy = Atomic<Bool>(false)
-    /// Why this launcher runs the original executable although it was to run a copy, if it does.
-    private let copyFailureReason = Mutex<String?>(nil)
 
     /// Workers from this launcher that are alive or being spawned.
     var workerCount: Int { reservedWorkers.load(ordering: .relaxed) }

@@ -37,8 +37,8 @@ public struct SandboxConfiguration: Sendable {
     /// Where launchers' copies of the worker executable are made (unnamed files: nothing is left
     /// behind); nil means the worker executable's own directory. It must allow executables and
     /// `O_TMPFILE`, and should not be tmpfs (a copy there counts as every worker's shared memory).
-    /// A copy that cannot be made is reported in `SandboxPool.Statistics` and the new launcher runs
-    /// the original.
+    /// A copy that cannot be made or run is reported in `SandboxPool.Statistics` and that launcher
+    /// runs the original.
     public var executableCopyDirectory: FilePath?
     /// Results of at least this many pages make the pool prepare the worker's next result file in
     /// the background (pages allocated ahead, so the worker only copies); 0 turns preparation off.
