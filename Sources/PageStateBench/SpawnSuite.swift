@@ -35,13 +35,15 @@ public enum SpawnSuite {
         let rounds = min(Self.rounds, samples / 2)
         var live: [Guest] = []
         var paced = [Int: [Double]](), burst = [Int: [Double]]()
-        var slowestExits = PhaseExits(wait: .zero, workers: 0)
+        var slowestExits = PhaseChange(exitWait: .zero, exitedWorkers: 0, growingSpawns: [])
+        var growing: [Double] = []
         var launchersAtMost = 0
         for round in 0..<rounds {
             let share = samples / rounds + (round < samples % rounds ? 1 : 0)
             for count in round.isMultiple(of: 2) ? counts : counts.reversed() {
-                let exits = try settle(pool, at: count - 1, live: &live, newGuest: newGuest)
-                if exits.workers > 0 && exits.wait > slowestExits.wait { slowestExits = exits }
+                let change = try settle(pool, at: count - 1, live: &live, newGuest: newGuest)
+                if change.exitedWorkers > 0 && change.exitWait > slowestExits.exitWait { slowestExits = change }
+                growing += change.growingSpawns
                 launchersAtMost = max(launchersAtMost, pool.statistics.launchers)
                 for sample in 0..<(2 * share) {
                     let isPaced = sample < share
@@ -74,9 +76,14 @@ public enum SpawnSuite {
         report.figures["spawn_p99_ms"] = worst.p99
         report.figures["spawn_p99_\(liveCounts.max()!)_vs_\(liveCounts.min()!)"] = p99AtLast / p99AtFirst
         report.figures["launchers_max"] = Double(launchersAtMost)
-        if slowestExits.workers > 0 {
-            report.figures["phase_exit_wait_ms_max"] = slowestExits.wait / .milliseconds(1)
-            report.figures["phase_exit_wait_workers"] = Double(slowestExits.workers)
+        if slowestExits.exitedWorkers > 0 {
+            report.figures["phase_exit_wait_ms_max"] = slowestExits.exitWait / .milliseconds(1)
+            report.figures["phase_exit_wait_workers"] = Double(slowestExits.exitedWorkers)
+        }
+        growing.sort()
+        if !growing.isEmpty {
+            report.figures["spawn_growing_p99_ms"] = growing[min(growing.count - 1, growing.count * 99 / 100)]
+            report.figures["spawn_growing_max_ms"] = growing[growing.count - 1]
         }
         var forks = (0..<samples).map { _ in ps_bare_fork_us() / 1000 }
         forks.sort()
@@ -87,7 +94,8 @@ public enum SpawnSuite {
         report.notes.append("spawn_paced_over_30us_percent_at_N: the share of paced spawns past the body of the distribution, where p99 sits; spawn_paced_over_1ms_count_at_N: how many paced spawns took over 1 ms — in session 27's measurements each had found no spare in hand and waited for a fork (forks slowed down: see kdamond_cpu_percent)")
         report.notes.append("the live counts take turns in \(rounds) rounds (snake order), each phase after the workers the change into it killed have exited, a 50 ms pause and 5 unmeasured spawns, so that the machine's slow stretches fall on every count alike and no phase pays for the exits of the workers the change killed")
         report.notes.append("phase_exit_wait_ms_max: the longest any phase change took from its first kill until the idle workers it killed had exited (phase_exit_wait_workers of them); absent when no change killed any")
-        report.notes.append("launchers_max: launcher processes at the largest live count (one per \(configuration.workersPerLauncher) live workers, each beyond the first running its own copy of the worker executable, so that a fork waits only for the kernel's walks over its own launcher's workers)")
+        report.notes.append("launchers_max: launcher processes at the largest live count (one per \(configuration.workersPerLauncher) live workers, each beyond the first running its own copy of the worker executable, so that a fork waits only for the kernel's walks over its own launcher's workers; plus the next one, made ahead)")
+        report.notes.append("spawn_growing_p99_ms, spawn_growing_max_ms: spawns back to back while a phase change grows the pool (\(growing.count) of them, unmeasured above), which is where the pool moves to another launcher every \(configuration.workersPerLauncher) workers")
         report.notes.append("launcher_start_ms = the pool's first spawn: starting the launcher, then its first fork (once per pool)")
         report.notes.append("bare fork = fork + _exit + waitpid of this (larger, multithreaded) benchmark process, not of the small launcher")
         return report
@@ -101,9 +109,10 @@ public enum SpawnSuite {
     /// Brings `pool` to `target` live workers (starting or evicting them), waits until every evicted
     /// worker has exited, then lets the launcher finish replacing spares with a pause and a few
     /// unmeasured spawns, so that a phase's samples do not pay for the change into it.
-    /// Returns how long the evicted workers took to exit, from the first kill, and how many were seen to.
+    /// Returns how long the evicted workers took to exit, from the first kill, how many were seen to,
+    /// and how long each spawn that grew the pool took.
     static func settle(_ pool: SandboxPool, at target: Int, live: inout [Guest], newGuest: () throws -> Guest) throws
-        -> PhaseExits
+        -> PhaseChange
     {
         var exiting: [FileDescriptor] = []
         let start = ContinuousClock.now
@@ -117,15 +126,17 @@ public enum SpawnSuite {
             pool.evict(guest)
         }
         let deadline = start + exitWaitLimit
-        var exits = PhaseExits(wait: .zero, workers: 0)
+        var change = PhaseChange(exitWait: .zero, exitedWorkers: 0, growingSpawns: [])
         for pidfd in exiting {
-            if (try? pidfd.waitReadable(timeoutMilliseconds: pollTimeout(until: deadline))) == true { exits.workers += 1 }
+            if (try? pidfd.waitReadable(timeoutMilliseconds: pollTimeout(until: deadline))) == true { change.exitedWorkers += 1 }
             try? pidfd.close()
         }
-        exits.wait = ContinuousClock.now - start
+        change.exitWait = ContinuousClock.now - start
         while live.count < target {
             let guest = try newGuest()
+            let spawnStart = ContinuousClock.now
             try pool.warmUp(guest)
+            change.growingSpawns.append(milliseconds(since: spawnStart))
             live.append(guest)
         }
         pool.maintain()  // the pool's first look at new workers' memory (/proc, once each), not a spawn's cost
@@ -136,13 +147,15 @@ public enum SpawnSuite {
             pool.evict(guest)
             sleepCallingThread(for: pace)
         }
-        return exits
+        return change
     }
 
-    /// How long a phase change took to see the workers it evicted exit, and how many it saw.
-    struct PhaseExits {
-        var wait: Duration
-        var workers: Int
+    /// How long a phase change took to see the workers it evicted exit, how many it saw, and how long
+    /// each spawn that grew the pool took (milliseconds).
+    struct PhaseChange {
+        var exitWait: Duration
+        var exitedWorkers: Int
+        var growingSpawns: [Double]
     }
 
     /// The longest a phase change waits for the workers it evicted to exit (999 took ~110 ms from the

@@ -47,6 +47,8 @@ final class Launcher: Sendable {
         /// Whether the replenishing thread was woken and has not yet counted what to ask for: spawns
         /// meanwhile need not wake it again.
         var refillWoken = false
+        /// Whether the replenishing thread is to start the launcher, if it is not running (`prepare()`).
+        var startAhead = false
         /// Why the launcher's last fork failed, until a spawn that finds no spare reports it.
         var forkFailure: Errno?
         /// Exits reported by the launcher that nobody has asked about yet (`.launcher` reporting only).
@@ -137,7 +139,23 @@ final class Launcher: Sendable {
             state.refillWoken = true
             return true
         }
-        guard refill else { return }
+        if refill { wakeReplenishingThread() }
+    }
+
+    /// Has the replenishing thread start the launcher (making its copy of the executable) and fork
+    /// its spares, so that the first spawn from it does neither; does not wait. A failure to start
+    /// shows at that spawn, which tries again. Creates the replenishing thread if it is not running.
+    func prepare() {
+        let wake = state.withLock { state in
+            state.startAhead = true
+            defer { state.refillWoken = true }
+            return !state.refillWoken  // else a run is coming, which starts it
+        }
+        if wake { wakeReplenishingThread() }
+    }
+
+    /// Wakes the replenishing thread (starting it first if needed) after `refillWoken` was set.
+    private func wakeReplenishingThread() {
         // Woken inside the lock: `shutDown()` closes the thread's counter once it is out of it.
         let woken = replenishing.withLock { replenishing in
             switch replenishing {
@@ -186,6 +204,10 @@ final class Launcher: Sendable {
     private func requestSpares(wokenAgain: FileDescriptor) {
         let wantedMailboxes = state.withLock { state in
             state.refillWoken = false  // a spawn from now on wakes the thread for one more run
+            if state.startAhead {
+                state.startAhead = false
+                _ = try? start(&state)  // a failure shows at the first spawn, which tries again
+            }
             return state.control == nil ? 0 : configuration.spareWorkers - state.mailboxes.count
         }
         // Made outside the lock (~30 µs each); none is needed for a spawn to succeed.

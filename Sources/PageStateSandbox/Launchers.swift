@@ -11,8 +11,12 @@ import SystemPackage
 /// launcher has `workersPerLauncher` workers, spawns move to another: one with fewer than half that
 /// many, else a new launcher running a private copy of the worker executable
 /// (`FileDescriptor.executableCopy`, made at its first spawn), whose pages and processes are its own
-/// (for a statically linked worker: a dynamic one still shares its libraries). A launcher other than
-/// the current one is stopped once its last worker is gone (`retireIdle()`).
+/// (for a statically linked worker: a dynamic one still shares its libraries). That new launcher is
+/// made ahead: once the current one has `workersPerLauncher - max(1, workersPerLauncher / 4)`
+/// workers and none other has room, the next is started, its copy made and its spares forked from
+/// its own replenishing thread (`Launcher.prepare()`), so that no spawn pays for the copy (~10-30 ms).
+/// A launcher other than the current and the next one is stopped once its last worker is gone
+/// (`retireIdle()`); the next one too once the current one has fewer than half its workers.
 final class Launchers: Sendable {
     private let configuration: SandboxConfiguration
     private let state: Mutex<State>
@@ -22,6 +26,8 @@ final class Launchers: Sendable {
         /// current one (the last used for a spawn) among them.
         var launchers: [Launcher]
         var current: Launcher
+        /// A launcher started ahead for spawns once `current` is full (among `launchers`; no worker yet).
+        var next: Launcher?
         /// Restarts, refills and copy failures of the launchers stopped so far (the statistics keep
         /// counting them).
         var retiredRestarts = 0
@@ -39,38 +45,62 @@ final class Launchers: Sendable {
     }
 
     /// The launcher the next worker comes from, with that worker counted in it (`Launcher.releaseWorker()`
-    /// once it is closed). A new launcher's first spawn makes its copy of the executable (~16 MB:
-    /// ~10-30 ms more for that spawn, once per `workersPerLauncher` more live workers), under that
-    /// launcher's lock only.
+    /// once it is closed). Once the current launcher is full, spawns move to another with fewer than
+    /// half as many workers, else to the one made ahead, else to a new one (which the spawn then starts,
+    /// making its copy of the executable: ~10-30 ms more for that spawn). Makes the next launcher ahead
+    /// when the current one is nearly full (creating its replenishing thread on this thread, once).
     ///
     /// - Complexity: O(launchers).
     func reserveForSpawn() -> Launcher {
         let limit = max(1, configuration.workersPerLauncher)
-        return state.withLock { state in
+        let (reserved, toPrepare) = state.withLock { state -> (Launcher, Launcher?) in
             if state.current.workerCount >= limit && !state.closed {
-                let others = state.launchers.filter { $0 !== state.current && $0.workerCount < limit / 2 }
-                if let least = others.min(by: { $0.workerCount < $1.workerCount }) {
+                if let least = launcherWithRoom(state, limit: limit) {
                     state.current = least
-                } else {
-                    let parent = configuration.workerExecutable.removingLastComponent()  // empty for a bare name
-                    let directory = configuration.executableCopyDirectory ?? (parent.isEmpty ? "." : parent)
-                    let next = Launcher(configuration: configuration, executable: .copyToMake(directory))
-                    state.launchers.append(next)
+                } else if let next = state.next {
                     state.current = next
+                    state.next = nil
+                } else {
+                    state.current = newLauncher(&state)
                 }
             }
             state.current.reserveWorker()
-            return state.current
+            guard state.next == nil, !state.closed, state.current.workerCount >= limit - max(1, limit / 4),
+                  launcherWithRoom(state, limit: limit) == nil else { return (state.current, nil) }
+            let next = newLauncher(&state)
+            state.next = next
+            return (state.current, next)
         }
+        toPrepare?.prepare()
+        return reserved
     }
 
-    /// Stops every launcher but the current one that has no worker left (their spares die with them).
+    /// The launcher with the fewest workers among those other than the current and the next one with
+    /// fewer than half of `limit`.
+    private func launcherWithRoom(_ state: State, limit: Int) -> Launcher? {
+        state.launchers.filter { $0 !== state.current && $0 !== state.next && $0.workerCount < limit / 2 }
+            .min { $0.workerCount < $1.workerCount }
+    }
+
+    /// A new launcher, to run a copy of the worker executable, added to `state.launchers`.
+    private func newLauncher(_ state: inout State) -> Launcher {
+        let parent = configuration.workerExecutable.removingLastComponent()  // empty for a bare name
+        let directory = configuration.executableCopyDirectory ?? (parent.isEmpty ? "." : parent)
+        let launcher = Launcher(configuration: configuration, executable: .copyToMake(directory))
+        state.launchers.append(launcher)
+        return launcher
+    }
+
+    /// Stops every launcher but the current one that has no worker left (their spares die with them),
+    /// keeping the one made ahead while the current one has at least half its workers.
     ///
     /// - Complexity: O(launchers), plus stopping each idle one.
     func retireIdle() {
+        let limit = max(1, configuration.workersPerLauncher)
         let idle = state.withLock { state in
+            if state.current.workerCount < limit / 2 { state.next = nil }
             // Counted once: a worker closing meanwhile must not leave a launcher out of both lists.
-            let idle = state.launchers.filter { $0 !== state.current && $0.workerCount == 0 }
+            let idle = state.launchers.filter { $0 !== state.current && $0 !== state.next && $0.workerCount == 0 }
             state.launchers.removeAll { launcher in idle.contains { $0 === launcher } }
             state.retiredRestarts += idle.reduce(0) { $0 + $1.restarts }
             state.retiredRefills += idle.reduce(0) { $0 + $1.refills }
@@ -101,6 +131,8 @@ final class Launchers: Sendable {
 
     /// The current launcher's pid, if it is running.
     var processID: ProcessID? { state.withLock { $0.current }.processID }
+    /// The launcher made ahead for spawns once the current one is full, if there is one.
+    var next: Launcher? { state.withLock { $0.next } }
     /// Launchers not stopped yet (the current one, even before its process starts), and how many of
     /// them run a copy of the executable.
     var counts: (launchers: Int, copies: Int) {

@@ -32,7 +32,8 @@ public final class SandboxPool: GuestExecutor {
         public var discarded = 0
         public var launcherRestarts = 0
         /// Launchers not stopped yet (`SandboxConfiguration.workersPerLauncher`): with workers, idle
-        /// until the next maintenance pass, or current (1 in a new pool, before its first spawn); and
+        /// until the next maintenance pass, current (1 in a new pool, before its first spawn), or made
+        /// ahead for when the current one is full; and
         /// how many of them run a private copy of the worker executable.
         public var launchers = 0
         public var launcherExecutableCopies = 0

@@ -13,11 +13,14 @@ public struct SandboxSoakReport: Codable, Sendable {
     public var descriptorsAfter = 0
     public var childrenBefore = 0
     public var childrenAfter = 0
-    /// Processes the launcher still had once every guest's worker was evicted (zombies included): its
-    /// spare workers only.
+    /// Processes the launchers still had once every guest's worker was evicted (zombies included):
+    /// their spare workers only.
     public var launcherChildrenAfterEviction = 0
-    /// Spares the host held or had asked for at that moment.
+    /// Spares the host held or had asked for at that moment, from every launcher.
     public var spareWorkers = 0
+    /// Launcher processes at that moment, and the most the pool had (sampled every 100 executions).
+    public var launchers = 0
+    public var launchersAtMost = 0
     public var failures: [String] = []
 }
 
@@ -25,12 +28,15 @@ public struct SandboxSoakReport: Codable, Sendable {
 /// checking results against a model and that the host's descriptors and child processes return to
 /// their baseline afterwards (no leaks, no zombies).
 public enum SandboxSoak {
-    public static func run(worker: FilePath, executions: Int, guests: Int = 16, seed: UInt64) -> SandboxSoakReport {
+    /// `workersPerLauncher`: nil for the pool's default.
+    public static func run(worker: FilePath, executions: Int, guests: Int = 16, seed: UInt64,
+                           workersPerLauncher: Int? = nil) -> SandboxSoakReport {
         var report = SandboxSoakReport()
         report.descriptorsBefore = openDescriptors()
         report.childrenBefore = children(of: getpid()).count
         do {
-            try exercise(worker: worker, executions: executions, guests: guests, seed: seed, report: &report)
+            try exercise(worker: worker, executions: executions, guests: guests, seed: seed,
+                         workersPerLauncher: workersPerLauncher, report: &report)
         } catch {
             report.failures.append("\(error)")
         }
@@ -46,9 +52,11 @@ public enum SandboxSoak {
     }
 
     private static func exercise(worker: FilePath, executions: Int, guests count: Int, seed: UInt64,
-                                 report: inout SandboxSoakReport) throws {
+                                 workersPerLauncher: Int?, report: inout SandboxSoakReport) throws {
         var configuration = SandboxConfiguration(workerExecutable: worker)
+        if let workersPerLauncher { configuration.workersPerLauncher = workersPerLauncher }
         configuration.maximumLiveWorkers = max(1, count * 3 / 4)  // forces some least-recently-used evictions
+        let otherChildren = Set(children(of: getpid()))  // the host's children from now on are the pool's launchers
         let pool = SandboxPool(configuration: configuration, budget: MemoryBudget(pages: 1 << 30))
         defer { pool.shutDown() }
         let guests = try (0..<count).map { try Guest(id: UInt64($0 + 1), heapCapacityInPages: 512, stableCapacityInPages: 64) }
@@ -82,17 +90,19 @@ public enum SandboxSoak {
                 if value(outcome.output) != counters[index] { report.failures.append("step \(step): increment diverged") }
             }
             report.executions += 1
+            if step % 100 == 0 { report.launchersAtMost = max(report.launchersAtMost, pool.statistics.launchers) }
         }
         for guest in guests { pool.evict(guest) }
-        let launcher = pool.launcherProcessID
         let deadline = ContinuousClock.now + .seconds(5)
         repeat {
-            report.launcherChildrenAfterEviction = launcher.map { children(of: $0.rawValue).count } ?? 0
+            let launchers = children(of: getpid()).filter { !otherChildren.contains($0) }.compactMap { pid_t($0) }
+            report.launchers = launchers.count
+            report.launcherChildrenAfterEviction = launchers.reduce(0) { $0 + children(of: $1).count }
             report.spareWorkers = pool.statistics.spareWorkers
         } while report.launcherChildrenAfterEviction != report.spareWorkers && ContinuousClock.now < deadline
             && (usleep(10_000) == 0 || true)
-        if report.launcherChildrenAfterEviction != report.spareWorkers || report.spareWorkers > configuration.spareWorkers {
-            report.failures.append("the launcher has \(report.launcherChildrenAfterEviction) children after every worker was evicted; the host holds or asked for \(report.spareWorkers) spares (at most \(configuration.spareWorkers))")
+        if report.launcherChildrenAfterEviction != report.spareWorkers || report.spareWorkers > configuration.spareWorkers * report.launchers {
+            report.failures.append("\(report.launchers) launchers have \(report.launcherChildrenAfterEviction) children after every worker was evicted; the host holds or asked for \(report.spareWorkers) spares (at most \(configuration.spareWorkers) per launcher)")
         }
         let statistics = pool.statistics
         report.spawned = statistics.spawned

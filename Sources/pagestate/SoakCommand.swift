@@ -66,23 +66,29 @@ struct SoakCommand: ParsableCommand {
         @Option(help: "Seed of the workload (default: random, printed).")
         var seed: UInt64?
 
+        @Option(help: "Live workers per launcher (default: the pool's, 100); the soak keeps 12 alive, so below 12 it runs several launchers.")
+        var workersPerLauncher: Int?
+
         @Flag(help: "Print the report as one JSON object.")
         var json = false
 
         func validate() throws {
             guard executions > 0 else { throw ValidationError("--executions must be positive") }
+            guard (workersPerLauncher ?? 1) > 0 else { throw ValidationError("--workers-per-launcher must be positive") }
         }
 
         func run() throws {
             let seed = self.seed ?? UInt64.random(in: 0...UInt64.max)
             if !json { print("sandbox soak: \(executions) executions, seed \(seed)") }
-            let report = SandboxSoak.run(worker: try WorkerLocation.path(worker), executions: executions, seed: seed)
+            let report = SandboxSoak.run(worker: try WorkerLocation.path(worker), executions: executions, seed: seed,
+                                         workersPerLauncher: workersPerLauncher)
             if json {
                 try printJSON(report)
             } else {
                 print("""
                     \(report.executions) executions, \(report.spawned) workers spawned, \(report.evicted) evicted, \(report.discarded) discarded; \
-                    descriptors \(report.descriptorsBefore) → \(report.descriptorsAfter), child processes \(report.childrenBefore) → \(report.childrenAfter)
+                    descriptors \(report.descriptorsBefore) → \(report.descriptorsAfter), child processes \(report.childrenBefore) → \(report.childrenAfter); \
+                    launchers: \(report.launchersAtMost) at most, \(report.launchers) at the end
                     """)
                 for failure in report.failures { print("FAILURE: \(failure)") }
             }

@@ -210,13 +210,6 @@ struct ReplenishingThreadTests {
         return try #require(Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)))
     }
 
-    /// Polls `condition` every millisecond until it holds or 5 s pass; returns whether it held.
-    static func waitUntil(_ condition: () -> Bool) -> Bool {
-        let deadline = ContinuousClock.now + .seconds(5)
-        while !condition() && ContinuousClock.now < deadline { usleep(1_000) }
-        return condition()
-    }
-
     /// Waits until `runs` reaches `count` (5 s at most) and returns whether it did.
     static func waitForRuns(_ runs: Runs, _ count: Int) -> Bool {
         waitUntil { runs.count.load(ordering: .relaxed) >= count }
@@ -235,7 +228,7 @@ struct ReplenishingThreadTests {
         thread.wake()
         #expect(thread.wakeUpWrites == 1, "a new thread sleeps until its first wake-up")
         #expect(Self.waitForRuns(runs, 1))
-        #expect(Self.waitUntil { thread.isLookingEveryDelay }, "after a run the thread looks every delay")
+        #expect(waitUntil { thread.isLookingEveryDelay }, "after a run the thread looks every delay")
         let woken = ContinuousClock.now
         thread.wake()
         #expect(Self.waitForRuns(runs, 2), "a wake-up stored while it looks is taken")

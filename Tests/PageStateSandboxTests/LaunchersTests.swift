@@ -20,6 +20,16 @@ struct LaunchersTests {
         try ids.map { try Guest(id: $0, heapCapacityInPages: 16, stableCapacityInPages: 16) }
     }
 
+    /// The pool's statistics once every launcher but the first has run its copy or given up on it (the
+    /// one made ahead does so on its own thread).
+    static func onceNextLauncherTriedItsCopy(_ pool: SandboxPool) throws -> SandboxPool.Statistics {
+        try #require(waitUntil {
+            let statistics = pool.statistics
+            return statistics.launcherExecutableCopies + statistics.executableCopyFailures == statistics.launchers - 1
+        }, "the launcher made ahead started")
+        return pool.statistics
+    }
+
     @Test("past workersPerLauncher a new launcher runs its own copy; launchers left without workers stop; a guest's state survives its move")
     func workersSpreadOverCopies() throws {
         let pool = makePool { $0.workersPerLauncher = 3; $0.spareWorkers = 1 }
@@ -61,12 +71,48 @@ struct LaunchersTests {
         defer { pool.shutDown() }
         let guests = try Self.guests(1...9)
         for guest in guests.prefix(8) { try pool.warmUp(guest) }
-        #expect(pool.statistics.launchers == 2)
+        #expect(pool.statistics.launchers == 3, "two full, and one made ahead")
         let first = try Self.launcherAndExecutable(of: try #require(pool.workerProcessID(of: guests[0])).rawValue).launcher
         for guest in guests.prefix(3) { pool.evict(guest) }  // the first launcher keeps 1 of 4
         try pool.warmUp(guests[8])
-        #expect(pool.statistics.launchers == 2, "no third launcher")
+        #expect(pool.statistics.launchers == 3, "no new launcher")
         #expect(try Self.launcherAndExecutable(of: try #require(pool.workerProcessID(of: guests[8])).rawValue).launcher == first)
+    }
+
+    @Test("the next launcher is started, its copy made and its spares forked before the current one is full; it stops once not needed soon")
+    func nextLauncherMadeAhead() throws {
+        var configuration = SandboxConfiguration(workerExecutable: workerExecutable)
+        configuration.workersPerLauncher = 4
+        configuration.spareWorkers = 2
+        let launchers = Launchers(configuration: configuration)
+        defer { launchers.shutDown() }
+        func spawn(_ guest: UInt64) throws -> WorkerProcess {
+            try WorkerProcess(guestID: guest, launcher: launchers.reserveForSpawn(), timeout: .seconds(5))
+        }
+        func parent(of worker: WorkerProcess) throws -> pid_t {
+            try #require(pid_t(try statFields(of: worker.pid)[1]))
+        }
+        var first = try (UInt64(1)...2).map(spawn)
+        #expect(launchers.next == nil, "2 of 4 workers: none made ahead yet")
+        first.append(try spawn(3))
+        let next = try #require(launchers.next, "3 of 4: the next launcher is made")
+        #expect(waitUntil { next.greetedSpares == 2 }, "started with its spares ready before any spawn asked it")
+        #expect(next.runsCopy)
+        first.append(try spawn(4))
+        #expect(launchers.next === next && next.workerCount == 0, "the current launcher takes its fourth")
+        var second = [try spawn(5)]
+        #expect(try parent(of: second[0]) == next.processID?.rawValue, "the fifth goes to the launcher made ahead")
+        #expect(launchers.next == nil)
+        #expect(next.greetedSpares == 1 && next.restarts == 0, "it took a spare: no fork, no start")
+        second += try (UInt64(6)...7).map(spawn)
+        let third = try #require(launchers.next, "the one after is made once the second has 3")
+        #expect(waitUntil { third.processID != nil })
+        let thirdPID = try #require(third.processID)
+        for worker in second.suffix(2) { worker.terminate() }
+        launchers.retireIdle()
+        #expect(launchers.next == nil && launchers.counts.launchers == 2, "1 of 4 in the current one: the next one stops")
+        #expect(kill(thirdPID.rawValue, 0) == -1 && errno == ESRCH, "its process was stopped and reaped")
+        for worker in first + second { worker.terminate() }
     }
 
     @Test("a failed spawn leaves its launcher's count as it was")
@@ -80,7 +126,7 @@ struct LaunchersTests {
             #expect(throws: ExecutionError.self) { _ = try WorkerProcess(guestID: guest, launcher: launcher, timeout: .seconds(5)) }
             #expect(launcher.workerCount == 0)
         }
-        #expect(launchers.counts.launchers == 1, "the current launcher never filled up")
+        #expect(launchers.counts.launchers == 2, "the current launcher never filled up: no other but the one made ahead")
     }
 
     @Test("a copy in a directory that forbids executables is reported, and its launcher runs the original",
@@ -96,9 +142,9 @@ struct LaunchersTests {
         for guest in try Self.guests(1...2) {
             #expect(u64(try pool.execute(guest, request("counter.increment", guest: guest.id)).output) == 1)
         }
-        let statistics = pool.statistics
-        #expect(statistics.launchers == 2 && statistics.launcherExecutableCopies == 0)
-        #expect(statistics.executableCopyFailures == 1)
+        let statistics = try Self.onceNextLauncherTriedItsCopy(pool)
+        #expect(statistics.launchers == 3 && statistics.launcherExecutableCopies == 0, "two in use, one made ahead")
+        #expect(statistics.executableCopyFailures == 2)
         #expect(statistics.lastExecutableCopyFailure?.contains("starting a copy") == true, "\(statistics.lastExecutableCopyFailure ?? "")")
     }
 
@@ -109,10 +155,10 @@ struct LaunchersTests {
         for guest in try Self.guests(1...3) {
             #expect(u64(try pool.execute(guest, request("counter.increment", guest: guest.id)).output) == 1)
         }
-        let statistics = pool.statistics
-        #expect(statistics.launchers == 3)
+        let statistics = try Self.onceNextLauncherTriedItsCopy(pool)
+        #expect(statistics.launchers == 4, "three in use, one made ahead")
         #expect(statistics.launcherExecutableCopies == 0)
-        #expect(statistics.executableCopyFailures == 2)
+        #expect(statistics.executableCopyFailures == 3)
         #expect(statistics.lastExecutableCopyFailure?.contains("/nonexistent-pagestate-directory") == true)
     }
 }

@@ -100,3 +100,10 @@ func statFields(of process: ProcessID) throws -> [Substring] {
     let stat = try String(contentsOfFile: "/proc/\(process)/stat", encoding: .utf8)
     return stat[stat.index(after: try #require(stat.lastIndex(of: ")")))...].split(separator: " ")
 }
+
+/// Polls `condition` every millisecond until it holds or 5 s pass; returns whether it held.
+func waitUntil(_ condition: () -> Bool) -> Bool {
+    let deadline = ContinuousClock.now + .seconds(5)
+    while !condition() && ContinuousClock.now < deadline { usleep(1_000) }
+    return condition()
+}
