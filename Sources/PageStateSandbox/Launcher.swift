@@ -303,11 +303,16 @@ final class Launcher: Sendable {
     }
 
     /// The oldest spare that is alive, if any; dead ones (killed from outside while waiting, out of
-    /// memory) are closed and dropped.
+    /// memory) are closed and dropped. A spare's death notice answers without a system call once it
+    /// mapped its mailbox (`SharedMailbox.workerLife`); else its pidfd is asked.
     private func takeLiveSpare(_ state: inout State) -> Spawned? {
         while !state.spares.isEmpty {
             let spare = state.spares.removeFirst()
-            if (try? spare.pidfd.waitReadable(timeoutMilliseconds: 0)) == false { return spare }
+            switch spare.channel.mailbox?.workerLife ?? .unknown {
+            case .alive: return spare
+            case .unknown where (try? spare.pidfd.waitReadable(timeoutMilliseconds: 0)) == false: return spare
+            case .unknown, .dead: break
+            }
             spare.close()
             ignoreExit(&state, of: spare.pid)
         }

@@ -29,7 +29,10 @@ import SystemPackage
 /// the flag after every post finds a line that rarely changes. (With the flag beside the taken
 /// number and the bytes on lines of their own, a round trip of two ~100-byte messages took 2-2.5x as
 /// long between the two processors: ~200 ns instead of ~100 when they were close, ~720 instead of
-/// ~300-490 when they were far apart; performance.md, session 29.)
+/// ~300-490 when they were far apart; performance.md, session 29.) The worker's death notice
+/// (UInt32) is at 512, on a line of its own: the worker links it into its robust-futex list
+/// (`ps_worker_death_notice_link`), so that the kernel marks it when the worker dies, and the host
+/// reads it to skip a dead spare without a system call (`workerLife`).
 ///
 /// Invariants: the host creates the file and seals it against shrinking and growing, so a worker
 /// cannot make the host's mapping fault; only a slot's sender writes its sequence, length and bytes,
@@ -51,6 +54,8 @@ final class SharedMailbox {
     static let toHostSlot = 4096 + slotStride
     /// A length that means "the message is on the socket".
     static let onSocket = UInt32.max
+    /// Where the worker's death notice is.
+    static let deathNotice = 512
 
     /// Which end of the channel this process is.
     enum Side { case host, worker }
@@ -70,6 +75,9 @@ final class SharedMailbox {
     private var sent: UInt64 = 0
     private var received: UInt64 = 0
     private var publishedProcessor: UInt32 = 0
+    private var deathNotice: UnsafeMutablePointer<Atomic<UInt32>> {
+        (base + Self.deathNotice).bindMemory(to: Atomic<UInt32>.self, capacity: 1)
+    }
 
     /// One direction: its header, bytes, and its receiver's flag and taken number.
     private struct Slot {
@@ -180,6 +188,28 @@ final class SharedMailbox {
     /// Whether the peer last said it runs on `processor`.
     func peerRuns(on processor: UInt32) -> Bool {
         incoming.senderProcessor.pointee.load(ordering: .relaxed) == processor &+ 1
+    }
+
+    /// What the worker's death notice says (host side): a hint, written by the worker and the kernel.
+    enum WorkerLife: Equatable {
+        /// No notice linked yet (the worker has not mapped the mailbox, or could not register).
+        case unknown
+        case alive
+        case dead
+    }
+
+    /// What the worker's death notice says now (host side).
+    ///
+    /// - Complexity: O(1), no system call.
+    var workerLife: WorkerLife {
+        let word = deathNotice.pointee.load(ordering: .acquiring)
+        return word == 0 ? .unknown : word & UInt32(PS_DEATH_NOTICE_DIED) != 0 ? .dead : .alive
+    }
+
+    /// Links the death notice into this thread's robust-futex list (worker side), so that the kernel
+    /// marks it when the worker dies. Does nothing unless `ps_worker_death_notice_register()` succeeded.
+    func linkDeathNotice() {
+        ps_worker_death_notice_link((base + Self.deathNotice).assumingMemoryBound(to: UInt32.self))
     }
 
     /// Raises or lowers this side's sleeping flag (raise it, then check `hasIncoming`, then sleep).

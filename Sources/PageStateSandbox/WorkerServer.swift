@@ -53,6 +53,7 @@ final class WorkerServer {
 
     /// Confines the process, says it is ready, and serves until the host closes the socket.
     func run() -> Never {
+        _ = ps_worker_death_notice_register()  // if it fails, the host asks the kernel whether a spare lives
         guard ps_worker_confine(channel.socket.rawValue) == 0 else { exit(ExitStatus.confinementFailed.rawValue) }
         do { try channel.send(.ready, [UInt8]()) } catch { exit(ExitStatus.protocolBroken.rawValue) }
         while true {
@@ -67,7 +68,13 @@ final class WorkerServer {
             switch received {
             case .message(.execute, let body, let descriptors): serve(body, descriptors)
             case .message(.mailbox, _, let descriptors) where channel.mailbox == nil && descriptors.count == 1:
-                do { channel.attach(try SharedMailbox(mapping: descriptors[0], as: .worker)) } catch { exit(ExitStatus.setupFailed.rawValue) }
+                do {
+                    let mailbox = try SharedMailbox(mapping: descriptors[0], as: .worker)
+                    mailbox.linkDeathNotice()
+                    channel.attach(mailbox)
+                } catch {
+                    exit(ExitStatus.setupFailed.rawValue)
+                }
                 try? descriptors[0].close()
             case nil: deadResultFiles.releaseOldest()  // idle
             case .closed: exit(0)

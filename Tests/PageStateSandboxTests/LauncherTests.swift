@@ -55,6 +55,24 @@ struct LauncherTests {
         #expect(kill(second.pid.rawValue, 0) == 0, "the new worker is alive")
     }
 
+    @Test("a spare's death notice in its mailbox says alive once it mapped the mailbox, and dead once it was killed")
+    func deathNoticeFollowsTheWorker() throws {
+        let launcher = makeLauncher(spares: 1)
+        defer { launcher.shutDown() }
+        let first = try spawnWorker(1, from: launcher)
+        defer { first.terminate() }
+        #expect(waitUntil { launcher.greetedSpares == 1 }, "the spare was greeted ahead")
+        let spare = try launcher.spawn()
+        defer { spare.close() }
+        let mailbox = try #require(spare.channel.mailbox)
+        #expect(waitUntil { mailbox.workerLife == .alive }, "the worker linked its notice: \(mailbox.workerLife)")
+        let descriptor = try FileDescriptor.processDescriptor(spare.pid)
+        defer { try? descriptor.close() }
+        kill(spare.pid.rawValue, SIGKILL)
+        #expect(try descriptor.waitReadable(timeoutMilliseconds: 5000))
+        #expect(mailbox.workerLife == .dead, "the kernel marked the notice before the process was reported gone")
+    }
+
     @Test("a spare is greeted off the spawn's path: its `ready` read and its mailbox sent before a spawn takes it")
     func sparesAreGreetedAhead() throws {
         let launcher = makeLauncher(spares: 1)

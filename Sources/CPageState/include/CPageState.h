@@ -215,6 +215,18 @@ struct ps_violation_report { uint32_t magic, kind; int32_t syscall, arch; };
 /// `ps_violation_report` to `report_fd` and exits with `PS_VIOLATION_EXIT_STATUS`) and loads the
 /// allow-list the launcher compiled. Afterwards any other system call traps. 0 or -1 with errno.
 int ps_worker_confine(int report_fd);
+
+// MARK: worker death notice (worker_death_notice.c)
+/// Bits of a death-notice word: the dying worker's thread id while it lives, then `PS_DEATH_NOTICE_DIED`
+/// (the kernel's FUTEX_OWNER_DIED, with the id cleared); 0 while no word is linked.
+enum { PS_DEATH_NOTICE_DIED = 0x40000000 };
+/// In a worker, before confinement: registers the calling thread's (empty) robust-futex list
+/// (`set_robust_list`). 0 or -1 with errno; without it no word is linked and the host asks the kernel.
+int ps_worker_death_notice_register(void);
+/// In a worker, after `ps_worker_death_notice_register`: writes the thread's id into `word` (4-byte
+/// aligned, in memory the host shares) and links it into the list, so that the kernel sets
+/// `PS_DEATH_NOTICE_DIED` in it when the worker dies, however it dies. No system call but `gettid`.
+void ps_worker_death_notice_link(uint32_t *word);
 /// The name of system call `number` on this architecture (libseccomp), or NULL; free() the result.
 char *ps_syscall_name(int number);
 /// System call numbers the tests use (SYS_* are macros; Swift does not import them all).
