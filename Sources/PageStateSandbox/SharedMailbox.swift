@@ -131,6 +131,9 @@ final class SharedMailbox {
         let toWorker = Slot(base: base, slot: Self.toWorkerSlot, receiver: 0)
         let toHost = Slot(base: base, slot: Self.toHostSlot, receiver: 256)
         (outgoing, incoming) = side == .host ? (toWorker, toHost) : (toHost, toWorker)
+        // The host maps mailboxes ahead: its first touch of the first page (a page fault, ~1-2 µs)
+        // happens here, not when a spawn reads the death notice there.
+        if side == .host { incoming.receiverSleeping.pointee.store(0, ordering: .relaxed) }
     }
 
     deinit { try? unmapMemory(base, length: Self.size) }

@@ -55,15 +55,23 @@ struct LauncherTests {
         #expect(kill(second.pid.rawValue, 0) == 0, "the new worker is alive")
     }
 
+    /// Spawns a first worker from `launcher` (one spare configured, asked for after it), waits until
+    /// the replenishing thread has greeted that spare, and takes it.
+    private func spareGreetedAhead(of launcher: Launcher) throws -> (first: WorkerProcess, spare: Launcher.Spawned) {
+        let first = try spawnWorker(1, from: launcher)
+        #expect(waitUntil { launcher.greetedSpares == 1 }, "the replenishing thread read the launcher's answer and greeted the spare")
+        do { return (first, try launcher.spawn()) } catch {
+            first.terminate()
+            throw error
+        }
+    }
+
     @Test("a spare's death notice in its mailbox says alive once it mapped the mailbox, and dead once it was killed")
     func deathNoticeFollowsTheWorker() throws {
         let launcher = makeLauncher(spares: 1)
         defer { launcher.shutDown() }
-        let first = try spawnWorker(1, from: launcher)
-        defer { first.terminate() }
-        #expect(waitUntil { launcher.greetedSpares == 1 }, "the spare was greeted ahead")
-        let spare = try launcher.spawn()
-        defer { spare.close() }
+        let (first, spare) = try spareGreetedAhead(of: launcher)
+        defer { first.terminate(); spare.close() }
         let mailbox = try #require(spare.channel.mailbox)
         #expect(waitUntil { mailbox.workerLife == .alive }, "the worker linked its notice: \(mailbox.workerLife)")
         let descriptor = try FileDescriptor.processDescriptor(spare.pid)
@@ -77,13 +85,8 @@ struct LauncherTests {
     func sparesAreGreetedAhead() throws {
         let launcher = makeLauncher(spares: 1)
         defer { launcher.shutDown() }
-        let first = try spawnWorker(1, from: launcher)
-        defer { first.terminate() }
-        let deadline = ContinuousClock.now + .seconds(5)
-        while launcher.greetedSpares < 1 && ContinuousClock.now < deadline { usleep(1_000) }
-        #expect(launcher.greetedSpares == 1, "the replenishing thread read the launcher's answer and greeted the spare")
-        let spare = try launcher.spawn()
-        defer { spare.close() }
+        let (first, spare) = try spareGreetedAhead(of: launcher)
+        defer { first.terminate(); spare.close() }
         guard case .success(.message(.ready, _, _))? = spare.greeting else {
             Issue.record("the spare's first message was not read ahead as `ready`: \(String(describing: spare.greeting))")
             return
