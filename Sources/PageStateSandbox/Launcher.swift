@@ -27,6 +27,9 @@ final class Launcher: Sendable {
     /// Times a spawn woke the replenishing thread (outside `state`: counting it there took the
     /// launcher's lock once more per refill, which in bursts often waited for the thread).
     private let refillCount = Atomic<Int>(0)
+    /// Dead launcher processes replaced (outside `state`, which the replenishing thread holds while
+    /// it starts a launcher made ahead, ~10-30 ms with the copy, so that statistics do not wait).
+    private let restartCount = Atomic<Int>(0)
     /// Whether the launcher process was started from a private copy of the executable (outside
     /// `state`, which a spawn can hold for a while, so that statistics do not wait).
     private let startedFromCopy = Atomic<Bool>(false)
@@ -56,7 +59,6 @@ final class Launcher: Sendable {
         /// Workers whose exit report nobody will ask about: dropped when it arrives (or when the
         /// launcher reuses the pid, which means the report was lost).
         var ignoredExits: Set<ProcessID> = []
-        var restarts = 0
     }
 
     /// What the launcher process runs.
@@ -71,8 +73,8 @@ final class Launcher: Sendable {
         case shutDown
     }
 
-    /// A launcher that runs `executable` (a copy is made at the first spawn, which starts the
-    /// launcher, and closed by `shutDown()`).
+    /// A launcher that runs `executable` (a copy is made when the launcher first starts — at its first
+    /// spawn, or ahead through `prepare()` — and closed by `shutDown()`).
     init(configuration: SandboxConfiguration, executable: Executable = .original) {
         self.configuration = configuration
         exitReporting = configuration.exitReporting.resolved
@@ -92,14 +94,17 @@ final class Launcher: Sendable {
     /// The launcher's pid, if it is running.
     var processID: ProcessID? { state.withLock { $0.process } }
     /// How many times a dead launcher was replaced.
-    var restarts: Int { state.withLock { $0.restarts } }
+    var restarts: Int { restartCount.load(ordering: .relaxed) }
     /// Exit reports held for later questions or to be dropped (bounded by the workers alive).
     var heldExitReports: Int { state.withLock { $0.exits.count + $0.ignoredExits.count } }
     /// Spares whose `ready` was read and which were sent their mailbox.
     var greetedSpares: Int { state.withLock { $0.spares.count { $0.channel.mailbox != nil } } }
+    /// What the death notices of the spares in hand say, oldest first (for tests).
+    var spareWorkerLives: [SharedMailbox.WorkerLife] { state.withLock { $0.spares.map { $0.channel.mailbox?.workerLife ?? .unknown } } }
     /// Spares in hand plus forks asked for and not answered yet.
     var sparesInHandOrAsked: Int { state.withLock { $0.spares.count + $0.pending.count } }
-    /// How many times a spawn woke the replenishing thread to ask for spares.
+    /// How many times the replenishing thread was woken to ask for spares (by spawns, or to start the
+    /// launcher made ahead).
     var refills: Int { refillCount.load(ordering: .relaxed) }
 
     /// A forked worker — a spare, or else the answer to a new request — starting the launcher if
@@ -113,7 +118,7 @@ final class Launcher: Sendable {
             } catch {
                 // The launcher may have died since the last spawn: start a new one and try once more.
                 stop(&state)
-                state.restarts += 1
+                restartCount.add(1, ordering: .relaxed)
                 spare = try takeSpare(&state)
             }
             // One this spawn read itself (none was in hand) is greeted here, under the lock.
@@ -186,7 +191,8 @@ final class Launcher: Sendable {
     /// (so that waking it is an atomic store, not a `write`); ~100 looks, each a few µs of processor time.
     static let replenishingStaysAwake = Duration.milliseconds(200)
 
-    /// The thread behind `replenish()`: started at the first spawn, stopped by `shutDown()`.
+    /// The thread behind `replenish()` and `prepare()`: started at the first spawn or `prepare()`,
+    /// stopped by `shutDown()`.
     private enum Replenishing {
         case notStarted
         case running(ReplenishingThread)

@@ -10,7 +10,7 @@ import SystemPackage
 /// took up to 13-36 ms instead of 0.2-0.3 (performance.md, session 33). So once the current
 /// launcher has `workersPerLauncher` workers, spawns move to another: one with fewer than half that
 /// many, else a new launcher running a private copy of the worker executable
-/// (`FileDescriptor.executableCopy`, made at its first spawn), whose pages and processes are its own
+/// (`FileDescriptor.executableCopy`, made when it starts), whose pages and processes are its own
 /// (for a statically linked worker: a dynamic one still shares its libraries). That new launcher is
 /// made ahead: once the current one has `workersPerLauncher - max(1, workersPerLauncher / 4)`
 /// workers and none other has room, the next is started, its copy made and its spares forked from
@@ -78,7 +78,7 @@ final class Launchers: Sendable {
     /// The launcher with the fewest workers among those other than the current and the next one with
     /// fewer than half of `limit`.
     private func launcherWithRoom(_ state: State, limit: Int) -> Launcher? {
-        state.launchers.filter { $0 !== state.current && $0 !== state.next && $0.workerCount < limit / 2 }
+        state.launchers.lazy.filter { $0 !== state.current && $0 !== state.next && $0.workerCount < limit / 2 }
             .min { $0.workerCount < $1.workerCount }
     }
 
@@ -131,7 +131,7 @@ final class Launchers: Sendable {
 
     /// The current launcher's pid, if it is running.
     var processID: ProcessID? { state.withLock { $0.current }.processID }
-    /// The launcher made ahead for spawns once the current one is full, if there is one.
+    /// The launcher made ahead for spawns once the current one is full, if there is one (for tests).
     var next: Launcher? { state.withLock { $0.next } }
     /// Launchers not stopped yet (the current one, even before its process starts), and how many of
     /// them run a copy of the executable.

@@ -31,8 +31,10 @@ public struct SandboxConfiguration: Sendable {
     /// copy of the worker executable (~16 MB of page cache each for the default worker) once none
     /// with fewer than half this many is left. A fork waits for the kernel's walks over the pages
     /// every fork of the process shares, which grow with them: from 1,000 live forks, up to 36 ms
-    /// against 0.3 (performance.md, session 33). `Int.max` forks every worker from one launcher;
-    /// values below 1 count as 1.
+    /// against 0.3 (performance.md, session 33). The next launcher is made ahead once the current one
+    /// has this many less a quarter (at least one): for values below 4 at its first worker, and at 1
+    /// one launcher more than needed stays made ahead while the pool runs. `Int.max` forks every
+    /// worker from one launcher; values below 1 count as 1.
     public var workersPerLauncher: Int = 100
     /// Where launchers' copies of the worker executable are made (unnamed files: nothing is left
     /// behind); nil means the worker executable's own directory. It must allow executables and

@@ -44,7 +44,8 @@ public final class SandboxPool: GuestExecutor {
         /// Forked workers waiting to be taken by a spawn, or asked of a launcher (up to `spareWorkers`
         /// per launcher).
         public var spareWorkers = 0
-        /// Times spawns asked for a batch of spares (once fewer than half were left).
+        /// Times spawns asked for a batch of spares (once fewer than half were left), or a launcher
+        /// made ahead asked for its first ones.
         public var spareRefills = 0
         /// Updates that got a result file prepared in the background.
         public var preparedResultFiles = 0

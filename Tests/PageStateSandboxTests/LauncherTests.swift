@@ -43,12 +43,14 @@ struct LauncherTests {
         defer { first.terminate() }
         let spares = try children(of: launcher) { $0.count == 3 }.filter { $0 != first.pid.rawValue }
         #expect(spares.count == 2, "the spares asked for after the spawn")
+        #expect(waitUntil { launcher.spareWorkerLives == [.alive, .alive] }, "greeted, their death notices linked")
         for spare in spares {
             let descriptor = try FileDescriptor.processDescriptor(ProcessID(rawValue: spare))
             kill(spare, SIGKILL)
             _ = try descriptor.waitReadable(timeoutMilliseconds: 5000)
             try descriptor.close()
         }
+        #expect(launcher.spareWorkerLives == [.dead, .dead], "the kernel marked both notices")
         let second = try spawnWorker(2, from: launcher)
         defer { second.terminate() }
         #expect(!spares.contains(second.pid.rawValue))
@@ -103,13 +105,9 @@ struct LauncherTests {
         var workers: [WorkerProcess] = []
         defer { for worker in workers { worker.terminate() } }
         func spawn(_ guest: UInt64) throws { workers.append(try spawnWorker(guest, from: launcher)) }
-        func waitForGreetedSpares(_ count: Int) {
-            let deadline = ContinuousClock.now + .seconds(5)
-            while launcher.greetedSpares < count && ContinuousClock.now < deadline { usleep(1_000) }
-        }
         try spawn(1)  // no spare yet: forked on demand, then a refill
         #expect(launcher.refills == 1)
-        waitForGreetedSpares(4)
+        _ = waitUntil { launcher.greetedSpares >= 4 }
         #expect(launcher.greetedSpares == 4)
         try spawn(2)
         try spawn(3)
@@ -117,7 +115,7 @@ struct LauncherTests {
         #expect(launcher.sparesInHandOrAsked == 2)
         try spawn(4)
         #expect(launcher.refills == 2, "1 left, fewer than half: one wake-up")
-        waitForGreetedSpares(4)
+        _ = waitUntil { launcher.greetedSpares >= 4 }
         #expect(launcher.greetedSpares == 4, "topped up to 4 again")
         #expect(try children(of: launcher) { $0.count == 8 }.count == 8, "4 workers and 4 spares, nothing more forked")
     }

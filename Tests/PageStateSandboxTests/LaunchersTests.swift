@@ -98,10 +98,13 @@ struct LaunchersTests {
         let next = try #require(launchers.next, "3 of 4: the next launcher is made")
         #expect(waitUntil { next.greetedSpares == 2 }, "started with its spares ready before any spawn asked it")
         #expect(next.runsCopy)
+        let nextPID = try #require(next.processID)
+        #expect(sched_getscheduler(nextPID.rawValue) == SCHED_OTHER, "started from the batch-scheduled replenishing thread, yet not batch")
         first.append(try spawn(4))
         #expect(launchers.next === next && next.workerCount == 0, "the current launcher takes its fourth")
         var second = [try spawn(5)]
         #expect(try parent(of: second[0]) == next.processID?.rawValue, "the fifth goes to the launcher made ahead")
+        #expect(sched_getscheduler(second[0].pid.rawValue) == SCHED_OTHER, "nor its workers")
         #expect(launchers.next == nil)
         #expect(next.greetedSpares == 1 && next.restarts == 0, "it took a spare: no fork, no start")
         second += try (UInt64(6)...7).map(spawn)

@@ -223,9 +223,10 @@ enum { PS_DEATH_NOTICE_DIED = 0x40000000 };
 /// In a worker, before confinement: registers the calling thread's (empty) robust-futex list
 /// (`set_robust_list`). 0 or -1 with errno; without it no word is linked and the host asks the kernel.
 int ps_worker_death_notice_register(void);
-/// In a worker, after `ps_worker_death_notice_register`: writes the thread's id into `word` (4-byte
-/// aligned, in memory the host shares) and links it into the list, so that the kernel sets
-/// `PS_DEATH_NOTICE_DIED` in it when the worker dies, however it dies. No system call but `gettid`.
+/// In a worker, after `ps_worker_death_notice_register`: links `word` (4-byte aligned, in memory the
+/// host shares) into the list, then writes the thread's id into it, so that the kernel sets
+/// `PS_DEATH_NOTICE_DIED` in it when the worker dies, however it dies. No system call. The word must stay
+/// mapped until the worker exits (the kernel writes it then; a worker never unmaps its mailbox).
 void ps_worker_death_notice_link(uint32_t *word);
 /// The name of system call `number` on this architecture (libseccomp), or NULL; free() the result.
 char *ps_syscall_name(int number);
@@ -235,9 +236,10 @@ enum { PS_SYS_OPENAT = SYS_openat, PS_SYS_SOCKET = SYS_socket, PS_SYS_EXECVE = S
        PS_SYS_USERFAULTFD = SYS_userfaultfd, PS_SYS_VMSPLICE = SYS_vmsplice };
 /// Raw `syscall(number, a, b, c, d)` for the tests (variadic in C).
 long ps_raw_syscall(long number, long a, long b, long c, long d);
-/// `posix_spawn(pid, path, NULL, NULL, argv, envp)` with file actions: `dup2(sources[i], i)` for each
-/// `i < count`, then close every descriptor from `count` up (`posix_spawn_file_actions_addclosefrom_np`,
-/// a GNU extension). Each source must be `i` itself or at least `count`. Returns 0 or an error number.
+/// `posix_spawn(pid, path, actions, attributes, argv, envp)` with file actions: `dup2(sources[i], i)` for
+/// each `i < count`, then close every descriptor from `count` up (`posix_spawn_file_actions_addclosefrom_np`,
+/// a GNU extension); and the child scheduled `SCHED_OTHER` whatever the calling thread's policy
+/// (`POSIX_SPAWN_SETSCHEDULER`). Each source must be `i` itself or at least `count`. Returns 0 or an error number.
 int ps_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[], const int *sources, int count);
 /// `pidfd_open(pid, 0)`.
 int ps_pidfd_open(pid_t pid);
