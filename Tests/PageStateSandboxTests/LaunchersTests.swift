@@ -89,9 +89,6 @@ struct LaunchersTests {
         func spawn(_ guest: UInt64) throws -> WorkerProcess {
             try WorkerProcess(guestID: guest, launcher: launchers.reserveForSpawn(), timeout: .seconds(5))
         }
-        func parent(of worker: WorkerProcess) throws -> pid_t {
-            try #require(pid_t(try statFields(of: worker.pid)[1]))
-        }
         var first = try (UInt64(1)...2).map(spawn)
         #expect(launchers.next == nil, "2 of 4 workers: none made ahead yet")
         first.append(try spawn(3))
@@ -103,7 +100,7 @@ struct LaunchersTests {
         first.append(try spawn(4))
         #expect(launchers.next === next && next.workerCount == 0, "the current launcher takes its fourth")
         var second = [try spawn(5)]
-        #expect(try parent(of: second[0]) == next.processID?.rawValue, "the fifth goes to the launcher made ahead")
+        #expect(try Self.launcherAndExecutable(of: second[0].pid.rawValue).launcher == next.processID?.rawValue, "the fifth goes to the launcher made ahead")
         #expect(sched_getscheduler(second[0].pid.rawValue) == SCHED_OTHER, "nor its workers")
         #expect(launchers.next == nil)
         #expect(next.greetedSpares == 1 && next.restarts == 0, "it took a spare: no fork, no start")
