@@ -15,7 +15,7 @@ public struct BenchReport: Sendable {
         var machine = ["kernel": KernelFeatures.probe().kernelVersion,
                        "cores": String(ProcessInfo.processInfo.activeProcessorCount),
                        "build": isOptimized ? "release" : "debug"]
-        if let cpu = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        if let cpu = try? readProcFile("/proc/cpuinfo")
             .split(separator: "\n").first(where: { $0.hasPrefix("model name") })?
             .split(separator: ":", maxSplits: 1).last {
             machine["cpu"] = cpu.trimmingCharacters(in: .whitespaces)

@@ -1,4 +1,6 @@
 import Foundation
+import PageStateKernel
+import SystemPackage
 
 /// Processor time used by DAMON's kernel threads (`kdamond.N`). With physical-address monitoring,
 /// each sampled page is checked in every mapping of it (a reverse-map walk), so on a machine running
@@ -15,8 +17,8 @@ enum DamonThreads {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
         var ticks: UInt64 = 0
         for entry in entries where entry.first?.isNumber == true {
-            guard let comm = try? String(contentsOfFile: "/proc/\(entry)/comm", encoding: .utf8), comm.hasPrefix("kdamond"),
-                  let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8) else { continue }
+            guard let comm = try? readProcFile(FilePath("/proc/\(entry)/comm")), comm.hasPrefix("kdamond"),
+                  let stat = try? readProcFile(FilePath("/proc/\(entry)/stat")) else { continue }
             ticks += processorTicks(stat: stat) ?? 0
         }
         return ticks

@@ -1,4 +1,5 @@
 import Foundation
+import PageStateKernel
 
 /// The share of processor time the hypervisor gave to others while a suite ran (`steal` in the
 /// first line of /proc/stat). On these VMs it reaches a third during runs, and the slowest samples
@@ -11,7 +12,7 @@ enum ProcessorSteal {
 
     /// The processor time counters since boot, or nil where /proc/stat says nothing usable.
     static func sample() -> Sample? {
-        guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+        guard let text = try? readProcFile("/proc/stat"),
               let line = text.split(separator: "\n").first, line.hasPrefix("cpu ") else { return nil }
         // user nice system idle iowait irq softirq steal [guest guest_nice, already counted in user]
         let fields = line.split(separator: " ").dropFirst().prefix(8).compactMap { UInt64($0) }

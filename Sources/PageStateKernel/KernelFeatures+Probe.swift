@@ -208,11 +208,7 @@ private func selectedMode(_ list: String) -> String? {
 
 /// The first line of a small file under /proc or /sys; nil when it cannot be read.
 private func readFile(_ path: FilePath) -> String? {
-    guard let fd = try? FileDescriptor.open(path, .readOnly, options: .closeOnExec) else { return nil }
-    defer { try? fd.close() }
-    var bytes = [UInt8](repeating: 0, count: 512)
-    guard let count = try? bytes.withUnsafeMutableBytes({ try fd.read(into: $0) }) else { return nil }
-    return String(decoding: bytes[..<count].prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
+    (try? readProcFile(path)).map { String($0.prefix { $0 != "\n" }) }
 }
 
 private func readInteger(_ path: FilePath) -> Int? {

@@ -232,12 +232,9 @@ enum HostCallAnswer {
 enum ProcessMemory {
     /// `RssAnon + RssShmem` of /proc/PID/status in bytes, or nil when the process is gone.
     static func residentBytes(of pid: ProcessID) -> UInt64? {
-        guard let file = try? FileDescriptor.open("/proc/\(pid.rawValue)/status", .readOnly, options: .closeOnExec) else { return nil }
-        defer { try? file.close() }
-        var bytes = [UInt8](repeating: 0, count: 8192)
-        guard let count = try? bytes.withUnsafeMutableBytes({ try file.read(into: $0) }), count > 0 else { return nil }
+        guard let status = try? readProcFile(FilePath("/proc/\(pid.rawValue)/status")), !status.isEmpty else { return nil }
         var total: UInt64 = 0
-        for line in String(decoding: bytes[..<count], as: UTF8.self).split(separator: "\n")
+        for line in status.split(separator: "\n")
         where line.hasPrefix("RssAnon:") || line.hasPrefix("RssShmem:") {
             if let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ UInt64($0) }) { total += kilobytes * 1024 }
         }

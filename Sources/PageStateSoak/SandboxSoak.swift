@@ -124,7 +124,7 @@ public enum SandboxSoak {
     static func children(of pid: pid_t) -> [String] {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
         return tasks.flatMap { task in
-            ((try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? "").split(separator: " ").map(String.init)
+            ((try? readProcFile(FilePath("/proc/\(pid)/task/\(task)/children"))) ?? "").split(separator: " ").map(String.init)
         }
     }
 

@@ -15,7 +15,7 @@ import Testing
 
     static func observe(_ observed: Observed) {
         observed.policy.store(sched_getscheduler(0), ordering: .relaxed)
-        let comm = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""
+        let comm = (try? readProcFile("/proc/thread-self/comm")) ?? ""
         observed.name.withLock { $0 = comm.trimmingCharacters(in: .newlines) }
     }
 

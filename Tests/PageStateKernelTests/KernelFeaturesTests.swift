@@ -11,14 +11,14 @@ import Testing
     }
 
     @Test func kernelVersionIsTheRelease() throws {
-        let release = try String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8)
+        let release = try readProcFile("/proc/sys/kernel/osrelease")
         #expect(features.kernelVersion == release.trimmingCharacters(in: .whitespacesAndNewlines))
         let numbers = features.kernelVersion.split(separator: ".").prefix(2).map { Int($0) }
         #expect(numbers.count == 2 && numbers.allSatisfy { $0 != nil })
     }
 
     @Test func sysctlsMatchProc() throws {
-        let mapCount = try String(contentsOfFile: "/proc/sys/vm/max_map_count", encoding: .utf8)
+        let mapCount = try readProcFile("/proc/sys/vm/max_map_count")
         #expect(features.maxMapCount == Int(mapCount.trimmingCharacters(in: .newlines)))
         if let mode = features.transparentHugepages { #expect(["always", "madvise", "never"].contains(mode)) }
     }

@@ -49,7 +49,7 @@ import Testing
         let pages = try (0..<5000).map { _ in try allocator.allocate(copying: [1]) }
         // 1024 + 2048 + 4096 slots: three chunks, each one mapping.
         #expect(allocator.statistics.fileLength == UInt64(1025 + 2050 + 4100) * UInt64(Page.size))
-        let mappings = try String(contentsOfFile: "/proc/self/maps", encoding: .utf8)
+        let mappings = try readProcFile("/proc/self/maps")
             .split(separator: "\n").filter { $0.contains("memfd:geometry-test") }
         // One mapping per chunk; the kernel shows two as one line when it happened to place them
         // next to each other in file order (seen once in CI), so count bytes as well as lines.

@@ -27,7 +27,7 @@ struct LauncherTests {
         let pid = try #require(launcher.processID).rawValue
         let deadline = ContinuousClock.now + .seconds(5)
         while true {
-            let listed = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+            let listed = (try? readProcFile(FilePath("/proc/\(pid)/task/\(pid)/children"))) ?? ""
             let children = listed.split(separator: " ").compactMap { pid_t($0) }
             if done(children) || ContinuousClock.now > deadline { return children }
             usleep(2_000)
@@ -224,7 +224,7 @@ struct ReplenishingThreadTests {
 
     /// The thread's voluntary context switches so far (each a sleep it woke from).
     static func contextSwitches(ofThread id: Int32) throws -> Int {
-        let status = try String(contentsOfFile: "/proc/self/task/\(id)/status", encoding: .utf8)
+        let status = try readProcFile(FilePath("/proc/self/task/\(id)/status"))
         let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("voluntary_ctxt_switches:") })
         return try #require(Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)))
     }

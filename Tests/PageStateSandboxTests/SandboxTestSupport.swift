@@ -97,7 +97,7 @@ let exitReportings: [WorkerExitReporting] = KernelFeatures.pidfdExitStatusAvaila
 
 /// The fields of /proc/PID/stat after the command name, from field 3 (state) on.
 func statFields(of process: ProcessID) throws -> [Substring] {
-    let stat = try String(contentsOfFile: "/proc/\(process)/stat", encoding: .utf8)
+    let stat = try readProcFile(FilePath("/proc/\(process)/stat"))
     return stat[stat.index(after: try #require(stat.lastIndex(of: ")")))...].split(separator: " ")
 }
 
