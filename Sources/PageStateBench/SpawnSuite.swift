@@ -76,6 +76,7 @@ public enum SpawnSuite {
         report.figures["spawn_p99_ms"] = worst.p99
         report.figures["spawn_p99_\(liveCounts.max()!)_vs_\(liveCounts.min()!)"] = p99AtLast / p99AtFirst
         report.figures["launchers_max"] = Double(launchersAtMost)
+        report.figures["launcher_copies_reused"] = Double(pool.statistics.launcherCopiesReused)
         if slowestExits.exitedWorkers > 0 {
             report.figures["phase_exit_wait_ms_max"] = slowestExits.exitWait / .milliseconds(1)
             report.figures["phase_exit_wait_workers"] = Double(slowestExits.exitedWorkers)
@@ -94,7 +95,7 @@ public enum SpawnSuite {
         report.notes.append("spawn_paced_over_30us_percent_at_N: the share of paced spawns past the body of the distribution, where p99 sits; spawn_paced_over_1ms_count_at_N: how many paced spawns took over 1 ms — in session 27's measurements each had found no spare in hand and waited for a fork (forks slowed down: see kdamond_cpu_percent)")
         report.notes.append("the live counts take turns in \(rounds) rounds (snake order), each phase after the workers the change into it killed have exited, a 50 ms pause and 5 unmeasured spawns, so that the machine's slow stretches fall on every count alike and no phase pays for the exits of the workers the change killed")
         report.notes.append("phase_exit_wait_ms_max: the longest any phase change took from its first kill until the idle workers it killed had exited (phase_exit_wait_workers of them); absent when no change killed any")
-        report.notes.append("launchers_max: launcher processes at the largest live count (one per \(configuration.workersPerLauncher) live workers, each beyond the first running its own copy of the worker executable, so that a fork waits only for the kernel's walks over its own launcher's workers; plus the next one, made ahead)")
+        report.notes.append("launchers_max: launcher processes at the largest live count (one per \(configuration.workersPerLauncher) live workers, each beyond the first running its own copy of the worker executable, so that a fork waits only for the kernel's walks over its own launcher's workers; plus the next one, made ahead); launcher_copies_reused: new launchers that ran a stopped launcher's copy instead of making one (a stopped launcher's copy is kept for the idle timeout, \(configuration.idleTimeout))")
         report.notes.append("spawn_growing_p99_ms, spawn_growing_max_ms: spawns back to back while a phase change grows the pool (\(growing.count) of them, unmeasured above), which is where the pool moves to another launcher every \(configuration.workersPerLauncher) workers")
         report.notes.append("launcher_start_ms = the pool's first spawn: starting the launcher, then its first fork (once per pool)")
         report.notes.append("bare fork = fork + _exit + waitpid of this (larger, multithreaded) benchmark process, not of the small launcher")

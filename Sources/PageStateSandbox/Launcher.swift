@@ -67,7 +67,8 @@ final class Launcher: Sendable {
         case original
         /// A private copy of it, to be made in this directory when the launcher first starts.
         case copyToMake(FilePath)
-        /// A private copy (`FileDescriptor.executableCopy`), owned by the launcher.
+        /// A private copy (`FileDescriptor.executableCopy`, possibly run before by a launcher since
+        /// stopped), owned by the launcher.
         case copy(FileDescriptor)
         /// The launcher was shut down (its copy closed): it starts no process any more.
         case shutDown
@@ -509,18 +510,27 @@ final class Launcher: Sendable {
     /// of the executable; later spawns fail. Call it before dropping the launcher: until then the
     /// replenishing thread keeps it.
     func shutDown() {
+        try? shutDownHandingBackCopy()?.close()
+    }
+
+    /// Stops the launcher as `shutDown()` does, but hands back its private copy of the executable, if
+    /// it has one, instead of closing it: once its processes are gone nothing maps the copy, and a new
+    /// launcher can run it (`Executable.copy`) without making another.
+    func shutDownHandingBackCopy() -> FileDescriptor? {
         let thread = replenishing.withLock { (replenishing) -> ReplenishingThread? in
             defer { replenishing = .stopped }
             if case .running(let thread) = replenishing { return thread }
             return nil
         }
         // The launcher first: its death ends the thread's wait for its answers.
-        state.withLock { state in
+        let copy = state.withLock { state -> FileDescriptor? in
             stop(&state)
-            if case .copy(let copy) = state.executable { try? copy.close() }
-            state.executable = .shutDown
+            defer { state.executable = .shutDown }
+            if case .copy(let copy) = state.executable { return copy }
+            return nil
         }
         thread?.stop()
+        return copy
     }
 
     static func milliseconds(_ duration: Duration) -> Int {

@@ -16,7 +16,10 @@ import SystemPackage
 /// workers and none other has room, the next is started, its copy made and its spares forked from
 /// its own replenishing thread (`Launcher.prepare()`), so that no spawn pays for the copy (~10-30 ms).
 /// A launcher other than the current and the next one is stopped once its last worker is gone
-/// (`retireIdle()`); the next one too once the current one has fewer than half its workers.
+/// (`retireIdle()`); the next one too once the current one has fewer than half its workers. A stopped
+/// launcher's copy is kept for `idleTimeout` and run by a later new launcher instead of a new copy: a
+/// pool whose size swings across launcher boundaries does not write ~16 MB of page cache per launcher
+/// it makes. (A kept copy's pages are page cache nothing maps: the kernel may reclaim them.)
 final class Launchers: Sendable {
     private let configuration: SandboxConfiguration
     private let state: Mutex<State>
@@ -34,6 +37,10 @@ final class Launchers: Sendable {
         var retiredRefills = 0
         var retiredCopyFailures = 0
         var lastRetiredCopyFailure: String?
+        /// Copies of the executable from stopped launchers, oldest first, with when each was stopped.
+        var retiredCopies: [(copy: FileDescriptor, since: ContinuousClock.Instant)] = []
+        /// New launchers that were given a retired copy.
+        var reusedCopies = 0
         /// Set by `shutDown()`: no launcher is made after it.
         var closed = false
     }
@@ -82,17 +89,25 @@ final class Launchers: Sendable {
             .min { $0.workerCount < $1.workerCount }
     }
 
-    /// A new launcher, to run a copy of the worker executable, added to `state.launchers`.
+    /// A new launcher, to run a copy of the worker executable — the newest retired one, else one it
+    /// makes when it starts — added to `state.launchers`.
     private func newLauncher(_ state: inout State) -> Launcher {
-        let parent = configuration.workerExecutable.removingLastComponent()  // empty for a bare name
-        let directory = configuration.executableCopyDirectory ?? (parent.isEmpty ? "." : parent)
-        let launcher = Launcher(configuration: configuration, executable: .copyToMake(directory))
+        let executable: Launcher.Executable
+        if let retired = state.retiredCopies.popLast() {
+            executable = .copy(retired.copy)
+            state.reusedCopies += 1
+        } else {
+            let parent = configuration.workerExecutable.removingLastComponent()  // empty for a bare name
+            executable = .copyToMake(configuration.executableCopyDirectory ?? (parent.isEmpty ? "." : parent))
+        }
+        let launcher = Launcher(configuration: configuration, executable: executable)
         state.launchers.append(launcher)
         return launcher
     }
 
     /// Stops every launcher but the current one that has no worker left (their spares die with them),
-    /// keeping the one made ahead while the current one has at least half its workers.
+    /// keeping the one made ahead while the current one has at least half its workers, and keeps their
+    /// copies of the executable for new launchers; closes the copies kept longer than `idleTimeout`.
     ///
     /// - Complexity: O(launchers), plus stopping each idle one.
     func retireIdle() {
@@ -110,7 +125,16 @@ final class Launchers: Sendable {
             }
             return idle
         }
-        for launcher in idle { launcher.shutDown() }
+        let copies = idle.compactMap { $0.shutDownHandingBackCopy() }
+        let now = ContinuousClock.now
+        let unkept = state.withLock { state in
+            state.retiredCopies += copies.map { ($0, now) }
+            let expired = state.closed ? state.retiredCopies.count
+                : state.retiredCopies.prefix { now - $0.since >= configuration.idleTimeout }.count
+            defer { state.retiredCopies.removeFirst(expired) }
+            return state.retiredCopies.prefix(expired).map(\.copy)
+        }
+        for copy in unkept { try? copy.close() }
     }
 
     /// Reads every launcher's queued events (`Launcher.collectEvents()`).
@@ -120,11 +144,13 @@ final class Launchers: Sendable {
 
     /// Stops every launcher and with them every worker; no launcher is made afterwards.
     func shutDown() {
-        let launchers = state.withLock { state in
+        let (launchers, copies) = state.withLock { state in
             state.closed = true
-            return state.launchers
+            defer { state.retiredCopies = [] }
+            return (state.launchers, state.retiredCopies.map(\.copy))
         }
         for launcher in launchers { launcher.shutDown() }
+        for copy in copies { try? copy.close() }
     }
 
     private var all: [Launcher] { state.withLock { $0.launchers } }
@@ -151,4 +177,6 @@ final class Launchers: Sendable {
     var restarts: Int { state.withLock { state in state.launchers.reduce(state.retiredRestarts) { $0 + $1.restarts } } }
     var refills: Int { state.withLock { state in state.launchers.reduce(state.retiredRefills) { $0 + $1.refills } } }
     var sparesInHandOrAsked: Int { all.reduce(0) { $0 + $1.sparesInHandOrAsked } }
+    /// Copies of the executable kept from stopped launchers, and new launchers given one so far.
+    var retiredCopies: (kept: Int, reused: Int) { state.withLock { ($0.retiredCopies.count, $0.reusedCopies) } }
 }

@@ -37,6 +37,8 @@ public final class SandboxPool: GuestExecutor {
         /// how many of them run a private copy of the worker executable.
         public var launchers = 0
         public var launcherExecutableCopies = 0
+        /// New launchers that run a copy kept from a stopped launcher instead of making one.
+        public var launcherCopiesReused = 0
         /// Launchers that run the original executable because their copy could not be made or run,
         /// and why the last one could not.
         public var executableCopyFailures = 0
@@ -112,6 +114,7 @@ public final class SandboxPool: GuestExecutor {
         statistics.spareWorkers = launchers.sparesInHandOrAsked
         statistics.spareRefills = launchers.refills
         (statistics.launchers, statistics.launcherExecutableCopies) = launchers.counts
+        statistics.launcherCopiesReused = launchers.retiredCopies.reused
         (statistics.executableCopyFailures, statistics.lastExecutableCopyFailure) = launchers.copyFailures
         return statistics
     }

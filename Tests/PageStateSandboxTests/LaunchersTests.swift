@@ -115,6 +115,44 @@ struct LaunchersTests {
         for worker in first + second { worker.terminate() }
     }
 
+    @Test("a stopped launcher's copy of the executable is run by the next new launcher instead of a new copy, and closed once kept for the idle timeout")
+    func retiredCopyIsReused() throws {
+        var configuration = SandboxConfiguration(workerExecutable: workerExecutable)
+        configuration.workersPerLauncher = 2  // the next launcher is made at the current one's first worker
+        configuration.spareWorkers = 1
+        configuration.idleTimeout = .seconds(2)
+        let launchers = Launchers(configuration: configuration)
+        defer { launchers.shutDown() }
+        func spawn(_ guest: UInt64) throws -> WorkerProcess {
+            try WorkerProcess(guestID: guest, launcher: launchers.reserveForSpawn(), timeout: .seconds(5))
+        }
+        /// The inode of the executable the launcher made ahead runs, once it has started.
+        func nextLaunchersExecutable() throws -> UInt64 {
+            let next = try #require(launchers.next)
+            #expect(waitUntil { next.processID != nil && next.greetedSpares == 1 }, "the launcher made ahead started")
+            return try Self.launcherAndExecutable(of: try #require(next.processID).rawValue).inode
+        }
+        let first = try (UInt64(1)...2).map(spawn)  // the first launcher (the original executable) is full
+        defer { for worker in first { worker.terminate() } }
+        let second = try spawn(3)  // from the launcher made ahead; the third is made
+        let thirdCopy = try nextLaunchersExecutable()
+        second.terminate()
+        launchers.retireIdle()  // the second launcher has none left: the third stops, its copy kept
+        #expect(launchers.counts.launchers == 2 && launchers.retiredCopies.kept == 1)
+        let again = try spawn(4)  // the second launcher's first worker: the next is made again
+        defer { again.terminate() }
+        #expect(try nextLaunchersExecutable() == thirdCopy, "the new launcher runs the stopped one's copy")
+        #expect(launchers.retiredCopies == (kept: 0, reused: 1))
+        #expect(launchers.counts.copies == 2 && launchers.copyFailures.count == 0)
+        // Stopped again; kept past the idle timeout, the copy is closed.
+        again.terminate()
+        launchers.retireIdle()
+        #expect(launchers.retiredCopies.kept == 1)
+        usleep(2_100_000)
+        launchers.retireIdle()
+        #expect(launchers.retiredCopies.kept == 0, "closed after the idle timeout")
+    }
+
     @Test("a failed spawn leaves its launcher's count as it was")
     func failedSpawnReleasesItsReservation() throws {
         var configuration = SandboxConfiguration(workerExecutable: "/nonexistent-pagestate-worker")
