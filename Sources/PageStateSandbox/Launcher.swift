@@ -75,7 +75,8 @@ final class Launcher: Sendable {
     }
 
     /// A launcher that runs `executable` (a copy is made when the launcher first starts — at its first
-    /// spawn, or ahead through `prepare()` — and closed by `shutDown()`).
+    /// spawn, or ahead through `prepare()` — and closed by `shutDown()` or handed back by
+    /// `shutDownHandingBackCopy()`).
     init(configuration: SandboxConfiguration, executable: Executable = .original) {
         self.configuration = configuration
         exitReporting = configuration.exitReporting.resolved
