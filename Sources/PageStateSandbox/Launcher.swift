@@ -70,13 +70,13 @@ final class Launcher: Sendable {
         /// A private copy (`FileDescriptor.executableCopy`, possibly run before by a launcher since
         /// stopped), owned by the launcher.
         case copy(FileDescriptor)
-        /// The launcher was shut down (its copy closed): it starts no process any more.
+        /// The launcher was shut down (its copy closed or handed back): it starts no process any more.
         case shutDown
     }
 
-    /// A launcher that runs `executable` (a copy is made when the launcher first starts — at its first
-    /// spawn, or ahead through `prepare()` — and closed by `shutDown()` or handed back by
-    /// `shutDownHandingBackCopy()`).
+    /// A launcher that runs `executable` (a copy still to make is made when the launcher first starts —
+    /// at its first spawn, or ahead through `prepare()`; a copy is closed by `shutDown()` or handed
+    /// back by `shutDownHandingBackCopy()`).
     init(configuration: SandboxConfiguration, executable: Executable = .original) {
         self.configuration = configuration
         exitReporting = configuration.exitReporting.resolved

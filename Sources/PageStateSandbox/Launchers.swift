@@ -19,7 +19,8 @@ import SystemPackage
 /// (`retireIdle()`); the next one too once the current one has fewer than half its workers. A stopped
 /// launcher's copy is kept for `idleTimeout` and run by a later new launcher instead of a new copy: a
 /// pool whose size swings across launcher boundaries does not write ~16 MB of page cache per launcher
-/// it makes. (A kept copy's pages are page cache nothing maps: the kernel may reclaim them.)
+/// it makes. (Nothing maps a kept copy's pages: once written back they are page cache the kernel may
+/// reclaim; on tmpfs they are shared memory.)
 final class Launchers: Sendable {
     private let configuration: SandboxConfiguration
     private let state: Mutex<State>
@@ -39,7 +40,7 @@ final class Launchers: Sendable {
         var lastRetiredCopyFailure: String?
         /// Copies of the executable from stopped launchers, oldest first, with when each was stopped.
         var retiredCopies: [(copy: FileDescriptor, since: ContinuousClock.Instant)] = []
-        /// New launchers that were given a retired copy.
+        /// New launchers that were given a retired copy (to run unless it fails to start).
         var reusedCopies = 0
         /// Set by `shutDown()`: no launcher is made after it.
         var closed = false
@@ -54,7 +55,7 @@ final class Launchers: Sendable {
     /// The launcher the next worker comes from, with that worker counted in it (`Launcher.releaseWorker()`
     /// once it is closed). Once the current launcher is full, spawns move to another with fewer than
     /// half as many workers, else to the one made ahead, else to a new one (which the spawn then starts,
-    /// making its copy of the executable: ~10-30 ms more for that spawn). Makes the next launcher ahead
+    /// making its copy of the executable unless it was given a kept one: ~10-30 ms more for that spawn). Makes the next launcher ahead
     /// when the current one is nearly full (creating its replenishing thread on this thread, once).
     ///
     /// - Complexity: O(launchers).
@@ -109,7 +110,7 @@ final class Launchers: Sendable {
     /// keeping the one made ahead while the current one has at least half its workers, and keeps their
     /// copies of the executable for new launchers; closes the copies kept longer than `idleTimeout`.
     ///
-    /// - Complexity: O(launchers), plus stopping each idle one.
+    /// - Complexity: O(launchers + kept copies), plus stopping each idle one.
     func retireIdle() {
         let limit = max(1, configuration.workersPerLauncher)
         let idle = state.withLock { state in
@@ -126,8 +127,8 @@ final class Launchers: Sendable {
             return idle
         }
         let copies = idle.compactMap { $0.shutDownHandingBackCopy() }
-        let now = ContinuousClock.now
         let unkept = state.withLock { state in
+            let now = ContinuousClock.now  // read under the lock: the list stays in stopping order
             state.retiredCopies += copies.map { ($0, now) }
             let expired = state.closed ? state.retiredCopies.count
                 : state.retiredCopies.prefix { now - $0.since >= configuration.idleTimeout }.count

@@ -6,7 +6,8 @@ public struct SandboxConfiguration: Sendable {
     public var workerExecutable: FilePath
     /// Most workers alive at once; beyond it the least recently used is evicted.
     public var maximumLiveWorkers: Int = 1024
-    /// Workers idle longer than this are terminated.
+    /// Workers idle longer than this are terminated; a stopped launcher's copy of the worker
+    /// executable is kept this long for a new launcher to run.
     public var idleTimeout: Duration = .seconds(60)
     /// Most resident memory (anonymous + shared, from /proc) all workers may hold together.
     public var rssBudgetBytes: UInt64 = 8 << 30

@@ -37,7 +37,7 @@ public final class SandboxPool: GuestExecutor {
         /// how many of them run a private copy of the worker executable.
         public var launchers = 0
         public var launcherExecutableCopies = 0
-        /// New launchers that run a copy kept from a stopped launcher instead of making one.
+        /// New launchers given a copy kept from a stopped launcher to run instead of making one.
         public var launcherCopiesReused = 0
         /// Launchers that run the original executable because their copy could not be made or run,
         /// and why the last one could not.

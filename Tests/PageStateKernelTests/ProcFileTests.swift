@@ -11,10 +11,9 @@ import Testing
         try file.resize(to: 4096)
         // 300 mappings of one page, each a line of its own (a mapping never merges with another of
         // the same file at the same offset): ~30 KiB of lines, on top of the process's others.
-        let mappings = try (0..<300).map { _ in
-            try mapMemory(length: 4096, protection: .read, flags: .shared, descriptor: file)
-        }
+        var mappings: [UnsafeMutableRawPointer] = []
         defer { for mapping in mappings { try? unmapMemory(mapping, length: 4096) } }
+        for _ in 0..<300 { mappings.append(try mapMemory(length: 4096, protection: .read, flags: .shared, descriptor: file)) }
         let maps = try readProcFile("/proc/self/maps")
         #expect(maps.utf8.count > 30_000)
         let listed = Set(maps.split(separator: "\n").filter { $0.hasSuffix("/memfd:proc-file-test (deleted)") }
