@@ -29,6 +29,20 @@ extension FileDescriptor {
         return try FileDescriptor.open(FilePath("/proc/self/fd/\(copy.rawValue)"), .readOnly, options: .closeOnExec)
     }
 
+    /// Calls `start` (something that runs a copy made by `executableCopy`: a spawn through
+    /// `/proc/self/fd/N`) again, 1 ms apart, while it fails with `ETXTBSY`, for `timeout` at most.
+    /// A process that another thread forked while the copy was being written holds the copy's writable
+    /// descriptor until it calls `execve` or exits (a `posix_spawn` child for a moment; longer on a
+    /// loaded machine), and the kernel refuses to run a file open for writing meanwhile.
+    public static func retryingWhileTextBusy<T>(for timeout: Duration = .seconds(1), _ start: () throws -> T) throws -> T {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            do { return try start() } catch let error as Errno where error == .textFileBusy && ContinuousClock.now < deadline {
+                sleepCallingThread(for: .milliseconds(1))
+            }
+        }
+    }
+
     /// Copies up to `count` bytes of `source`, from `offset` (the source's own position unchanged),
     /// to this descriptor's position, inside the kernel; returns how many were copied (0 at the
     /// source's end).

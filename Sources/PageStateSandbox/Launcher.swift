@@ -430,22 +430,15 @@ final class Launcher: Sendable {
             }
         }
         if case .copy(let copy) = state.executable {
-            var busy = 0
-            while true {
-                do {
-                    // The copy has no name: `execve` finds it at descriptor 4 of the new process.
-                    let control = try launch(&state, path: FilePath("/proc/self/fd/4"), extraDescriptors: [copy])
-                    startedFromCopy.store(true, ordering: .relaxed)
-                    return control
-                } catch let error as Errno where error == .textFileBusy && busy < Self.textBusyRetries {
-                    // A process forked by another thread while the copy was written holds its writable
-                    // descriptor until it calls `execve` or exits (seen in parallel tests): a moment later.
-                    busy += 1
-                    sleepCallingThread(for: .milliseconds(1))
-                } catch {
-                    runOriginal(&state, because: "starting a copy of \(original): \(error)")
-                    break
+            do {
+                // The copy has no name: `execve` finds it at descriptor 4 of the new process.
+                let control = try FileDescriptor.retryingWhileTextBusy {
+                    try launch(&state, path: FilePath("/proc/self/fd/4"), extraDescriptors: [copy])
                 }
+                startedFromCopy.store(true, ordering: .relaxed)
+                return control
+            } catch {
+                runOriginal(&state, because: "starting a copy of \(original): \(error)")
             }
         }
         guard case .original = state.executable else { throw .spawnFailed("the launcher was shut down") }
@@ -455,9 +448,6 @@ final class Launcher: Sendable {
             throw .spawnFailed("starting the launcher \(original): \(error)")
         }
     }
-
-    /// Starts of a copy retried while `execve` finds it still open for writing (`ETXTBSY`), 1 ms apart.
-    static let textBusyRetries = 50
 
     private func runOriginal(_ state: inout State, because reason: String) {
         if case .copy(let copy) = state.executable { try? copy.close() }

@@ -34,8 +34,36 @@ struct ExecutableCopyTests {
                 var info = stat()
                 #expect(fstat(copy.rawValue, &info) == 0 && info.st_mode & 0o7777 == 0o500, "read and run by its owner only, written by nobody")
                 #expect(try FileManager.default.contentsOfDirectory(atPath: directory.string).isEmpty, "no name left in the directory")
-                #expect(try run(copy, of: original) == .exited(status), "\(original)'s copy exits as it does")
+                // Another test's child forked while the copy was written may hold it open for writing a moment.
+                #expect(try FileDescriptor.retryingWhileTextBusy { try run(copy, of: original) } == .exited(status),
+                        "\(original)'s copy exits as it does")
             }
+        }
+    }
+
+    @Test("a start refused because the file is open for writing is retried until the writer lets go, for the timeout at most")
+    func textBusyStartsAreRetried() throws {
+        try withDirectory { directory in
+            // A copy of /usr/bin/true still open for writing, as while another process holds its descriptor.
+            let writer = try FileDescriptor.unnamedFile(in: directory, permissions: [.ownerReadWrite, .ownerExecute])
+            let source = try FileDescriptor.open("/usr/bin/true", .readOnly)
+            defer { try? source.close() }
+            let length = try source.seek(offset: 0, from: .end)
+            var copied: Int64 = 0
+            while copied < length { copied += Int64(try writer.sendFile(from: source, offset: copied, count: Int(length - copied))) }
+            let copy = try FileDescriptor.open(FilePath("/proc/self/fd/\(writer.rawValue)"), .readOnly, options: .closeOnExec)
+            defer { try? copy.close() }
+            var attempts = 0
+            #expect(throws: Errno.textFileBusy) {
+                try FileDescriptor.retryingWhileTextBusy(for: .milliseconds(30)) {
+                    attempts += 1
+                    return try run(copy, of: "/usr/bin/true")
+                }
+            }
+            #expect(attempts > 1, "retried before giving up")
+            let closer = Thread { usleep(20_000); try? writer.close() }
+            closer.start()
+            #expect(try FileDescriptor.retryingWhileTextBusy { try run(copy, of: "/usr/bin/true") } == .exited(0), "run once the writer closed")
         }
     }
 
