@@ -55,8 +55,9 @@ final class Launchers: Sendable {
     /// The launcher the next worker comes from, with that worker counted in it (`Launcher.releaseWorker()`
     /// once it is closed). Once the current launcher is full, spawns move to another with fewer than
     /// half as many workers, else to the one made ahead, else to a new one (which the spawn then starts,
-    /// making its copy of the executable unless it was given a kept one: ~10-30 ms more for that spawn). Makes the next launcher ahead
-    /// when the current one is nearly full (creating its replenishing thread on this thread, once).
+    /// making its copy of the executable unless it was given a kept one: ~10-30 ms more for that
+    /// spawn). Makes the next launcher ahead when the current one is nearly full (creating its
+    /// replenishing thread on this thread, once).
     ///
     /// - Complexity: O(launchers).
     func reserveForSpawn() -> Launcher {
