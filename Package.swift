@@ -50,7 +50,8 @@ let package = Package(
         .target(
             name: "PageStateSandbox",
             dependencies: ["PageStateTracking", "PageStateMemory", "PageStateKernel", "CPageState",
-                           .product(name: "SystemPackage", package: "swift-system")]
+                           .product(name: "SystemPackage", package: "swift-system"),
+                           .product(name: "DequeModule", package: "swift-collections")]
         ),
         // The default worker's entry points (demo workload and hostile guests for the tests).
         .target(name: "PageStateWorkloads", dependencies: ["PageStateSandbox", "CPageState"]),

@@ -1,4 +1,5 @@
 import CPageState
+import DequeModule
 import PageStateKernel
 import Synchronization
 import SystemPackage
@@ -43,8 +44,9 @@ final class Launcher: Sendable {
         var nextRequest: UInt64 = 0
         /// Requests the launcher has not answered yet.
         var pending: Set<UInt64> = []
-        /// Forked workers not handed out yet, oldest first.
-        var spares: [Spawned] = []
+        /// Forked workers not handed out yet, oldest first (a spawn takes the first: O(1), where an
+        /// array's `removeFirst` cost ~1.5 µs of a paced spawn's ~12: performance.md, session 37).
+        var spares: Deque<Spawned> = []
         /// Mailbox files made ahead for the next spawns, with the host's mappings.
         var mailboxes: [SharedMailbox.HostEnd] = []
         /// Whether the replenishing thread was woken and has not yet counted what to ask for: spawns
@@ -111,7 +113,8 @@ final class Launcher: Sendable {
 
     /// A forked worker — a spare, or else the answer to a new request — starting the launcher if
     /// needed and restarting it once if it has died. The worker may not have said it is ready yet.
-    /// Call `replenish()` once the worker is set up.
+    /// Whether to replenish is decided here, under the same lock (`Spawned.refillDue`): call
+    /// `replenish(after:)` once the worker is set up.
     func spawn() throws(ExecutionError) -> Spawned {
         try state.withLock { (state) throws(ExecutionError) -> Spawned in
             var spare: Spawned
@@ -125,6 +128,7 @@ final class Launcher: Sendable {
             }
             // One this spawn read itself (none was in hand) is greeted here, under the lock.
             spare.greetIfReady(takingMailboxFrom: &state.mailboxes)
+            spare.refillDue = claimRefill(&state)
             return spare
         }
     }
@@ -137,16 +141,19 @@ final class Launcher: Sendable {
     /// sent at once (from the spawning thread or a background one), the request often got the
     /// launcher's fork scheduled on the spawning thread's processor, and paced spawns measured p99
     /// 1.0-1.8 ms instead of ~0.45 ms on a 2-core machine. After `shutDown()` it does nothing
-    /// (spawns then ask when they need).
-    func replenish() {
-        let refill = state.withLock { state in
-            guard !state.refillWoken, state.spares.count + state.pending.count < (configuration.spareWorkers + 1) / 2 else {
-                return false
-            }
-            state.refillWoken = true
-            return true
+    /// (spawns then ask when they need). `spawn()` decided whether to, under its lock.
+    func replenish(after spawned: Spawned) {
+        if spawned.refillDue { wakeReplenishingThread() }
+    }
+
+    /// Whether the replenishing thread is to be woken now (then marked woken): fewer than half of
+    /// `spareWorkers` are in hand or asked for, and no wake-up is pending.
+    private func claimRefill(_ state: inout State) -> Bool {
+        guard !state.refillWoken, state.spares.count + state.pending.count < (configuration.spareWorkers + 1) / 2 else {
+            return false
         }
-        if refill { wakeReplenishingThread() }
+        state.refillWoken = true
+        return true
     }
 
     /// Has the replenishing thread start the launcher (making its copy of the executable) and fork
@@ -193,7 +200,7 @@ final class Launcher: Sendable {
     /// (so that waking it is an atomic store, not a `write`); ~100 looks, each a few µs of processor time.
     static let replenishingStaysAwake = Duration.milliseconds(200)
 
-    /// The thread behind `replenish()` and `prepare()`: started at the first spawn or `prepare()`,
+    /// The thread behind `replenish(after:)` and `prepare()`: started at the first spawn or `prepare()`,
     /// stopped by `shutDown()`.
     private enum Replenishing {
         case notStarted
@@ -258,7 +265,7 @@ final class Launcher: Sendable {
                 // Another launcher by now (a spawn restarted it, and reads its answers), or this one died.
                 guard state.process == launcher, let control = state.control,
                       (try? drain(&state, control: control)) != nil else { return (false, [], []) }
-                let new = state.spares.filter { $0.greeting == nil }
+                let new: [Spawned] = state.spares.filter { $0.greeting == nil }
                 state.spares.removeAll { $0.greeting == nil }
                 let mailboxes = Array(state.mailboxes.suffix(new.count))
                 state.mailboxes.removeLast(mailboxes.count)

@@ -49,13 +49,18 @@ struct PoolWorkers<Worker: AnyObject> {
 
     subscript(guestID: UInt64) -> Slot? { slots[guestID] }
 
-    /// Adds a new, busy worker for `guestID` (which has none).
+    /// Adds a new worker for `guestID` (which has none), busy unless `idle` (then most recently used).
     ///
     /// - Complexity: O(1) amortized.
-    mutating func add(_ worker: Worker, for guestID: UInt64, at now: ContinuousClock.Instant) {
-        precondition(slots[guestID] == nil, "a guest has one worker at a time")
-        slots[guestID] = Slot(worker: worker, guestID: guestID, lastUsed: now)
+    mutating func add(_ worker: Worker, for guestID: UInt64, at now: ContinuousClock.Instant, idle isIdle: Bool = false) {
+        let slot = Slot(worker: worker, guestID: guestID, lastUsed: now)
+        let replaced = slots.updateValue(slot, forKey: guestID)  // one hash, where a check first took two
+        precondition(replaced == nil, "a guest has one worker at a time")
         unmeasured.insert(guestID)
+        if isIdle {
+            slot.busy = false
+            idle.touch(slot)
+        }
     }
 
     /// Removes the worker of `guestID`, if any, and returns it.

@@ -132,7 +132,7 @@ public final class SandboxPool: GuestExecutor {
             let started = ContinuousClock.now
             var mayRetry = true
             while true {
-                let worker = try checkOut(guest)
+                let worker = try checkOut(guest).worker
                 do throws(ExecutionError) {
                     let outcome = try run(request, of: guest, in: worker)
                     checkIn(worker, guest: guest, healthy: true, started: started)
@@ -204,8 +204,9 @@ public final class SandboxPool: GuestExecutor {
     // MARK: Workers
 
     /// The guest's worker, marked busy: the live one, or a new one (evicting the least recently used
-    /// idle worker first when the pool is full).
-    private func checkOut(_ guest: Guest) throws(ExecutionError) -> WorkerProcess {
+    /// idle worker first when the pool is full). A new one is added idle instead if `newOneIdle`
+    /// (`warmUp`, which then has nothing to check in); `isNew` says which it was.
+    private func checkOut(_ guest: Guest, newOneIdle: Bool = false) throws(ExecutionError) -> (worker: WorkerProcess, isNew: Bool) {
         let (existing, evicted): (WorkerProcess?, [WorkerProcess]) = try state.withLock { (state) throws(ExecutionError) in
             guard !state.closed else { throw .spawnFailed("the pool was shut down") }
             if let worker = state.workers.checkOut(guest.id) { return (worker, []) }
@@ -216,7 +217,7 @@ public final class SandboxPool: GuestExecutor {
             return (nil, [state.workers.remove(victim)!])
         }
         for worker in evicted { worker.terminate() }
-        if let existing { return existing }
+        if let existing { return (existing, false) }
         let started = ContinuousClock.now
         let worker: WorkerProcess
         do {
@@ -229,16 +230,17 @@ public final class SandboxPool: GuestExecutor {
         }
         let stillOpen = state.withLock { state in
             guard !state.closed else { return false }
-            state.workers.add(worker, for: guest.id, at: .now)
+            let now = ContinuousClock.now
+            state.workers.add(worker, for: guest.id, at: now, idle: newOneIdle)
             state.statistics.spawned += 1
-            state.spawnSamples.add(ContinuousClock.now - started)
+            state.spawnSamples.add(now - started)
             return true
         }
         guard stillOpen else {
             worker.terminate()
             throw .spawnFailed("the pool was shut down")
         }
-        return worker
+        return (worker, true)
     }
 
     /// Marks the worker idle (or discards it when the execution left it unhealthy) and records the
@@ -297,9 +299,13 @@ public final class SandboxPool: GuestExecutor {
         launchers.retireIdle()
     }
 
-    /// Makes sure `guest` has a live worker (spawning one now rather than at its next execution).
+    /// Makes sure `guest` has a live worker (spawning one now rather than at its next execution) and
+    /// marks it most recently used.
     public func warmUp(_ guest: Guest) throws(ExecutionError) {
-        try guest.serialized { () throws(ExecutionError) in checkIn(try checkOut(guest), guest: guest, healthy: true, started: nil) }
+        try guest.serialized { () throws(ExecutionError) in
+            let (worker, isNew) = try checkOut(guest, newOneIdle: true)
+            if !isNew { checkIn(worker, guest: guest, healthy: true, started: nil) }
+        }
     }
 
     /// Resident memory of the worker serving `guest` (anonymous + shared, from /proc), if one is alive.

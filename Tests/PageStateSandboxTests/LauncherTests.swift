@@ -291,7 +291,7 @@ struct ReplenishingThreadTests {
         launcher.shutDown()
         #expect(launcher.replenishingThread == nil)
         #expect(!Self.threadExists(id, until: false), "the thread has ended")
-        launcher.replenish()
+        launcher.prepare()
         #expect(launcher.replenishingThread == nil, "a shut-down launcher does not start another thread")
     }
 }

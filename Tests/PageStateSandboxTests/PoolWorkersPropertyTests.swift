@@ -4,7 +4,8 @@ import Testing
 
 /// One step of a random history of the pool's bookkeeping, over a few guests.
 enum PoolWorkersOperation: CustomStringConvertible, Sendable {
-    case add(guest: UInt64)
+    /// A new worker, busy (an execution's) or idle (`warmUp`'s).
+    case add(guest: UInt64, idle: Bool)
     case checkOut(guest: UInt64)
     case checkIn(guest: UInt64)
     case remove(guest: UInt64)
@@ -14,7 +15,7 @@ enum PoolWorkersOperation: CustomStringConvertible, Sendable {
     static let generator = zip(Gen.int(in: 0...9), Gen.int(in: 0...5), Gen.int(in: 0...1000)).map { kind, guest, bytes -> Self in
         let guest = UInt64(guest)
         return switch kind {
-        case 0, 1: .add(guest: guest)
+        case 0, 1: .add(guest: guest, idle: kind == 1)
         case 2, 3: .checkOut(guest: guest)
         case 4, 5, 6: .checkIn(guest: guest)
         case 7: .remove(guest: guest)
@@ -25,7 +26,7 @@ enum PoolWorkersOperation: CustomStringConvertible, Sendable {
 
     var description: String {
         switch self {
-        case .add(let guest): "add \(guest)"
+        case .add(let guest, let idle): "add \(guest)\(idle ? " idle" : "")"
         case .checkOut(let guest): "check out \(guest)"
         case .checkIn(let guest): "check in \(guest)"
         case .remove(let guest): "remove \(guest)"
@@ -49,9 +50,9 @@ struct PoolWorkersPropertyTests {
         var checkIns: UInt64 = 0
     }
 
-    /// Any history of check-outs, check-ins, removals and measurements (some taken before a later
-    /// check-in, which must be ignored): the idle order is by last use, the oldest idle worker is the
-    /// model's, the unmeasured workers and the resident sum agree.
+    /// Any history of additions (busy or idle), check-outs, check-ins, removals and measurements
+    /// (some taken before a later check-in, which must be ignored): the idle order is by last use, the
+    /// oldest idle worker is the model's, the unmeasured workers and the resident sum agree.
     @Test(.shrinking)
     func bookkeepingMatchesAPlainModel() async {
         await checkProperty(count: 200, input: PoolWorkersOperation.generator.array(of: 0...60)) { operations in
@@ -61,11 +62,11 @@ struct PoolWorkersPropertyTests {
             for (tick, operation) in operations.enumerated() {
                 let now = origin + .seconds(tick)
                 switch operation {
-                case .add(let guest):
+                case .add(let guest, let idle):
                     guard model[guest] == nil else { continue }
                     let worker = FakeWorker()
-                    workers.add(worker, for: guest, at: now)
-                    model[guest] = ModelWorker(worker: worker, lastUsed: tick)
+                    workers.add(worker, for: guest, at: now, idle: idle)
+                    model[guest] = ModelWorker(worker: worker, busy: !idle, lastUsed: tick)
                 case .checkOut(let guest):
                     #expect(workers.checkOut(guest) === model[guest]?.worker)
                     model[guest]?.busy = true

@@ -104,6 +104,23 @@ struct SandboxLifecycleTests {
         #expect(tight.statistics.liveWorkers == 0)
     }
 
+    @Test("warmUp leaves a new worker idle and most recently used, and marks an existing one most recently used")
+    func warmUpOrder() throws {
+        let pool = makePool { $0.maximumLiveWorkers = 2 }
+        defer { pool.shutDown() }
+        let guests = try (1...3).map { try Guest(id: UInt64($0), heapCapacityInPages: 16, stableCapacityInPages: 16) }
+        try pool.warmUp(guests[0])
+        try pool.warmUp(guests[1])
+        try pool.warmUp(guests[0])  // guest 2's worker is now the least recently used
+        try pool.warmUp(guests[2])
+        #expect((pool.statistics.spawned, pool.statistics.evictedLeastRecentlyUsed, pool.statistics.liveWorkers) == (3, 1, 2))
+        #expect(pool.workerProcessID(of: guests[1]) == nil)
+        let warmed = try #require(pool.workerProcessID(of: guests[2]))
+        pool.evict(guests[2])  // only an idle worker can be evicted
+        #expect(pool.workerProcessID(of: guests[2]) == nil, "worker \(warmed) was left busy")
+        #expect(u64(try pool.execute(guests[0], request("counter.increment", guest: guests[0].id)).output) == 1)
+    }
+
     @Test("executions of different guests run in parallel, those of one guest are serialized")
     func parallelGuests() async throws {
         let pool = makePool()
