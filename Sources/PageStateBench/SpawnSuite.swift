@@ -5,10 +5,13 @@ import SystemPackage
 
 /// `pagestate bench spawn`: how long a new worker takes from request to ready (forked by the
 /// launcher ahead or on demand, confined, its socket answering, its mailbox sent) with 1, 100 and 1,000 workers already alive, next to a
-/// bare fork of this process measured in the same run, and the one-time start of the launcher.
+/// bare fork of this process and a fixed piece of paced work (the machine's own tail) measured in the same
+/// run, and the one-time start of the launcher.
 public enum SpawnSuite {
     /// Pause between paced spawns: long enough for the launcher to fork the next spare.
     static let pace: Duration = .milliseconds(5)
+    /// How long the floor's work takes on a warm processor: about a cold paced spawn.
+    static let floorWork: Duration = .microseconds(10)
 
     public static func run(worker: FilePath, liveCounts: [Int] = [1, 100, 1000], samples: Int = 4000) throws -> BenchReport {
         var report = BenchReport(suite: "spawn")
@@ -34,7 +37,8 @@ public enum SpawnSuite {
         let counts = liveCounts.sorted()
         let rounds = min(Self.rounds, samples / 2)
         var live: [Guest] = []
-        var paced = [Int: [Double]](), burst = [Int: [Double]]()
+        var paced = [Int: [Double]](), burst = [Int: [Double]](), floorTimes = [Int: [Double]]()
+        let floorWorkload = PacedWorkFloor(target: floorWork)
         var slowestExits = PhaseChange(exitWait: .zero, exitedWorkers: 0, growingSpawns: [])
         var growing: [Double] = []
         var launchersAtMost = 0
@@ -54,27 +58,39 @@ public enum SpawnSuite {
                     let elapsed = milliseconds(since: start)
                     if isPaced { paced[count, default: []].append(elapsed) } else { burst[count, default: []].append(elapsed) }
                     pool.evict(guest)
+                    if isPaced && sample.isMultiple(of: 2) {
+                        sleepCallingThread(for: pace)
+                        floorTimes[count, default: []].append(floorWorkload.measure())
+                    }
                 }
             }
         }
         var worst = (p50: 0.0, p99: 0.0)
         var p99AtFirst = 0.0, p99AtLast = 0.0
+        var floorP99AtFirst = 0.0, floorP99AtLast = 0.0
         for count in counts {
+            let floorSorted = floorTimes[count, default: []].sorted()
+            let floorP99 = p99(floorSorted)
+            report.figures["floor_p50_ms_at_\(count)"] = p50(floorSorted)
+            report.figures["floor_p99_ms_at_\(count)"] = floorP99
+            if count == counts.first { floorP99AtFirst = floorP99 }
+            if count == counts.last { floorP99AtLast = floorP99 }
             let latencies = paced[count, default: []].sorted(), bursts = burst[count, default: []].sorted()
-            report.figures["spawn_burst_p50_ms_at_\(count)"] = bursts[bursts.count / 2]
-            report.figures["spawn_burst_p99_ms_at_\(count)"] = bursts[min(bursts.count - 1, bursts.count * 99 / 100)]
-            let p50 = latencies[latencies.count / 2], p99 = latencies[min(latencies.count - 1, latencies.count * 99 / 100)]
-            report.figures["spawn_p50_ms_at_\(count)"] = p50
-            report.figures["spawn_p99_ms_at_\(count)"] = p99
+            report.figures["spawn_burst_p50_ms_at_\(count)"] = p50(bursts)
+            report.figures["spawn_burst_p99_ms_at_\(count)"] = p99(bursts)
+            let (median, tail) = (p50(latencies), p99(latencies))
+            report.figures["spawn_p50_ms_at_\(count)"] = median
+            report.figures["spawn_p99_ms_at_\(count)"] = tail
             report.figures["spawn_paced_over_30us_percent_at_\(count)"] = Double(latencies.count { $0 > 0.03 }) * 100 / Double(latencies.count)
             report.figures["spawn_paced_over_1ms_count_at_\(count)"] = Double(latencies.count { $0 > 1 })
-            worst = (max(worst.p50, p50), max(worst.p99, p99))
-            if count == counts.first { p99AtFirst = p99 }
-            if count == counts.last { p99AtLast = p99 }
+            worst = (max(worst.p50, median), max(worst.p99, tail))
+            if count == counts.first { p99AtFirst = tail }
+            if count == counts.last { p99AtLast = tail }
         }
         report.figures["spawn_p50_ms"] = worst.p50
         report.figures["spawn_p99_ms"] = worst.p99
         report.figures["spawn_p99_\(liveCounts.max()!)_vs_\(liveCounts.min()!)"] = p99AtLast / p99AtFirst
+        report.figures["floor_p99_\(liveCounts.max()!)_vs_\(liveCounts.min()!)"] = floorP99AtLast / floorP99AtFirst
         report.figures["launchers_max"] = Double(launchersAtMost)
         report.figures["launcher_copies_reused"] = Double(pool.statistics.launcherCopiesReused)
         if slowestExits.exitedWorkers > 0 {
@@ -83,15 +99,16 @@ public enum SpawnSuite {
         }
         growing.sort()
         if !growing.isEmpty {
-            report.figures["spawn_growing_p99_ms"] = growing[min(growing.count - 1, growing.count * 99 / 100)]
+            report.figures["spawn_growing_p99_ms"] = p99(growing)
             report.figures["spawn_growing_max_ms"] = growing[growing.count - 1]
         }
         var forks = (0..<samples).map { _ in ps_bare_fork_us() / 1000 }
         forks.sort()
-        report.figures["bare_fork_p50_ms"] = forks[forks.count / 2]
-        report.figures["bare_fork_p99_ms"] = forks[forks.count * 99 / 100]
+        report.figures["bare_fork_p50_ms"] = p50(forks)
+        report.figures["bare_fork_p99_ms"] = p99(forks)
         report.notes.append("spawn = the pool warming up a new guest: a spare taken (or a fork asked of the launcher) until the confined worker said it is ready and was sent its mailbox; spawn_p50_ms and spawn_p99_ms are the worst over \(liveCounts)")
         report.notes.append("paced spawns (\(pace) apart: a spare is in hand) vs burst spawns back to back (once the spares are used, each waits for a fork)")
+        report.notes.append("floor = the machine's own tail for paced work: \(floorWorkload.iterations) rounds of a loop with no memory traffic (~\(Int(floorWork / .microseconds(1))) µs warm), run \(pace) after every other paced spawn (which puts two pauses before the next spawn, not one), in the same phases; floor_p99_\(liveCounts.max()!)_vs_\(liveCounts.min()!) is the same ratio for identical work in the same phases: where it strays from 1, the spawn ratio can too, for the machine's reasons")
         report.notes.append("spawn_paced_over_30us_percent_at_N: the share of paced spawns past the body of the distribution, where p99 sits; spawn_paced_over_1ms_count_at_N: how many paced spawns took over 1 ms — in session 27's measurements each had found no spare in hand and waited for a fork (forks slowed down: see kdamond_cpu_percent)")
         report.notes.append("the live counts take turns in \(rounds) rounds (snake order), each phase after the workers the change into it killed have exited, a 50 ms pause and 5 unmeasured spawns, so that the machine's slow stretches fall on every count alike and no phase pays for the exits of the workers the change killed")
         report.notes.append("phase_exit_wait_ms_max: the longest any phase change took from its first kill until the idle workers it killed had exited (phase_exit_wait_workers of them); absent when no change killed any")
@@ -162,6 +179,10 @@ public enum SpawnSuite {
     /// The longest a phase change waits for the workers it evicted to exit (999 took ~110 ms from the
     /// first kill here: performance.md, session 32).
     static let exitWaitLimit = Duration.seconds(30)
+
+    /// The median and the 99th percentile of sorted, non-empty samples.
+    static func p50(_ sorted: [Double]) -> Double { sorted[sorted.count / 2] }
+    static func p99(_ sorted: [Double]) -> Double { sorted[min(sorted.count - 1, sorted.count * 99 / 100)] }
 
     static func milliseconds(since start: ContinuousClock.Instant) -> Double {
         let elapsed = ContinuousClock.now - start

@@ -18,9 +18,6 @@ extension Launcher {
         var channel: MessageChannel
         /// The worker's first message, if it was read: `ready`, or what it said before it failed.
         var greeting: Result<Received, ProtocolError>?
-        /// Whether taking this worker left too few spares and the replenishing thread is to be woken
-        /// (`Launcher.replenish(after:)`); set by `Launcher.spawn()`.
-        var refillDue = false
 
         init(request: UInt64, pid: ProcessID, pidfd: FileDescriptor, socket: FileDescriptor) {
             self.request = request

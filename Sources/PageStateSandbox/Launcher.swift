@@ -113,10 +113,9 @@ final class Launcher: Sendable {
 
     /// A forked worker — a spare, or else the answer to a new request — starting the launcher if
     /// needed and restarting it once if it has died. The worker may not have said it is ready yet.
-    /// Whether to replenish is decided here, under the same lock (`Spawned.refillDue`): call
-    /// `replenish(after:)` once the worker is set up.
+    /// Replenishes (`claimRefill`) as it goes: decided under the same lock, the wake-up after it.
     func spawn() throws(ExecutionError) -> Spawned {
-        try state.withLock { (state) throws(ExecutionError) -> Spawned in
+        let (spawned, refill) = try state.withLock { (state) throws(ExecutionError) -> (Spawned, Bool) in
             var spare: Spawned
             do {
                 spare = try takeSpare(&state)
@@ -128,9 +127,10 @@ final class Launcher: Sendable {
             }
             // One this spawn read itself (none was in hand) is greeted here, under the lock.
             spare.greetIfReady(takingMailboxFrom: &state.mailboxes)
-            spare.refillDue = claimRefill(&state)
-            return spare
+            return (spare, claimRefill(&state))
         }
+        if refill { wakeReplenishingThread() }
+        return spawned
     }
 
     /// Once fewer than half of `spareWorkers` spares are in hand or on their way, asks the launcher,
@@ -141,13 +141,8 @@ final class Launcher: Sendable {
     /// sent at once (from the spawning thread or a background one), the request often got the
     /// launcher's fork scheduled on the spawning thread's processor, and paced spawns measured p99
     /// 1.0-1.8 ms instead of ~0.45 ms on a 2-core machine. After `shutDown()` it does nothing
-    /// (spawns then ask when they need). `spawn()` decided whether to, under its lock.
-    func replenish(after spawned: Spawned) {
-        if spawned.refillDue { wakeReplenishingThread() }
-    }
-
-    /// Whether the replenishing thread is to be woken now (then marked woken): fewer than half of
-    /// `spareWorkers` are in hand or asked for, and no wake-up is pending.
+    /// (spawns then ask when they need). Returns whether the caller is to wake the replenishing
+    /// thread, which it then marks woken; deciding under the spawn's lock saves taking it again.
     private func claimRefill(_ state: inout State) -> Bool {
         guard !state.refillWoken, state.spares.count + state.pending.count < (configuration.spareWorkers + 1) / 2 else {
             return false
@@ -200,7 +195,7 @@ final class Launcher: Sendable {
     /// (so that waking it is an atomic store, not a `write`); ~100 looks, each a few µs of processor time.
     static let replenishingStaysAwake = Duration.milliseconds(200)
 
-    /// The thread behind `replenish(after:)` and `prepare()`: started at the first spawn or `prepare()`,
+    /// The thread behind `spawn()`'s refills and `prepare()`: started at the first spawn or `prepare()`,
     /// stopped by `shutDown()`.
     private enum Replenishing {
         case notStarted

@@ -59,10 +59,8 @@ final class WorkerProcess: @unchecked Sendable {
             if channel.mailbox == nil { try greet(spawned.greeting, timeout: timeout) }
         } catch {
             terminate()
-            launcher.replenish(after: spawned)
             throw error as? ExecutionError ?? .spawnFailed("worker \(pid): \(error)")
         }
-        launcher.replenish(after: spawned)
     }
 
     /// Waits for the worker's `ready` (unless `greeting` is its first message, read ahead), then sends

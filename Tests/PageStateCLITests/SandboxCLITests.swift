@@ -26,9 +26,11 @@ import Testing
         #expect((0...100).contains(spawnFigures["cpu_steal_percent"] ?? -1), "every suite reports the hypervisor's share")
         #expect((0...100).contains(spawnFigures["kdamond_cpu_percent"] ?? -1), "and DAMON's (0 where it does not run)")
         for key in ["spawn_p50_ms", "spawn_p99_ms", "spawn_p99_5_vs_1", "bare_fork_p50_ms", "spawn_paced_over_30us_percent_at_5",
-                    "spawn_paced_over_1ms_count_at_1", "phase_exit_wait_ms_max", "spawn_growing_p99_ms", "spawn_growing_max_ms"] {
+                    "spawn_paced_over_1ms_count_at_1", "phase_exit_wait_ms_max", "spawn_growing_p99_ms", "spawn_growing_max_ms",
+                    "floor_p99_5_vs_1", "floor_p99_ms_at_5"] {
             #expect(spawnFigures[key] != nil, "\(key)")
         }
+        #expect((0.001...1).contains(spawnFigures["floor_p50_ms_at_1"] ?? 0), "the floor's work takes ~10 µs: it was not optimized away")
         #expect(spawnFigures["phase_exit_wait_workers"] == 4, "a change from 5 live to 1 sees the 4 workers it killed exit")
         #expect((0..<30_000).contains(spawnFigures["phase_exit_wait_ms_max"] ?? -1), "within the wait's bound")
         #expect(spawnFigures["launchers_max"] == 1, "5 live workers fit one launcher (100 per launcher)")

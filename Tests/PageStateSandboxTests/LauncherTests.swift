@@ -288,6 +288,8 @@ struct ReplenishingThreadTests {
             worker.terminate()
         }
         #expect(launcher.replenishingThread === thread, "one thread for the launcher's life")
+        // Its last run started (no wake-up pending), so `prepare()` below does try to wake it.
+        #expect(waitUntil { launcher.greetedSpares == 1 })
         launcher.shutDown()
         #expect(launcher.replenishingThread == nil)
         #expect(!Self.threadExists(id, until: false), "the thread has ended")
