@@ -13,9 +13,11 @@ public enum SpawnSuite {
     /// How long the floor's work takes on a warm processor: about a cold paced spawn.
     static let floorWork: Duration = .microseconds(10)
 
-    public static func run(worker: FilePath, liveCounts: [Int] = [1, 100, 1000], samples: Int = 4000) throws -> BenchReport {
+    public static func run(worker: FilePath, liveCounts: [Int] = [1, 100, 1000], samples: Int = 4000,
+                           workersPerLauncher: Int? = nil) throws -> BenchReport {
         var report = BenchReport(suite: "spawn")
         var configuration = SandboxConfiguration(workerExecutable: worker)
+        if let workersPerLauncher { configuration.workersPerLauncher = workersPerLauncher }
         configuration.maximumLiveWorkers = (liveCounts.max() ?? 1) + 10
         configuration.idleTimeout = .seconds(3600)
         let pool = SandboxPool(configuration: configuration, budget: MemoryBudget(pages: 0))

@@ -44,6 +44,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Paced spawns (and as many burst spawns and bare forks) the spawn suite times per live count. A p99 is the 1% slowest: from 1,000 samples of one distribution, two p99s differ by over 20% in about one run in ten here; from 4,000, rarely.")
     var spawnSamples = 4000
 
+    @Option(help: "Live workers per launcher in the spawn suite (default: the pool's, 100). Fewer spread the workers over more launchers, each sharing its pages with fewer processes.")
+    var workersPerLauncher: Int?
+
     @Option(help: "Run the whole suite this many times and report each figure's median (the machines are noisy).")
     var runs = 1
 
@@ -56,6 +59,7 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--live-workers must be in 1...5000")
         }
         guard (10...100_000).contains(spawnSamples) else { throw ValidationError("--spawn-samples must be in 10...100000") }
+        guard (workersPerLauncher ?? 1) > 0 else { throw ValidationError("--workers-per-launcher must be positive") }
         guard entries >= 20_000 else { throw ValidationError("--entries must be at least 20000") }
         guard (1...40).contains(indexBits), 1 << indexBits >= entries else {
             throw ValidationError("--index-bits must be in 1...40 and leave room for --entries distinct indices")
@@ -75,7 +79,8 @@ struct BenchCommand: ParsableCommand {
         case .delta: try DeltaSuite.run(entries: entries, indexBits: indexBits)
         case .tracking: try TrackingSuite.run()
         case .checkpoint: try CheckpointSuite.run(directory: FilePath(directory), dirtyCounts: dirtyPages, guests: guests)
-        case .spawn: try SpawnSuite.run(worker: try WorkerLocation.path(worker), liveCounts: liveWorkers, samples: spawnSamples)
+        case .spawn: try SpawnSuite.run(worker: try WorkerLocation.path(worker), liveCounts: liveWorkers, samples: spawnSamples,
+                                          workersPerLauncher: workersPerLauncher)
         case .sandbox: try SandboxSuite.run(worker: try WorkerLocation.path(worker))
         }
     }

@@ -34,6 +34,12 @@ import Testing
         #expect(spawnFigures["phase_exit_wait_workers"] == 4, "a change from 5 live to 1 sees the 4 workers it killed exit")
         #expect((0..<30_000).contains(spawnFigures["phase_exit_wait_ms_max"] ?? -1), "within the wait's bound")
         #expect(spawnFigures["launchers_max"] == 1, "5 live workers fit one launcher (100 per launcher)")
+        let (spreadStatus, spreadOutput) = try runPageState(["bench", "spawn", "--json", "--live-workers", "1", "5", "--spawn-samples", "20",
+                                                             "--workers-per-launcher", "2"])
+        #expect(spreadStatus == 0)
+        let spread = try #require(try JSONSerialization.jsonObject(with: Data(spreadOutput.utf8)) as? [String: Any])
+        #expect(((spread["figures"] as? [String: Double])?["launchers_max"] ?? 0) >= 3, "5 live workers, 2 per launcher")
+        #expect(try runPageState(["bench", "spawn", "--workers-per-launcher", "0"]).status != 0)
         let (status, output) = try runPageState(["bench", "sandbox", "--json"])
         #expect(status == 0)
         let sandbox = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
