@@ -133,16 +133,17 @@ final class Launcher: Sendable {
         return spawned
     }
 
-    /// Once fewer than half of `spareWorkers` spares are in hand or on their way, asks the launcher,
-    /// a moment later and from the replenishing thread, for as many forks as make `spareWorkers`
-    /// again. The caller does not wait; a failure shows at the next spawn. Asking in batches leaves
-    /// most spawns without a wake-up (performance.md, session 24), and a wake-up while the thread is
-    /// awake is an atomic store, not a `write` (session 26). The delay keeps the fork off the spawn's path:
-    /// sent at once (from the spawning thread or a background one), the request often got the
-    /// launcher's fork scheduled on the spawning thread's processor, and paced spawns measured p99
-    /// 1.0-1.8 ms instead of ~0.45 ms on a 2-core machine. After `shutDown()` it does nothing
-    /// (spawns then ask when they need). Returns whether the caller is to wake the replenishing
-    /// thread, which it then marks woken; deciding under the spawn's lock saves taking it again.
+    /// Whether a spawn is to wake the replenishing thread (then marked woken, so that later spawns
+    /// do not wake it again before it runs): once fewer than half of `spareWorkers` spares are in
+    /// hand or on their way, the thread asks the launcher, a moment later, for as many forks as make
+    /// `spareWorkers` again. The spawn does not wait; a failure shows at the next spawn. Asking in
+    /// batches leaves most spawns without a wake-up (performance.md, session 24), and a wake-up while
+    /// the thread is awake is an atomic store, not a `write` (session 26). The delay keeps the fork
+    /// off the spawn's path: sent at once (from the spawning thread or a background one), the request
+    /// often got the launcher's fork scheduled on the spawning thread's processor, and paced spawns
+    /// measured p99 1.0-1.8 ms instead of ~0.45 ms on a 2-core machine. After `shutDown()` the
+    /// wake-up does nothing (spawns then ask when they need). Decided under the spawn's lock, which
+    /// saves taking it again.
     private func claimRefill(_ state: inout State) -> Bool {
         guard !state.refillWoken, state.spares.count + state.pending.count < (configuration.spareWorkers + 1) / 2 else {
             return false
