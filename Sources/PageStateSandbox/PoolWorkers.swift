@@ -1,13 +1,23 @@
+import PageStateKernel
+
 /// The sandbox pool's live workers and what its maintenance needs to know about them, kept up to
 /// date as workers are checked out and in, so that no pool operation scans every worker: the idle
-/// ones in least-recently-used order, the ones that ran since their memory was last measured, and
+/// ones in least-recently-used order, which of them ran since their memory was last measured, and
 /// the sum of their last measurements. An execution's check-out and check-in hash the guest's id
-/// once each.
+/// once each; adding a worker hashes it once. Tracking what to measure costs these nothing but a
+/// counter: a worker added or checked in gets the next `touches` number, and `idle`, in touch order,
+/// has the workers touched since maintenance last asked (`idleUnmeasured()`) at its newest end.
+/// A new worker's spawn latency waits in its slot, which the spawn has just written, and joins
+/// `spawnLatencies` when the worker is checked in, removed or asked about, or when
+/// `flushSpawnLatencies()` runs: a spawn touches no buffer of samples (that cost ~1 µs of a paced
+/// spawn's ~9 cold: performance.md, session 38).
 ///
 /// Invariants: a slot is in `idle` exactly when its worker is not busy, and `idle` is ordered by
-/// `lastUsed`; `unmeasured` holds exactly the guests whose slot has `ranSinceMeasured`;
-/// `residentBytes` is the sum of the slots' `residentBytes`. Generic over the worker so that tests
-/// can check it against a plain model without processes. Its slots are shared objects: use one
+/// `lastTouch` (so also by `lastUsed`); every idle slot with `lastTouch <= measuredThrough` was in
+/// the list an `idleUnmeasured()` call returned after its last touch; `residentBytes` is the sum of
+/// the slots' `residentBytes`; every spawn latency added is in its slot (not yet checked in,
+/// removed or asked about) or in `spawnLatencies`, once. Generic over the worker so that tests can
+/// check it against a plain model without processes. Its slots are shared objects: use one
 /// `PoolWorkers` in place, never a copy of it.
 struct PoolWorkers<Worker: AnyObject> {
     /// A live worker and its bookkeeping; a class so that an execution's check-out and check-in
@@ -16,47 +26,56 @@ struct PoolWorkers<Worker: AnyObject> {
         let worker: Worker
         let guestID: UInt64
         fileprivate(set) var busy = true
-        fileprivate(set) var lastUsed: ContinuousClock.Instant
+        fileprivate(set) var lastUsed: MonotonicInstant
+        /// The pool's `touches` when the slot was added or last checked in: a measurement asked for
+        /// before a later touch is stale.
+        fileprivate(set) var lastTouch: UInt64
         /// Resident bytes when last measured; idle workers do not grow, so only workers that ran
         /// since are measured again.
         fileprivate(set) var residentBytes: UInt64 = 0
-        /// Whether the worker ran since its memory was last measured (it is then in `unmeasured`).
-        fileprivate(set) var ranSinceMeasured = true
-        /// Check-ins so far: a measurement taken before the latest one is stale.
-        fileprivate(set) var checkIns: UInt64 = 0
+        /// The worker's spawn latency, until it joins `spawnLatencies`.
+        fileprivate(set) var pendingSpawnNanoseconds: UInt64?
         /// Whether the slot was removed (checking it in again would be a bug).
         fileprivate(set) var removed = false
         /// `idle`'s links; `slots` keeps every listed slot alive.
         unowned(unsafe) var older: Slot?
         unowned(unsafe) var newer: Slot?
 
-        init(worker: Worker, guestID: UInt64, lastUsed: ContinuousClock.Instant) {
+        init(worker: Worker, guestID: UInt64, lastUsed: MonotonicInstant, lastTouch: UInt64) {
             self.worker = worker
             self.guestID = guestID
             self.lastUsed = lastUsed
+            self.lastTouch = lastTouch
         }
     }
 
     private(set) var slots: [UInt64: Slot] = [:]
     /// The slots of idle workers, least recently used first (`slots` keeps them alive).
     private(set) var idle = RecencyList<Slot>()
-    /// Guests whose worker ran since its memory was last measured (busy ones included).
-    private(set) var unmeasured: Set<UInt64> = []
+    /// Additions and check-ins so far.
+    private var touches: UInt64 = 0
+    /// `touches` when `idleUnmeasured()` was last called: idle slots touched since are the ones to measure.
+    private var measuredThrough: UInt64 = 0
     /// The workers' resident memory when each was last measured.
     private(set) var residentBytes: UInt64 = 0
+    /// Recent spawn latencies, but for those still waiting in their slots.
+    private(set) var spawnLatencies = LatencySamples()
 
     var count: Int { slots.count }
 
     subscript(guestID: UInt64) -> Slot? { slots[guestID] }
 
-    /// Adds a new worker for `guestID` (which has none), busy unless `idle` (then most recently used).
+    /// Adds a new worker for `guestID` (which has none), busy unless `idle` (then most recently used),
+    /// with the latency of its spawn.
     ///
     /// - Complexity: O(1) amortized.
-    mutating func add(_ worker: Worker, for guestID: UInt64, at now: ContinuousClock.Instant, idle isIdle: Bool = false) {
-        let slot = Slot(worker: worker, guestID: guestID, lastUsed: now)
+    mutating func add(_ worker: Worker, for guestID: UInt64, at now: MonotonicInstant, idle isIdle: Bool = false,
+                      spawnNanoseconds: UInt64) {
+        touches += 1
+        let slot = Slot(worker: worker, guestID: guestID, lastUsed: now, lastTouch: touches)
+        slot.pendingSpawnNanoseconds = spawnNanoseconds
         let replaced = slots.updateValue(slot, forKey: guestID)  // one hash, where a check first took two
         precondition(replaced == nil, "a guest has one worker at a time")
-        unmeasured.insert(guestID)
         if isIdle {
             slot.busy = false
             idle.touch(slot)
@@ -70,19 +89,27 @@ struct PoolWorkers<Worker: AnyObject> {
         guard let slot = slots.removeValue(forKey: guestID) else { return nil }
         slot.removed = true
         idle.remove(slot)
-        if slot.ranSinceMeasured { unmeasured.remove(guestID) }
         residentBytes -= slot.residentBytes
+        flushSpawnLatency(of: slot)
         return slot.worker
     }
 
-    /// Removes every worker and returns them.
+    /// Removes every worker and returns them (their spawn latencies stay).
     ///
     /// - Complexity: O(workers).
     mutating func removeAll() -> [Worker] {
-        defer { self = PoolWorkers() }
-        for slot in slots.values { slot.removed = true }
-        return slots.values.map(\.worker)
+        for slot in slots.values {
+            slot.removed = true
+            flushSpawnLatency(of: slot)
+        }
+        let workers = slots.values.map(\.worker)
+        self = PoolWorkers(keeping: spawnLatencies)
+        return workers
     }
+
+    private init(keeping spawnLatencies: LatencySamples) { self.spawnLatencies = spawnLatencies }
+
+    init() {}
 
     /// Marks the worker of `guestID` busy.
     ///
@@ -97,46 +124,70 @@ struct PoolWorkers<Worker: AnyObject> {
     /// Marks the worker of `slot` (a slot of these workers, as `self[guestID]` returned it) idle and
     /// most recently used, to be measured again.
     ///
-    /// - Complexity: O(1) amortized; hashes only when the worker had been measured since it last ran.
-    mutating func checkIn(_ slot: Slot, at now: ContinuousClock.Instant) {
+    /// - Complexity: O(1).
+    mutating func checkIn(_ slot: Slot, at now: MonotonicInstant) {
         precondition(!slot.removed, "a slot of these workers")
+        touches += 1
         slot.busy = false
         slot.lastUsed = now
-        slot.checkIns += 1
+        slot.lastTouch = touches
         idle.touch(slot)
-        if !slot.ranSinceMeasured {
-            slot.ranSinceMeasured = true
-            unmeasured.insert(slot.guestID)
-        }
+        flushSpawnLatency(of: slot)
     }
 
-    /// The idle workers that ran since they were last measured, with their guests and check-in
-    /// counts (to pass back to `record`).
-    ///
-    /// - Complexity: O(unmeasured).
-    var idleUnmeasured: [(guestID: UInt64, worker: Worker, checkIns: UInt64)] {
-        unmeasured.compactMap { guestID in slots[guestID].flatMap { $0.busy ? nil : (guestID, $0.worker, $0.checkIns) } }
-    }
-
-    /// Records a measurement of `worker` taken when it had been checked in `checkIns` times, unless
-    /// it is no longer the guest's worker or ran since.
+    /// Moves the spawn latency waiting in `slot`, if any, to `spawnLatencies`.
     ///
     /// - Complexity: O(1).
-    mutating func record(residentBytes bytes: UInt64, of worker: Worker, guestID: UInt64, checkIns: UInt64) {
-        guard let slot = slots[guestID], slot.worker === worker, !slot.busy, slot.checkIns == checkIns else { return }
+    private mutating func flushSpawnLatency(of slot: Slot) {
+        guard let latency = slot.pendingSpawnNanoseconds else { return }
+        slot.pendingSpawnNanoseconds = nil
+        spawnLatencies.add(nanoseconds: latency)
+    }
+
+    /// Moves the spawn latencies of the idle workers added since maintenance last asked to
+    /// `spawnLatencies` (those of busy workers not checked in since their spawn stay in their slots).
+    ///
+    /// - Complexity: O(idle workers touched since `idleUnmeasured()` was last called).
+    mutating func flushSpawnLatencies() {
+        var next = idle.newest
+        while let slot = next, slot.lastTouch > measuredThrough {
+            flushSpawnLatency(of: slot)
+            next = slot.older
+        }
+    }
+
+    /// The idle workers added or checked in since the last call, newest first, with their guests
+    /// and touch numbers (to pass back to `record`): every idle worker that ran since it was last
+    /// measured, unless an earlier call returned it after it last ran (its measurement is on its way).
+    ///
+    /// - Complexity: O(workers returned).
+    mutating func idleUnmeasured() -> [(guestID: UInt64, worker: Worker, touch: UInt64)] {
+        var unmeasured: [(guestID: UInt64, worker: Worker, touch: UInt64)] = []
+        var next = idle.newest
+        while let slot = next, slot.lastTouch > measuredThrough {
+            unmeasured.append((slot.guestID, slot.worker, slot.lastTouch))
+            flushSpawnLatency(of: slot)
+            next = slot.older
+        }
+        measuredThrough = touches
+        return unmeasured
+    }
+
+    /// Records a measurement of `worker`, asked for when its slot's touch number was `touch`, unless
+    /// it is no longer the guest's worker or was checked out since.
+    ///
+    /// - Complexity: O(1).
+    mutating func record(residentBytes bytes: UInt64, of worker: Worker, guestID: UInt64, touch: UInt64) {
+        guard let slot = slots[guestID], slot.worker === worker, !slot.busy, slot.lastTouch == touch else { return }
         residentBytes = residentBytes - slot.residentBytes + bytes
         slot.residentBytes = bytes
-        if slot.ranSinceMeasured {
-            slot.ranSinceMeasured = false
-            unmeasured.remove(guestID)
-        }
     }
 
     /// The guest of the least recently used idle worker, if it has been idle longer than `timeout`.
     ///
     /// - Complexity: O(1).
-    func oldestIdle(idleFor timeout: Duration, at now: ContinuousClock.Instant) -> UInt64? {
-        guard let slot = idle.oldest, now - slot.lastUsed > timeout else { return nil }
+    func oldestIdle(idleForNanoseconds timeout: UInt64, at now: MonotonicInstant) -> UInt64? {
+        guard let slot = idle.oldest, now.nanoseconds(since: slot.lastUsed) > timeout else { return nil }
         return slot.guestID
     }
 }

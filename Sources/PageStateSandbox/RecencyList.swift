@@ -23,7 +23,8 @@ protocol RecencyListNode: AnyObject {
 struct RecencyList<Node: RecencyListNode> {
     /// The node touched longest ago.
     private(set) var oldest: Node?
-    private var newest: Node?
+    /// The node touched most recently.
+    private(set) var newest: Node?
     private(set) var count = 0
 
     /// Whether `node` is in this list (it is in no other).

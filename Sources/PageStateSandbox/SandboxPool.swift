@@ -54,7 +54,8 @@ public final class SandboxPool: GuestExecutor {
         /// Waits for a worker's message that found the worker on the waiting thread's processor (the
         /// thread then yields to it at once; the worker moves to another processor when it waits).
         public var waitsBesideWorker = 0
-        /// Median and 99th percentile of recent spawns (request to ready), in microseconds.
+        /// Median and 99th percentile of recent spawns (request to ready), in microseconds. The spawn
+        /// of a worker still busy with its first execution counts once that execution ends.
         public var spawnP50Microseconds = 0.0
         public var spawnP99Microseconds = 0.0
         /// Median and 99th percentile of recent executions, in microseconds.
@@ -65,7 +66,6 @@ public final class SandboxPool: GuestExecutor {
     struct PoolState: @unchecked Sendable {  // worker objects are used only by their busy owner
         var workers = PoolWorkers<WorkerProcess>()
         var statistics = Statistics()
-        var spawnSamples = LatencySamples()
         var executionSamples = LatencySamples()
         var closed = false
     }
@@ -105,7 +105,8 @@ public final class SandboxPool: GuestExecutor {
         var statistics = state.withLock { state in
             var statistics = state.statistics
             statistics.liveWorkers = state.workers.count
-            (statistics.spawnP50Microseconds, statistics.spawnP99Microseconds) = state.spawnSamples.percentiles()
+            state.workers.flushSpawnLatencies()
+            (statistics.spawnP50Microseconds, statistics.spawnP99Microseconds) = state.workers.spawnLatencies.percentiles()
             (statistics.executionP50Microseconds, statistics.executionP99Microseconds) = state.executionSamples.percentiles()
             return statistics
         }
@@ -129,7 +130,7 @@ public final class SandboxPool: GuestExecutor {
 
     public func execute(_ guest: Guest, _ request: ExecutionRequest) throws(ExecutionError) -> ExecutionOutcome {
         try guest.serialized { () throws(ExecutionError) -> ExecutionOutcome in
-            let started = ContinuousClock.now
+            let started = MonotonicInstant.now
             var mayRetry = true
             while true {
                 let worker = try checkOut(guest).worker
@@ -218,7 +219,7 @@ public final class SandboxPool: GuestExecutor {
         }
         for worker in evicted { worker.terminate() }
         if let existing { return (existing, false) }
-        let started = ContinuousClock.now
+        let started = MonotonicInstant.now
         let worker: WorkerProcess
         do {
             worker = try WorkerProcess(guestID: guest.id, launcher: launchers.reserveForSpawn(), timeout: configuration.spawnTimeout)
@@ -230,10 +231,9 @@ public final class SandboxPool: GuestExecutor {
         }
         let stillOpen = state.withLock { state in
             guard !state.closed else { return false }
-            let now = ContinuousClock.now
-            state.workers.add(worker, for: guest.id, at: now, idle: newOneIdle)
+            let now = MonotonicInstant.now
+            state.workers.add(worker, for: guest.id, at: now, idle: newOneIdle, spawnNanoseconds: now.nanoseconds(since: started))
             state.statistics.spawned += 1
-            state.spawnSamples.add(now - started)
             return true
         }
         guard stillOpen else {
@@ -245,14 +245,14 @@ public final class SandboxPool: GuestExecutor {
 
     /// Marks the worker idle (or discards it when the execution left it unhealthy) and records the
     /// execution that began at `started`, if one ran.
-    private func checkIn(_ worker: WorkerProcess, guest: Guest, healthy: Bool, started: ContinuousClock.Instant?) {
+    private func checkIn(_ worker: WorkerProcess, guest: Guest, healthy: Bool, started: MonotonicInstant?) {
         let waitsBesideWorker = worker.takeWaitsBesideWorker()
         let discard = state.withLock { state in
-            let now = ContinuousClock.now
+            let now = MonotonicInstant.now
             state.statistics.waitsBesideWorker += waitsBesideWorker
             if let started {
                 state.statistics.executions += 1
-                state.executionSamples.add(now - started)
+                state.executionSamples.add(nanoseconds: now.nanoseconds(since: started))
             }
             guard let slot = state.workers[guest.id], slot.worker === worker else { return true }
             if healthy {
@@ -273,19 +273,20 @@ public final class SandboxPool: GuestExecutor {
     /// - Complexity: O(workers terminated + workers that ran since the last pass); the lock is held
     ///   for neither the reads of /proc nor the terminations.
     public func maintain() {
-        let now = ContinuousClock.now
+        let now = MonotonicInstant.now
+        let idleTimeout = MonotonicInstant.nanoseconds(in: configuration.idleTimeout)
         var victims = state.withLock { state in
             var expired: [WorkerProcess] = []
-            while let guestID = state.workers.oldestIdle(idleFor: configuration.idleTimeout, at: now) {
+            while let guestID = state.workers.oldestIdle(idleForNanoseconds: idleTimeout, at: now) {
                 expired.append(state.workers.remove(guestID)!)
             }
             state.statistics.evictedIdle += expired.count
             return expired
         }
-        let measured = state.withLock { $0.workers.idleUnmeasured }.map { ($0.guestID, $0.worker, $0.checkIns, $0.worker.residentBytes() ?? 0) }
+        let measured = state.withLock { $0.workers.idleUnmeasured() }.map { ($0.guestID, $0.worker, $0.touch, $0.worker.residentBytes() ?? 0) }
         victims += state.withLock { state in
-            for (guestID, worker, checkIns, bytes) in measured {
-                state.workers.record(residentBytes: bytes, of: worker, guestID: guestID, checkIns: checkIns)
+            for (guestID, worker, touch, bytes) in measured {
+                state.workers.record(residentBytes: bytes, of: worker, guestID: guestID, touch: touch)
             }
             var overBudget: [WorkerProcess] = []
             while state.workers.residentBytes > configuration.rssBudgetBytes, let guestID = state.workers.idle.oldest?.guestID {
@@ -320,28 +321,5 @@ public final class SandboxPool: GuestExecutor {
             return state.workers.remove(guest.id)
         }
         worker?.terminate()
-    }
-}
-
-/// The most recent latencies, for percentiles.
-struct LatencySamples {
-    private var samples: [Duration] = []
-    private var next = 0
-    static let capacity = 4096
-
-    mutating func add(_ sample: Duration) {
-        if samples.count < Self.capacity { samples.append(sample) } else { samples[next] = sample }
-        next = (next + 1) % Self.capacity
-    }
-
-    /// Median and 99th percentile in microseconds (0 when empty).
-    func percentiles() -> (Double, Double) {
-        guard !samples.isEmpty else { return (0, 0) }
-        let sorted = samples.sorted()
-        func microseconds(_ q: Double) -> Double {
-            let d = sorted[min(sorted.count - 1, Int(q * Double(sorted.count)))]
-            return Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12
-        }
-        return (microseconds(0.5), microseconds(0.99))
     }
 }

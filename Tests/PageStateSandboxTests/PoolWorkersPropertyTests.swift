@@ -1,3 +1,4 @@
+import PageStateKernel
 @testable import PageStateSandbox
 import PropertyChecking
 import Testing
@@ -9,8 +10,10 @@ enum PoolWorkersOperation: CustomStringConvertible, Sendable {
     case checkOut(guest: UInt64)
     case checkIn(guest: UInt64)
     case remove(guest: UInt64)
-    /// A measurement taken now, or (`stale`) one taken before the guest's latest check-in.
-    case measure(guest: UInt64, bytes: UInt64, stale: Bool)
+    /// Maintenance asks which workers to measure (`idleUnmeasured`)...
+    case askWhatToMeasure
+    /// ... and, perhaps after other steps, records what it measured for each (`bytes` plus the guest).
+    case recordMeasurements(bytes: UInt64)
 
     static let generator = zip(Gen.int(in: 0...9), Gen.int(in: 0...5), Gen.int(in: 0...1000)).map { kind, guest, bytes -> Self in
         let guest = UInt64(guest)
@@ -19,8 +22,8 @@ enum PoolWorkersOperation: CustomStringConvertible, Sendable {
         case 2, 3: .checkOut(guest: guest)
         case 4, 5, 6: .checkIn(guest: guest)
         case 7: .remove(guest: guest)
-        case 8: .measure(guest: guest, bytes: UInt64(bytes), stale: false)
-        default: .measure(guest: guest, bytes: UInt64(bytes), stale: true)
+        case 8: .askWhatToMeasure
+        default: .recordMeasurements(bytes: UInt64(bytes))
         }
     }
 
@@ -30,7 +33,8 @@ enum PoolWorkersOperation: CustomStringConvertible, Sendable {
         case .checkOut(let guest): "check out \(guest)"
         case .checkIn(let guest): "check in \(guest)"
         case .remove(let guest): "remove \(guest)"
-        case .measure(let guest, let bytes, let stale): "measure \(guest): \(bytes) bytes\(stale ? " (stale)" : "")"
+        case .askWhatToMeasure: "ask what to measure"
+        case .recordMeasurements(let bytes): "record measurements: \(bytes) bytes + guest"
         }
     }
 }
@@ -39,33 +43,38 @@ enum PoolWorkersOperation: CustomStringConvertible, Sendable {
 struct PoolWorkersPropertyTests {
     final class FakeWorker {}
 
-    /// The plain model: per guest, busy or not, when last used, last measurement, and whether it ran
-    /// since.
+    /// The plain model: per guest, busy or not, when last used (added or checked in), last
+    /// measurement, whether it ran since, and whether it was touched since maintenance last asked.
     struct ModelWorker {
         let worker: FakeWorker
         var busy = true
         var lastUsed: Int
         var residentBytes: UInt64 = 0
         var unmeasured = true
-        var checkIns: UInt64 = 0
+        var touchedSinceAsked = true
     }
 
-    /// Any history of additions (busy or idle), check-outs, check-ins, removals and measurements
-    /// (some taken before a later check-in, which must be ignored): the idle order is by last use, the
-    /// oldest idle worker is the model's, the unmeasured workers and the resident sum agree.
+    /// Any history of additions (busy or idle), check-outs, check-ins, removals, and maintenance
+    /// passes asking what to measure and recording it later (after other steps, which can make a
+    /// measurement stale: it must be ignored): the idle order is by last use, the oldest idle worker
+    /// is the model's, each ask returns the idle workers touched since the last, no idle worker that
+    /// ran since its last measurement is forgotten, and the resident sum agrees.
     @Test(.shrinking)
     func bookkeepingMatchesAPlainModel() async {
         await checkProperty(count: 200, input: PoolWorkersOperation.generator.array(of: 0...60)) { operations in
             var workers = PoolWorkers<FakeWorker>()
             var model: [UInt64: ModelWorker] = [:]
-            let origin = ContinuousClock.now
+            let origin = MonotonicInstant.now
+            var asked: [(guestID: UInt64, worker: FakeWorker, touch: UInt64, lastUsed: Int)] = []  // not recorded yet
+            var spawnLatencies: [UInt64] = []  // every one added, each unique
             for (tick, operation) in operations.enumerated() {
-                let now = origin + .seconds(tick)
+                let now = MonotonicInstant(nanoseconds: origin.nanoseconds + UInt64(tick) * 1_000_000_000)
                 switch operation {
                 case .add(let guest, let idle):
                     guard model[guest] == nil else { continue }
                     let worker = FakeWorker()
-                    workers.add(worker, for: guest, at: now, idle: idle)
+                    workers.add(worker, for: guest, at: now, idle: idle, spawnNanoseconds: UInt64(tick) + 1)
+                    spawnLatencies.append(UInt64(tick) + 1)
                     model[guest] = ModelWorker(worker: worker, busy: !idle, lastUsed: tick)
                 case .checkOut(let guest):
                     #expect(workers.checkOut(guest) === model[guest]?.worker)
@@ -80,17 +89,26 @@ struct PoolWorkersPropertyTests {
                     model[guest]!.busy = false
                     model[guest]!.lastUsed = tick
                     model[guest]!.unmeasured = true
-                    model[guest]!.checkIns += 1
+                    model[guest]!.touchedSinceAsked = true
                 case .remove(let guest):
                     #expect(workers.remove(guest) === model.removeValue(forKey: guest)?.worker)
-                case .measure(let guest, let bytes, let stale):
-                    guard let entry = model[guest], !stale || entry.checkIns > 0 else { continue }
-                    workers.record(residentBytes: bytes, of: entry.worker, guestID: guest,
-                                   checkIns: stale ? entry.checkIns - 1 : entry.checkIns)
-                    if !entry.busy, !stale {
-                        model[guest]!.residentBytes = bytes
-                        model[guest]!.unmeasured = false
+                case .askWhatToMeasure:
+                    let returned = workers.idleUnmeasured()
+                    let expected = model.filter { !$0.value.busy && $0.value.touchedSinceAsked }
+                    #expect(returned.map(\.guestID) == expected.sorted { $0.value.lastUsed > $1.value.lastUsed }.map(\.key), "newest first")
+                    #expect(returned.allSatisfy { $0.worker === model[$0.guestID]!.worker })
+                    asked += returned.map { ($0.guestID, $0.worker, $0.touch, model[$0.guestID]!.lastUsed) }
+                    for guest in model.keys { model[guest]!.touchedSinceAsked = false }
+                case .recordMeasurements(let bytes):
+                    for entry in asked {
+                        workers.record(residentBytes: bytes + entry.guestID, of: entry.worker, guestID: entry.guestID, touch: entry.touch)
+                        // Taken into account only if the guest still has that worker, idle, untouched since.
+                        guard let current = model[entry.guestID], current.worker === entry.worker, !current.busy,
+                              current.lastUsed == entry.lastUsed else { continue }
+                        model[entry.guestID]!.residentBytes = bytes + entry.guestID
+                        model[entry.guestID]!.unmeasured = false
                     }
+                    asked = []
                 }
                 let idle = model.filter { !$0.value.busy }.sorted { $0.value.lastUsed < $1.value.lastUsed }
                 #expect(workers.idle.fromOldest.map(\.guestID) == idle.map(\.key), "after \(operation)")
@@ -98,15 +116,26 @@ struct PoolWorkersPropertyTests {
                 #expect(workers.idle.count == idle.count)
                 #expect(workers.count == model.count)
                 #expect(workers.residentBytes == model.values.reduce(0) { $0 + $1.residentBytes })
-                #expect(Set(workers.idleUnmeasured.map(\.guestID)) == Set(idle.filter(\.value.unmeasured).map(\.key)))
-                #expect(workers.unmeasured == Set(model.filter(\.value.unmeasured).keys))
-                #expect(Set(workers.slots.filter(\.value.ranSinceMeasured).keys) == workers.unmeasured)
+                // No idle worker that ran since its last measurement is forgotten: the next ask returns it,
+                // or an ask returned it since it last ran and its measurement is yet to be recorded.
+                for (guest, entry) in idle where entry.unmeasured && !entry.touchedSinceAsked {
+                    #expect(asked.contains { $0.guestID == guest && $0.worker === entry.worker && $0.lastUsed == entry.lastUsed },
+                            "guest \(guest) forgotten after \(operation)")
+                }
+                // Every spawn latency is in its slot or among the samples, once; a flush empties idle slots.
+                let waiting = workers.slots.values.compactMap(\.pendingSpawnNanoseconds)
+                #expect((workers.spawnLatencies.samples + waiting).sorted() == spawnLatencies.sorted(), "after \(operation)")
+                if tick.isMultiple(of: 4) {
+                    workers.flushSpawnLatencies()
+                    #expect(workers.idle.fromOldest.allSatisfy { $0.pendingSpawnNanoseconds == nil })
+                }
                 // Idle longer than 3 ticks, by the model's clock.
                 let expired = idle.first.flatMap { tick - $0.value.lastUsed > 3 ? $0.key : nil }
-                #expect(workers.oldestIdle(idleFor: .seconds(3), at: now) == expired)
+                #expect(workers.oldestIdle(idleForNanoseconds: 3_000_000_000, at: now) == expired)
             }
             let all = workers.removeAll()
             #expect(all.count == model.count)
+            #expect(workers.spawnLatencies.samples.sorted() == spawnLatencies.sorted(), "kept, with those that waited")
             #expect(workers.count == 0 && workers.idle.count == 0 && workers.residentBytes == 0)
         }
     }
