@@ -2,15 +2,15 @@
 import Glibc
 #endif
 
-/// A reading of the monotonic clock, in nanoseconds, for hot paths that stamp and time what they do.
-/// Reading it and subtracting two readings inline into the caller (a `clock_gettime` through the
-/// vDSO and integer arithmetic), where `ContinuousClock.now` and `Instant - Instant` call into the
-/// Swift runtime library: code that a spawn after a few milliseconds of sleep finds cold
-/// (performance.md, session 38). The clock does not advance while the machine is suspended.
+/// A reading of the boot-time clock (the clock `ContinuousClock` reads on Linux: monotonic, and
+/// counting time the machine spent suspended), in nanoseconds, for hot paths that stamp and time
+/// what they do. Reading it and subtracting two readings are inlinable (a call to `clock_gettime`,
+/// which the vDSO answers without a system call, and integer arithmetic), where
+/// `ContinuousClock.now` and `Instant - Instant` call into the Swift runtime library.
 ///
-/// The corresponding C function is `clock_gettime(CLOCK_MONOTONIC)`.
+/// The corresponding C function is `clock_gettime(CLOCK_BOOTTIME)`.
 public struct MonotonicInstant: Comparable, Hashable, Sendable {
-    /// Nanoseconds since an unspecified point (the same for every process of the machine).
+    /// Nanoseconds since boot (as this process's time namespace sees it).
     public var nanoseconds: UInt64
 
     @inlinable public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
@@ -18,7 +18,7 @@ public struct MonotonicInstant: Comparable, Hashable, Sendable {
     /// The current reading.
     @inlinable public static var now: MonotonicInstant {
         var reading = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &reading)  // cannot fail with this clock and a valid pointer
+        clock_gettime(CLOCK_BOOTTIME, &reading)  // cannot fail with this clock and a valid pointer
         return MonotonicInstant(nanoseconds: UInt64(reading.tv_sec) &* 1_000_000_000 &+ UInt64(reading.tv_nsec))
     }
 
@@ -27,10 +27,13 @@ public struct MonotonicInstant: Comparable, Hashable, Sendable {
         nanoseconds >= earlier.nanoseconds ? nanoseconds - earlier.nanoseconds : 0
     }
 
-    /// A duration in whole nanoseconds (0 for a negative one; saturating for one of centuries).
+    /// A duration in whole nanoseconds: 0 for a negative one, `UInt64.max` for one of more than
+    /// ~584 years.
     public static func nanoseconds(in duration: Duration) -> UInt64 {
-        let (seconds, attoseconds) = duration.components
-        guard seconds >= 0, attoseconds >= 0 else { return 0 }  // both components share the sign
+        guard duration > .zero else { return 0 }
+        // `components` traps past `Int64.max` seconds; `UInt64` nanoseconds end at ~18,446,744,073.7 s.
+        guard duration < .seconds(18_446_744_074) else { return .max }
+        let (seconds, attoseconds) = duration.components  // both non-negative here
         let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
         let (total, carry) = whole.addingReportingOverflow(UInt64(attoseconds / 1_000_000_000))
         return overflow || carry ? .max : total

@@ -2,23 +2,24 @@ import PageStateKernel
 
 /// The sandbox pool's live workers and what its maintenance needs to know about them, kept up to
 /// date as workers are checked out and in, so that no pool operation scans every worker: the idle
-/// ones in least-recently-used order, which of them ran since their memory was last measured, and
-/// the sum of their last measurements. An execution's check-out and check-in hash the guest's id
-/// once each; adding a worker hashes it once. Tracking what to measure costs these nothing but a
-/// counter: a worker added or checked in gets the next `touches` number, and `idle`, in touch order,
-/// has the workers touched since maintenance last asked (`idleUnmeasured()`) at its newest end.
-/// A new worker's spawn latency waits in its slot, which the spawn has just written, and joins
-/// `spawnLatencies` when the worker is checked in, removed or asked about, or when
-/// `flushSpawnLatencies()` runs: a spawn touches no buffer of samples (that cost ~1 µs of a paced
-/// spawn's ~9 cold: performance.md, session 38).
+/// ones in least-recently-used order, which of them were added or checked in since maintenance last
+/// asked what to measure, and the sum of their last measurements. An execution's check-out and
+/// check-in hash the guest's id once each; adding a worker hashes it once. Tracking what to measure
+/// costs them nothing but a counter: a worker added or checked in gets the next `touches` number,
+/// and `idle`, in touch order, has the workers touched since the last `takeIdleUnmeasured()` at its
+/// newest end. A new worker's spawn latency waits in its slot, which the spawn has just written, and
+/// joins `spawnLatencies` when the worker is checked in, removed or returned by
+/// `takeIdleUnmeasured()`, or (idle ones) when `flushSpawnLatencies()` runs: the spawn itself writes
+/// no buffer of samples; whoever moves the latency does (performance.md, session 38).
 ///
 /// Invariants: a slot is in `idle` exactly when its worker is not busy, and `idle` is ordered by
-/// `lastTouch` (so also by `lastUsed`); every idle slot with `lastTouch <= measuredThrough` was in
-/// the list an `idleUnmeasured()` call returned after its last touch; `residentBytes` is the sum of
-/// the slots' `residentBytes`; every spawn latency added is in its slot (not yet checked in,
-/// removed or asked about) or in `spawnLatencies`, once. Generic over the worker so that tests can
-/// check it against a plain model without processes. Its slots are shared objects: use one
-/// `PoolWorkers` in place, never a copy of it.
+/// `lastTouch` (so also by `lastUsed`); touch numbers are never reused; every idle slot with
+/// `lastTouch <= measuredThrough` was returned by a `takeIdleUnmeasured()` after its last touch;
+/// no idle slot with `lastTouch <= max(measuredThrough, flushedThrough)` holds a spawn latency;
+/// `residentBytes` is the sum of the slots' `residentBytes`; a spawn latency is in its slot or was
+/// added to `spawnLatencies` (which keeps the latest 4,096), never both, never twice. Generic over
+/// the worker so that tests can check it against a plain model without processes. Its slots are
+/// shared objects: use one `PoolWorkers` in place, never a copy of it.
 struct PoolWorkers<Worker: AnyObject> {
     /// A live worker and its bookkeeping; a class so that an execution's check-out and check-in
     /// update it in place (one dictionary lookup, no copies). Fields are guarded by the pool's lock.
@@ -54,8 +55,10 @@ struct PoolWorkers<Worker: AnyObject> {
     private(set) var idle = RecencyList<Slot>()
     /// Additions and check-ins so far.
     private var touches: UInt64 = 0
-    /// `touches` when `idleUnmeasured()` was last called: idle slots touched since are the ones to measure.
+    /// `touches` at the last `takeIdleUnmeasured()`: idle slots touched since are the ones to measure.
     private var measuredThrough: UInt64 = 0
+    /// `touches` at the last `flushSpawnLatencies()`.
+    private var flushedThrough: UInt64 = 0
     /// The workers' resident memory when each was last measured.
     private(set) var residentBytes: UInt64 = 0
     /// Recent spawn latencies, but for those still waiting in their slots.
@@ -84,7 +87,7 @@ struct PoolWorkers<Worker: AnyObject> {
 
     /// Removes the worker of `guestID`, if any, and returns it.
     ///
-    /// - Complexity: O(1).
+    /// - Complexity: O(1) amortized.
     mutating func remove(_ guestID: UInt64) -> Worker? {
         guard let slot = slots.removeValue(forKey: guestID) else { return nil }
         slot.removed = true
@@ -94,7 +97,7 @@ struct PoolWorkers<Worker: AnyObject> {
         return slot.worker
     }
 
-    /// Removes every worker and returns them (their spawn latencies stay).
+    /// Removes every worker and returns them (their spawn latencies and the touch count stay).
     ///
     /// - Complexity: O(workers).
     mutating func removeAll() -> [Worker] {
@@ -103,13 +106,11 @@ struct PoolWorkers<Worker: AnyObject> {
             flushSpawnLatency(of: slot)
         }
         let workers = slots.values.map(\.worker)
-        self = PoolWorkers(keeping: spawnLatencies)
+        slots = [:]
+        idle = RecencyList()
+        residentBytes = 0
         return workers
     }
-
-    private init(keeping spawnLatencies: LatencySamples) { self.spawnLatencies = spawnLatencies }
-
-    init() {}
 
     /// Marks the worker of `guestID` busy.
     ///
@@ -124,7 +125,7 @@ struct PoolWorkers<Worker: AnyObject> {
     /// Marks the worker of `slot` (a slot of these workers, as `self[guestID]` returned it) idle and
     /// most recently used, to be measured again.
     ///
-    /// - Complexity: O(1).
+    /// - Complexity: O(1) amortized.
     mutating func checkIn(_ slot: Slot, at now: MonotonicInstant) {
         precondition(!slot.removed, "a slot of these workers")
         touches += 1
@@ -137,23 +138,24 @@ struct PoolWorkers<Worker: AnyObject> {
 
     /// Moves the spawn latency waiting in `slot`, if any, to `spawnLatencies`.
     ///
-    /// - Complexity: O(1).
+    /// - Complexity: O(1) amortized.
     private mutating func flushSpawnLatency(of slot: Slot) {
         guard let latency = slot.pendingSpawnNanoseconds else { return }
         slot.pendingSpawnNanoseconds = nil
         spawnLatencies.add(nanoseconds: latency)
     }
 
-    /// Moves the spawn latencies of the idle workers added since maintenance last asked to
-    /// `spawnLatencies` (those of busy workers not checked in since their spawn stay in their slots).
+    /// Moves the spawn latencies waiting in idle workers' slots to `spawnLatencies` (those of busy
+    /// workers wait for their check-in or removal).
     ///
-    /// - Complexity: O(idle workers touched since `idleUnmeasured()` was last called).
+    /// - Complexity: O(idle workers touched since the last call or `takeIdleUnmeasured()`, whichever was later).
     mutating func flushSpawnLatencies() {
         var next = idle.newest
-        while let slot = next, slot.lastTouch > measuredThrough {
+        while let slot = next, slot.lastTouch > max(measuredThrough, flushedThrough) {
             flushSpawnLatency(of: slot)
             next = slot.older
         }
+        flushedThrough = touches
     }
 
     /// The idle workers added or checked in since the last call, newest first, with their guests
@@ -161,16 +163,16 @@ struct PoolWorkers<Worker: AnyObject> {
     /// measured, unless an earlier call returned it after it last ran (its measurement is on its way).
     ///
     /// - Complexity: O(workers returned).
-    mutating func idleUnmeasured() -> [(guestID: UInt64, worker: Worker, touch: UInt64)] {
-        var unmeasured: [(guestID: UInt64, worker: Worker, touch: UInt64)] = []
+    mutating func takeIdleUnmeasured() -> [(guestID: UInt64, worker: Worker, touch: UInt64)] {
+        var toMeasure: [(guestID: UInt64, worker: Worker, touch: UInt64)] = []
         var next = idle.newest
         while let slot = next, slot.lastTouch > measuredThrough {
-            unmeasured.append((slot.guestID, slot.worker, slot.lastTouch))
+            toMeasure.append((slot.guestID, slot.worker, slot.lastTouch))
             flushSpawnLatency(of: slot)
             next = slot.older
         }
         measuredThrough = touches
-        return unmeasured
+        return toMeasure
     }
 
     /// Records a measurement of `worker`, asked for when its slot's touch number was `touch`, unless

@@ -15,6 +15,8 @@ public final class SandboxPool: GuestExecutor {
     private let budget: MemoryBudget
     /// `configuration.spinBeforeSleeping` as every execute message says it (worked out once).
     private let workerSpinMicroseconds: UInt32
+    /// `configuration.idleTimeout`, for comparisons with `MonotonicInstant` readings.
+    private let idleTimeoutNanoseconds: UInt64
     private let hostCall: HostCallHandler
     private let state = Mutex(PoolState())
     /// Set up in `init`, cancelled in `deinit`; never touched in between (hence safe to share).
@@ -77,6 +79,7 @@ public final class SandboxPool: GuestExecutor {
         self.budget = budget
         self.hostCall = hostCall
         workerSpinMicroseconds = UInt32(min(max(0, configuration.spinBeforeSleeping / .microseconds(1)), Double(ExecuteMessage.maximumSpinMicroseconds)).rounded())
+        idleTimeoutNanoseconds = MonotonicInstant.nanoseconds(in: configuration.idleTimeout)
         launchers = Launchers(configuration: configuration)
         maintenance = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pagestate.sandbox.maintenance"))
         let interval = min(configuration.idleTimeout / 2, .seconds(1))
@@ -270,20 +273,22 @@ public final class SandboxPool: GuestExecutor {
     /// budget, reads the launchers' queued reports and stops launchers left without workers. Runs
     /// periodically; callable any time.
     ///
-    /// - Complexity: O(workers terminated + workers that ran since the last pass); the lock is held
-    ///   for neither the reads of /proc nor the terminations.
+    /// - Complexity: O(workers terminated + idle workers added or checked in since the last pass); the
+    ///   lock is held for neither the reads of /proc nor the terminations.
     public func maintain() {
         let now = MonotonicInstant.now
-        let idleTimeout = MonotonicInstant.nanoseconds(in: configuration.idleTimeout)
         var victims = state.withLock { state in
             var expired: [WorkerProcess] = []
-            while let guestID = state.workers.oldestIdle(idleForNanoseconds: idleTimeout, at: now) {
+            while let guestID = state.workers.oldestIdle(idleForNanoseconds: idleTimeoutNanoseconds, at: now) {
                 expired.append(state.workers.remove(guestID)!)
             }
             state.statistics.evictedIdle += expired.count
             return expired
         }
-        let measured = state.withLock { $0.workers.idleUnmeasured() }.map { ($0.guestID, $0.worker, $0.touch, $0.worker.residentBytes() ?? 0) }
+        // A worker whose /proc entry cannot be read (it died) keeps its last measurement until it is discarded.
+        let measured = state.withLock { $0.workers.takeIdleUnmeasured() }.compactMap { entry in
+            entry.worker.residentBytes().map { (entry.guestID, entry.worker, entry.touch, $0) }
+        }
         victims += state.withLock { state in
             for (guestID, worker, touch, bytes) in measured {
                 state.workers.record(residentBytes: bytes, of: worker, guestID: guestID, touch: touch)

@@ -10,9 +10,10 @@ enum PoolWorkersOperation: CustomStringConvertible, Sendable {
     case checkOut(guest: UInt64)
     case checkIn(guest: UInt64)
     case remove(guest: UInt64)
-    /// Maintenance asks which workers to measure (`idleUnmeasured`)...
+    /// Maintenance asks which workers to measure (`takeIdleUnmeasured`)...
     case askWhatToMeasure
-    /// ... and, perhaps after other steps, records what it measured for each (`bytes` plus the guest).
+    /// ... and, perhaps after other steps, records what it measured for each (a value of its own per
+    /// entry, from `bytes`), in the order asked for, or the reverse if `bytes` is odd.
     case recordMeasurements(bytes: UInt64)
 
     static let generator = zip(Gen.int(in: 0...9), Gen.int(in: 0...5), Gen.int(in: 0...1000)).map { kind, guest, bytes -> Self in
@@ -52,6 +53,8 @@ struct PoolWorkersPropertyTests {
         var residentBytes: UInt64 = 0
         var unmeasured = true
         var touchedSinceAsked = true
+        /// Whether it was ever idle (added idle, or checked in).
+        var wasIdle = false
     }
 
     /// Any history of additions (busy or idle), check-outs, check-ins, removals, and maintenance
@@ -75,7 +78,7 @@ struct PoolWorkersPropertyTests {
                     let worker = FakeWorker()
                     workers.add(worker, for: guest, at: now, idle: idle, spawnNanoseconds: UInt64(tick) + 1)
                     spawnLatencies.append(UInt64(tick) + 1)
-                    model[guest] = ModelWorker(worker: worker, busy: !idle, lastUsed: tick)
+                    model[guest] = ModelWorker(worker: worker, busy: !idle, lastUsed: tick, wasIdle: idle)
                 case .checkOut(let guest):
                     #expect(workers.checkOut(guest) === model[guest]?.worker)
                     model[guest]?.busy = true
@@ -90,22 +93,24 @@ struct PoolWorkersPropertyTests {
                     model[guest]!.lastUsed = tick
                     model[guest]!.unmeasured = true
                     model[guest]!.touchedSinceAsked = true
+                    model[guest]!.wasIdle = true
                 case .remove(let guest):
                     #expect(workers.remove(guest) === model.removeValue(forKey: guest)?.worker)
                 case .askWhatToMeasure:
-                    let returned = workers.idleUnmeasured()
+                    let returned = workers.takeIdleUnmeasured()
                     let expected = model.filter { !$0.value.busy && $0.value.touchedSinceAsked }
                     #expect(returned.map(\.guestID) == expected.sorted { $0.value.lastUsed > $1.value.lastUsed }.map(\.key), "newest first")
-                    #expect(returned.allSatisfy { $0.worker === model[$0.guestID]!.worker })
-                    asked += returned.map { ($0.guestID, $0.worker, $0.touch, model[$0.guestID]!.lastUsed) }
+                    #expect(returned.allSatisfy { $0.worker === model[$0.guestID]?.worker })
+                    asked += returned.map { ($0.guestID, $0.worker, $0.touch, model[$0.guestID]?.lastUsed ?? -1) }
                     for guest in model.keys { model[guest]!.touchedSinceAsked = false }
                 case .recordMeasurements(let bytes):
-                    for entry in asked {
-                        workers.record(residentBytes: bytes + entry.guestID, of: entry.worker, guestID: entry.guestID, touch: entry.touch)
+                    for entry in bytes.isMultiple(of: 2) ? asked : asked.reversed() {
+                        let measured = bytes + entry.touch * 10_000 + entry.guestID  // no two entries record alike
+                        workers.record(residentBytes: measured, of: entry.worker, guestID: entry.guestID, touch: entry.touch)
                         // Taken into account only if the guest still has that worker, idle, untouched since.
                         guard let current = model[entry.guestID], current.worker === entry.worker, !current.busy,
                               current.lastUsed == entry.lastUsed else { continue }
-                        model[entry.guestID]!.residentBytes = bytes + entry.guestID
+                        model[entry.guestID]!.residentBytes = measured
                         model[entry.guestID]!.unmeasured = false
                     }
                     asked = []
@@ -125,6 +130,10 @@ struct PoolWorkersPropertyTests {
                 // Every spawn latency is in its slot or among the samples, once; a flush empties idle slots.
                 let waiting = workers.slots.values.compactMap(\.pendingSpawnNanoseconds)
                 #expect((workers.spawnLatencies.samples + waiting).sorted() == spawnLatencies.sorted(), "after \(operation)")
+                // A worker busy since it was added still holds its latency (nothing moved it early).
+                for (guest, entry) in model where !entry.wasIdle {
+                    #expect(workers[guest]?.pendingSpawnNanoseconds != nil, "guest \(guest)'s latency moved early")
+                }
                 if tick.isMultiple(of: 4) {
                     workers.flushSpawnLatencies()
                     #expect(workers.idle.fromOldest.allSatisfy { $0.pendingSpawnNanoseconds == nil })
@@ -170,5 +179,20 @@ struct PoolWorkersPropertyTests {
                 #expect(nodes.filter(list.contains).map(\.key).sorted() == model.sorted())
             }
         }
+    }
+}
+
+@Suite struct LatencySamplesTests {
+    @Test("the ring keeps the latest 4,096 samples: percentiles over those, in microseconds")
+    func keepsTheLatest() {
+        var samples = LatencySamples()
+        #expect(samples.percentiles() == (0, 0))
+        for nanoseconds in 1...5_000 { samples.add(nanoseconds: UInt64(nanoseconds) * 1_000) }
+        #expect(samples.samples.count == LatencySamples.capacity)
+        #expect(samples.samples.min() == UInt64(5_000 - LatencySamples.capacity + 1) * 1_000)
+        #expect(samples.samples.max() == 5_000_000)
+        let (p50, p99) = samples.percentiles()
+        #expect(p50 == Double(5_000 - LatencySamples.capacity + 1 + LatencySamples.capacity / 2))
+        #expect(p99 == Double(5_000 - LatencySamples.capacity + 1 + LatencySamples.capacity * 99 / 100))
     }
 }
