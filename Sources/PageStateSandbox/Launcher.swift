@@ -24,7 +24,9 @@ final class Launcher: Sendable {
     /// `.pidfd` or `.launcher`: where exit statuses come from.
     let exitReporting: WorkerExitReporting
     private let state: Mutex<State>
-    private let replenishing = Mutex(Replenishing.notStarted)
+    /// The thread behind `spawn()`'s refills and `prepare()`: started at the first spawn or `prepare()`,
+    /// stopped by `shutDown()`.
+    private let replenishing = OnDemandReplenishingThread(delay: replenishDelay, stayAwake: replenishingStaysAwake)
     /// Times a spawn woke the replenishing thread (outside `state`: counting it there took the
     /// launcher's lock once more per refill, which in bursts often waited for the thread).
     private let refillCount = Atomic<Int>(0)
@@ -166,25 +168,8 @@ final class Launcher: Sendable {
 
     /// Wakes the replenishing thread (starting it first if needed) after `refillWoken` was set.
     private func wakeReplenishingThread() {
-        // Woken inside the lock: `shutDown()` closes the thread's counter once it is out of it.
-        let woken = replenishing.withLock { replenishing in
-            switch replenishing {
-            case .running(let thread):
-                thread.wake()
-                return true
-            case .notStarted:
-                // A thread that cannot be created now is tried again at the next spawn.
-                guard let thread = try? ReplenishingThread(delay: Self.replenishDelay, stayAwake: Self.replenishingStaysAwake, work: { [self] in requestSpares(wokenAgain: $0) }) else {
-                    return false
-                }
-                replenishing = .running(thread)
-                thread.wake()
-                return true
-            case .stopped:
-                return false
-            }
-        }
-        if woken {
+        // A thread that cannot be created now is tried again at the next spawn.
+        if replenishing.wake(work: { [self] in requestSpares(wokenAgain: $0) }) {
             refillCount.add(1, ordering: .relaxed)
         } else {
             state.withLock { $0.refillWoken = false }
@@ -196,18 +181,8 @@ final class Launcher: Sendable {
     /// (so that waking it is an atomic store, not a `write`); ~100 looks, each a few µs of processor time.
     static let replenishingStaysAwake = Duration.milliseconds(200)
 
-    /// The thread behind `spawn()`'s refills and `prepare()`: started at the first spawn or `prepare()`,
-    /// stopped by `shutDown()`.
-    private enum Replenishing {
-        case notStarted
-        case running(ReplenishingThread)
-        case stopped
-    }
-
     /// The replenishing thread, while it runs (for tests).
-    var replenishingThread: ReplenishingThread? {
-        replenishing.withLock { if case .running(let thread) = $0 { thread } else { nil } }
-    }
+    var replenishingThread: ReplenishingThread? { replenishing.running }
 
     /// Makes mailboxes for the spares to come, asks for the forks, then waits for the answers and
     /// reads them, so that the spares' `ready` is read and their mailboxes sent here, not by a spawn.
@@ -511,11 +486,7 @@ final class Launcher: Sendable {
     /// it has one, instead of closing it: once its processes are gone nothing maps the copy, and a new
     /// launcher can run it (`Executable.copy`) without making another.
     func shutDownHandingBackCopy() -> FileDescriptor? {
-        let thread = replenishing.withLock { (replenishing) -> ReplenishingThread? in
-            defer { replenishing = .stopped }
-            if case .running(let thread) = replenishing { return thread }
-            return nil
-        }
+        let thread = replenishing.close()
         // The launcher first: its death ends the thread's wait for its answers.
         let copy = state.withLock { state -> FileDescriptor? in
             stop(&state)

@@ -28,6 +28,12 @@ public struct SandboxConfiguration: Sendable {
     /// spawn asks for replacements (up to this many again) after it is done; with none left a spawn
     /// waits for a fork. Each spare costs ~0.3 MiB. Each launcher (`workersPerLauncher`) keeps its own.
     public var spareWorkers: Int = 6
+    /// Workers the pool spawns ahead (from the launchers' spares, on a background thread) for its next
+    /// new guests: a spawn that finds one takes it under the pool's lock, without the launcher's
+    /// lock or any allocation (performance.md, session 39); once fewer than half are left the thread
+    /// spawns more. Ready workers are not live workers (`maximumLiveWorkers`, the RSS budget and the
+    /// idle timeout ignore them); each costs ~0.3 MiB. 0 spawns every worker from a spare on demand.
+    public var readyWorkers: Int = 2
     /// Live workers one launcher forks before spawns move to another launcher, which runs a private
     /// copy of the worker executable (~16 MB of page cache each for the default worker) once none
     /// with fewer than half this many is left. A fork waits for the kernel's walks over the pages

@@ -12,6 +12,8 @@ import SystemPackage
 public final class SandboxPool: GuestExecutor {
     public let configuration: SandboxConfiguration
     private let launchers: Launchers
+    /// Workers spawned ahead for new guests (taken under `state`'s lock: it is never taken the other way round).
+    private let ready: ReadyWorkers
     private let budget: MemoryBudget
     /// `configuration.spinBeforeSleeping` as every execute message says it (worked out once).
     private let workerSpinMicroseconds: UInt32
@@ -81,6 +83,7 @@ public final class SandboxPool: GuestExecutor {
         workerSpinMicroseconds = UInt32(min(max(0, configuration.spinBeforeSleeping / .microseconds(1)), Double(ExecuteMessage.maximumSpinMicroseconds)).rounded())
         idleTimeoutNanoseconds = MonotonicInstant.nanoseconds(in: configuration.idleTimeout)
         launchers = Launchers(configuration: configuration)
+        ready = ReadyWorkers(launchers: launchers, configuration: configuration)
         maintenance = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pagestate.sandbox.maintenance"))
         let interval = min(configuration.idleTimeout / 2, .seconds(1))
         maintenance.schedule(deadline: .now() + .milliseconds(Launcher.milliseconds(interval)),
@@ -100,8 +103,10 @@ public final class SandboxPool: GuestExecutor {
             state.closed = true
             return state.workers.removeAll()
         }
-        for worker in workers { worker.terminate() }
-        launchers.shutDown()
+        let (readyWorkers, refilling) = ready.close()
+        for worker in workers + readyWorkers { worker.terminate() }
+        launchers.shutDown()  // first: it ends a refill's wait for a fork
+        refilling?.stop()
     }
 
     public var statistics: Statistics {
@@ -115,7 +120,7 @@ public final class SandboxPool: GuestExecutor {
         }
         // Outside the pool's lock: a launcher's lock can be held by a spawn for a while.
         statistics.launcherRestarts = launchers.restarts
-        statistics.spareWorkers = launchers.sparesInHandOrAsked
+        statistics.spareWorkers = launchers.sparesInHandOrAsked + ready.count
         statistics.spareRefills = launchers.refills
         (statistics.launchers, statistics.launcherExecutableCopies) = launchers.counts
         statistics.launcherCopiesReused = launchers.retiredCopies.reused
@@ -208,29 +213,44 @@ public final class SandboxPool: GuestExecutor {
     // MARK: Workers
 
     /// The guest's worker, marked busy: the live one, or a new one (evicting the least recently used
-    /// idle worker first when the pool is full). A new one is added idle instead if `newOneIdle`
-    /// (`warmUp`, which then has nothing to check in); `isNew` says which it was.
+    /// idle worker first when the pool is full) — a ready one (`ReadyWorkers`) if there is one, else
+    /// one spawned now. A new one is added idle instead if `newOneIdle` (`warmUp`, which then has
+    /// nothing to check in); `isNew` says which it was.
     private func checkOut(_ guest: Guest, newOneIdle: Bool = false) throws(ExecutionError) -> (worker: WorkerProcess, isNew: Bool) {
-        let (existing, evicted): (WorkerProcess?, [WorkerProcess]) = try state.withLock { (state) throws(ExecutionError) in
+        enum Found { case live(WorkerProcess), ready(WorkerProcess), none }
+        let (found, unwanted, wake) = try state.withLock { (state) throws(ExecutionError) -> (Found, [WorkerProcess], Bool) in
             guard !state.closed else { throw .spawnFailed("the pool was shut down") }
-            if let worker = state.workers.checkOut(guest.id) { return (worker, []) }
-            guard state.workers.count >= configuration.maximumLiveWorkers, let victim = state.workers.idle.oldest?.guestID else {
-                return (nil, [])
+            if let worker = state.workers.checkOut(guest.id) { return (.live(worker), [], false) }
+            let started = MonotonicInstant.now
+            var unwanted: [WorkerProcess] = []
+            if state.workers.count >= configuration.maximumLiveWorkers, let victim = state.workers.idle.oldest?.guestID {
+                state.statistics.evictedLeastRecentlyUsed += 1
+                unwanted.append(state.workers.remove(victim)!)
             }
-            state.statistics.evictedLeastRecentlyUsed += 1
-            return (nil, [state.workers.remove(victim)!])
+            let taken = ready.take()
+            unwanted += taken.dead
+            guard let worker = taken.worker else { return (.none, unwanted, taken.wake) }
+            let now = MonotonicInstant.now
+            state.workers.add(worker, for: guest.id, at: now, idle: newOneIdle, spawnNanoseconds: now.nanoseconds(since: started))
+            state.statistics.spawned += 1
+            return (.ready(worker), unwanted, taken.wake)
         }
-        for worker in evicted { worker.terminate() }
-        if let existing { return (existing, false) }
+        for worker in unwanted { worker.terminate() }
+        if wake { ready.wake() }
+        switch found {
+        case .live(let worker): return (worker, false)
+        case .ready(let worker): return (worker, true)
+        case .none: break
+        }
         let started = MonotonicInstant.now
         let worker: WorkerProcess
         do {
-            worker = try WorkerProcess(guestID: guest.id, launcher: launchers.reserveForSpawn(), timeout: configuration.spawnTimeout)
+            worker = try WorkerProcess(launcher: launchers.reserveForSpawn(), timeout: configuration.spawnTimeout)
         } catch {
             // A worker can die before its first message: seen under load right after the launcher
             // was killed (cause not pinned down; likely a spare of the dead launcher dying of
             // PDEATHSIG after passing its liveness check). One more try; a dead launcher is restarted.
-            worker = try WorkerProcess(guestID: guest.id, launcher: launchers.reserveForSpawn(), timeout: configuration.spawnTimeout)
+            worker = try WorkerProcess(launcher: launchers.reserveForSpawn(), timeout: configuration.spawnTimeout)
         }
         let stillOpen = state.withLock { state in
             guard !state.closed else { return false }

@@ -11,7 +11,6 @@ import Glibc
 /// it shows, and the allocator files it holds. Used by one execution at a time.
 final class WorkerProcess: @unchecked Sendable {
     let pid: ProcessID
-    let guestID: UInt64
     /// The launcher that forked the worker, which counts it until it is closed.
     private let launcher: Launcher
     private let pidfd: FileDescriptor
@@ -42,7 +41,7 @@ final class WorkerProcess: @unchecked Sendable {
     /// said `ready` and got its mailbox ahead (the usual case) needs neither a wait nor a message here.
     /// Takes over a worker `launcher` reserved (`Launcher.reserveWorker()`): released when the
     /// worker is closed, or before a failed spawn throws.
-    init(guestID: UInt64, launcher: Launcher, timeout: Duration) throws(ExecutionError) {
+    init(launcher: Launcher, timeout: Duration) throws(ExecutionError) {
         let spawned: Launcher.Spawned
         do {
             spawned = try launcher.spawn()
@@ -54,7 +53,6 @@ final class WorkerProcess: @unchecked Sendable {
         pid = spawned.pid
         pidfd = spawned.pidfd
         channel = spawned.channel
-        self.guestID = guestID
         do {
             if channel.mailbox == nil { try greet(spawned.greeting, timeout: timeout) }
         } catch {
@@ -99,6 +97,10 @@ final class WorkerProcess: @unchecked Sendable {
         if !exitCollected { launcher.forgetExit(of: pid) }
         closeDescriptors()  // releases the worker from its launcher: the last use of the launcher
     }
+
+    /// Whether the worker's death notice says it died (it said nothing: its mailbox is not mapped,
+    /// or the kernel could not link the notice). No system call.
+    var deathNoticed: Bool { channel.mailbox?.workerLife == .dead }
 
     /// Resident memory: anonymous plus shared pages (`RssAnon + RssShmem` of /proc/PID/status).
     func residentBytes() -> UInt64? { ProcessMemory.residentBytes(of: pid) }

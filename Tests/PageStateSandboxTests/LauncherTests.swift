@@ -10,7 +10,7 @@ import Testing
 /// A worker from `launcher`, counted in it as a pool's `Launchers` would.
 func spawnWorker(_ guestID: UInt64, from launcher: Launcher) throws -> WorkerProcess {
     launcher.reserveWorker()
-    return try WorkerProcess(guestID: guestID, launcher: launcher, timeout: .seconds(5))
+    return try WorkerProcess(launcher: launcher, timeout: .seconds(5))
 }
 
 @Suite("Launcher: spares and exit reports")

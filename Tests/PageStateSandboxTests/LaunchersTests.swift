@@ -5,6 +5,7 @@ import PageStateKernel
 import SystemPackage
 import Testing
 
+/// Pools here spawn no workers ahead (`readyWorkers = 0`): every launcher's workers are the guests'.
 @Suite("Launchers: live workers spread over launchers that run private copies of the executable")
 struct LaunchersTests {
     /// The parent (launcher) of process `pid` and the inode of the executable it runs.
@@ -32,7 +33,7 @@ struct LaunchersTests {
 
     @Test("past workersPerLauncher a new launcher runs its own copy; launchers left without workers stop; a guest's state survives its move")
     func workersSpreadOverCopies() throws {
-        let pool = makePool { $0.workersPerLauncher = 3; $0.spareWorkers = 1 }
+        let pool = makePool { $0.workersPerLauncher = 3; $0.spareWorkers = 1; $0.readyWorkers = 0 }
         defer { pool.shutDown() }
         let guests = try Self.guests(1...10)
         for guest in guests { _ = try pool.execute(guest, request("counter.increment", guest: guest.id)) }
@@ -69,7 +70,7 @@ struct LaunchersTests {
 
     @Test("once the current launcher is full, spawns go back to one with fewer than half as many workers before a new copy is made")
     func spawnsReuseALauncherWithRoom() throws {
-        let pool = makePool { $0.workersPerLauncher = 4; $0.spareWorkers = 1 }
+        let pool = makePool { $0.workersPerLauncher = 4; $0.spareWorkers = 1; $0.readyWorkers = 0 }
         defer { pool.shutDown() }
         let guests = try Self.guests(1...9)
         for guest in guests.prefix(8) { try pool.warmUp(guest) }
@@ -89,7 +90,7 @@ struct LaunchersTests {
         let launchers = Launchers(configuration: configuration)
         defer { launchers.shutDown() }
         func spawn(_ guest: UInt64) throws -> WorkerProcess {
-            try WorkerProcess(guestID: guest, launcher: launchers.reserveForSpawn(), timeout: .seconds(5))
+            try WorkerProcess(launcher: launchers.reserveForSpawn(), timeout: .seconds(5))
         }
         var first = try (UInt64(1)...2).map(spawn)
         #expect(launchers.next == nil, "2 of 4 workers: none made ahead yet")
@@ -126,7 +127,7 @@ struct LaunchersTests {
         let launchers = Launchers(configuration: configuration)
         defer { launchers.shutDown() }
         func spawn(_ guest: UInt64) throws -> WorkerProcess {
-            try WorkerProcess(guestID: guest, launcher: launchers.reserveForSpawn(), timeout: .seconds(5))
+            try WorkerProcess(launcher: launchers.reserveForSpawn(), timeout: .seconds(5))
         }
         /// The inode of the executable the launcher made ahead runs, once it has started.
         func nextLaunchersExecutable() throws -> UInt64 {
@@ -161,9 +162,9 @@ struct LaunchersTests {
         configuration.workersPerLauncher = 1
         let launchers = Launchers(configuration: configuration)
         defer { launchers.shutDown() }
-        for guest in UInt64(1)...3 {
+        for _ in 1...3 {
             let launcher = launchers.reserveForSpawn()
-            #expect(throws: ExecutionError.self) { _ = try WorkerProcess(guestID: guest, launcher: launcher, timeout: .seconds(5)) }
+            #expect(throws: ExecutionError.self) { _ = try WorkerProcess(launcher: launcher, timeout: .seconds(5)) }
             #expect(launcher.workerCount == 0)
         }
         #expect(launchers.counts.launchers == 2, "the current launcher never filled up: no other but the one made ahead")
@@ -177,7 +178,7 @@ struct LaunchersTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try #require(mount("tmpfs", directory, "tmpfs", UInt(MS_NOEXEC), "size=64m") == 0, "mounting a noexec tmpfs: \(Errno(rawValue: errno))")
         defer { umount(directory) }
-        let pool = makePool { $0.workersPerLauncher = 1; $0.spareWorkers = 1; $0.executableCopyDirectory = FilePath(directory) }
+        let pool = makePool { $0.workersPerLauncher = 1; $0.spareWorkers = 1; $0.readyWorkers = 0; $0.executableCopyDirectory = FilePath(directory) }
         defer { pool.shutDown() }
         for guest in try Self.guests(1...2) {
             #expect(u64(try pool.execute(guest, request("counter.increment", guest: guest.id)).output) == 1)
@@ -190,7 +191,7 @@ struct LaunchersTests {
 
     @Test("a copy that cannot be made is reported, and its launcher runs the original")
     func copyFailureFallsBack() throws {
-        let pool = makePool { $0.workersPerLauncher = 1; $0.spareWorkers = 1; $0.executableCopyDirectory = "/nonexistent-pagestate-directory" }
+        let pool = makePool { $0.workersPerLauncher = 1; $0.spareWorkers = 1; $0.readyWorkers = 0; $0.executableCopyDirectory = "/nonexistent-pagestate-directory" }
         defer { pool.shutDown() }
         for guest in try Self.guests(1...3) {
             #expect(u64(try pool.execute(guest, request("counter.increment", guest: guest.id)).output) == 1)
