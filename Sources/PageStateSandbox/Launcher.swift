@@ -117,18 +117,31 @@ final class Launcher: Sendable {
     /// needed and restarting it once if it has died. The worker may not have said it is ready yet.
     /// Replenishes (`claimRefill`) as it goes: decided under the same lock, the wake-up after it.
     func spawn() throws(ExecutionError) -> Spawned {
-        let (spawned, refill) = try state.withLock { (state) throws(ExecutionError) -> (Spawned, Bool) in
-            var spare: Spawned
+        try handOut { (state) throws(ExecutionError) in
             do {
-                spare = try takeSpare(&state)
+                return try takeSpare(&state)
             } catch {
                 // The launcher may have died since the last spawn: start a new one and try once more.
                 stop(&state)
                 restartCount.add(1, ordering: .relaxed)
-                spare = try takeSpare(&state)
+                return try takeSpare(&state)
             }
-            // One this spawn read itself (none was in hand) is greeted here, under the lock.
-            spare.greetIfReady(takingMailboxFrom: &state.mailboxes)
+        }!
+    }
+
+    /// The oldest live spare in hand, if there is one: never starts the launcher, reads its answers
+    /// or waits for a fork (for `ReadyWorkers`, which must not delay spawns that wait for forks).
+    /// Replenishes as `spawn()` does.
+    func spareInHand() -> Spawned? {
+        try? handOut { takeLiveSpare(&$0) }
+    }
+
+    /// What `take` finds under the lock, greeted if `take` read it itself (none was in hand), and,
+    /// decided under the same lock, a refill (`claimRefill`), woken after it.
+    private func handOut(_ take: (inout State) throws(ExecutionError) -> Spawned?) throws(ExecutionError) -> Spawned? {
+        let (spawned, refill) = try state.withLock { (state) throws(ExecutionError) -> (Spawned?, Bool) in
+            var spare = try take(&state)
+            spare?.greetIfReady(takingMailboxFrom: &state.mailboxes)
             return (spare, claimRefill(&state))
         }
         if refill { wakeReplenishingThread() }

@@ -64,15 +64,23 @@ final class ReadyWorkers: Sendable {
         state.withLock { $0.woken = false }  // no thread: the next spawn tries again
     }
 
-    /// Spawns workers until `target` are ready, one at a time; stops at the first failure (which the
-    /// next spawn that finds none ready meets itself) or once closed.
+    /// Makes workers of the launchers' spares in hand until `target` are ready, one at a time; stops
+    /// once the launcher has no spare in hand (the spawns then waiting for forks are not made to wait
+    /// for this thread's as well: the next take wakes it again), at the first failure (which the next
+    /// spawn that finds none ready meets itself), or once closed.
     private func refill() {
         while true {
             let wanted = state.withLock { state in
                 state.woken = false  // a spawn from now on wakes the thread for one more run
                 return !state.closed && state.workers.count < target
             }
-            guard wanted, let worker = try? WorkerProcess(launcher: launchers.reserveForSpawn(), timeout: spawnTimeout) else { return }
+            guard wanted else { return }
+            let launcher = launchers.reserveForSpawn()
+            guard let spare = launcher.spareInHand() else {
+                launcher.releaseWorker()
+                return
+            }
+            guard let worker = try? WorkerProcess(spare, from: launcher, timeout: spawnTimeout) else { return }
             let kept = state.withLock { state in
                 guard !state.closed else { return false }
                 state.workers.append(worker)

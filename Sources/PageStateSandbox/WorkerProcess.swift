@@ -37,11 +37,10 @@ final class WorkerProcess: @unchecked Sendable {
     /// Waits for this worker that found it on the waiting thread's processor, since the last call.
     func takeWaitsBesideWorker() -> Int { channel.takeWaitsBesidePeer() }
 
-    /// Spawns a worker through `launcher` and waits until it is confined and ready. A spare that
-    /// said `ready` and got its mailbox ahead (the usual case) needs neither a wait nor a message here.
-    /// Takes over a worker `launcher` reserved (`Launcher.reserveWorker()`): released when the
-    /// worker is closed, or before a failed spawn throws.
-    init(launcher: Launcher, timeout: Duration) throws(ExecutionError) {
+    /// Spawns a worker through `launcher` (`Launcher.spawn()`) and waits until it is confined and
+    /// ready, as `init(_:from:timeout:)` does. Takes over a worker `launcher` reserved
+    /// (`Launcher.reserveWorker()`): released when the worker is closed, or before a failed spawn throws.
+    convenience init(launcher: Launcher, timeout: Duration) throws(ExecutionError) {
         let spawned: Launcher.Spawned
         do {
             spawned = try launcher.spawn()
@@ -49,6 +48,13 @@ final class WorkerProcess: @unchecked Sendable {
             launcher.releaseWorker()
             throw error
         }
+        try self.init(spawned, from: launcher, timeout: timeout)
+    }
+
+    /// The host's side of `spawned`, once it is ready: a spare that said `ready` and got its mailbox
+    /// ahead (the usual case) needs neither a wait nor a message here. Takes over a worker `launcher`
+    /// reserved: released when the worker is closed, or before a failure throws.
+    init(_ spawned: Launcher.Spawned, from launcher: Launcher, timeout: Duration) throws(ExecutionError) {
         self.launcher = launcher
         pid = spawned.pid
         pidfd = spawned.pidfd

@@ -57,6 +57,25 @@ struct LauncherTests {
         #expect(kill(second.pid.rawValue, 0) == 0, "the new worker is alive")
     }
 
+    @Test("a spare in hand is handed out without starting the launcher or waiting for a fork; none in hand: nil")
+    func spareInHandNeverWaits() throws {
+        let launcher = makeLauncher(spares: 2)
+        defer { launcher.shutDown() }
+        #expect(launcher.spareInHand() == nil && launcher.processID == nil, "not started: nil, and still not started")
+        let first = try spawnWorker(1, from: launcher)
+        defer { first.terminate() }
+        #expect(waitUntil { launcher.greetedSpares == 2 })
+        let spares = try (0..<2).map { _ in try #require(launcher.spareInHand()) }
+        #expect(spares.allSatisfy { $0.channel.mailbox != nil }, "greeted ahead")
+        #expect(launcher.spareInHand() == nil, "none left in hand: no wait for the fork asked for")
+        #expect(waitUntil { launcher.greetedSpares == 2 }, "taking them asked for more")
+        for spare in spares {
+            try? spare.pidfd.sendSignal(SIGKILL)
+            spare.close()
+            launcher.forgetExit(of: spare.pid)
+        }
+    }
+
     /// Spawns a first worker from `launcher` (one spare configured, asked for after it), waits until
     /// the replenishing thread has greeted that spare, and takes it.
     private func spareGreetedAhead(of launcher: Launcher) throws -> (first: WorkerProcess, spare: Launcher.Spawned) {

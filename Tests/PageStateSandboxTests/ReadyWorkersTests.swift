@@ -5,11 +5,15 @@ import Testing
 
 @Suite("Ready workers: spawned ahead for new guests, taken without the launcher")
 struct ReadyWorkersTests {
-    static func readyWorkers(target: Int) -> (ReadyWorkers, Launchers) {
+    /// Ready workers of a pool whose launcher has started and holds all its spares (4).
+    static func readyWorkers(target: Int) throws -> (ReadyWorkers, Launchers) {
         var configuration = SandboxConfiguration(workerExecutable: workerExecutable)
         configuration.readyWorkers = target
-        configuration.spareWorkers = 2
+        configuration.spareWorkers = 4
         let launchers = Launchers(configuration: configuration)
+        let launcher = launchers.reserveForSpawn()
+        try WorkerProcess(launcher: launcher, timeout: .seconds(5)).terminate()  // starts the launcher
+        try #require(waitUntil { launcher.greetedSpares == 4 }, "the launcher's spares are in hand")
         return (ReadyWorkers(launchers: launchers, configuration: configuration), launchers)
     }
 
@@ -23,12 +27,12 @@ struct ReadyWorkersTests {
     /// Takes what is ready (none), wakes the thread and waits until `count` are ready.
     static func fill(_ ready: ReadyWorkers, to count: Int) throws {
         if ready.take().wake { ready.wake() }
-        try #require(waitUntil { ready.count == count }, "the thread spawned \(count)")
+        try #require(waitUntil { ready.count == count }, "the thread made \(count)")
     }
 
-    @Test("a take that leaves fewer than half claims one wake-up; the thread spawns up to the target, each counted by its launcher")
+    @Test("a take that leaves fewer than half claims one wake-up; the thread makes spares in hand ready up to the target, each counted by its launcher")
     func refillsToTarget() throws {
-        let (ready, launchers) = Self.readyWorkers(target: 3)
+        let (ready, launchers) = try Self.readyWorkers(target: 3)
         defer { Self.shutDown(ready, launchers) }
         let empty = ready.take()
         #expect(empty.worker == nil && empty.dead.isEmpty && empty.wake, "none yet: the first take claims the wake-up")
@@ -60,12 +64,12 @@ struct ReadyWorkersTests {
 
     @Test("a ready worker that died is skipped and returned for terminating; the take hands out a live one")
     func deadOnesAreSkipped() throws {
-        let (ready, launchers) = Self.readyWorkers(target: 2)
+        let (ready, launchers) = try Self.readyWorkers(target: 2)
         defer { Self.shutDown(ready, launchers) }
         try Self.fill(ready, to: 2)
         let pids = ready.processIDs
         #expect(kill(pids[1].rawValue, SIGKILL) == 0)
-        #expect(waitUntil { (try? statFields(of: pids[1]).first) != "S" }, "it died")
+        #expect(waitUntil { (try? statFields(of: pids[1]).first).map { $0 == "Z" } ?? true }, "it died (a zombie or reaped)")
         let taken = ready.take()
         #expect(taken.worker?.pid == pids[0], "the live one")
         #expect(taken.dead.map(\.pid) == [pids[1]] && taken.dead.allSatisfy(\.deathNoticed))
@@ -75,7 +79,7 @@ struct ReadyWorkersTests {
 
     @Test("after close nothing is handed out and a woken thread spawns nothing")
     func closeStopsHandingOut() throws {
-        let (ready, launchers) = Self.readyWorkers(target: 2)
+        let (ready, launchers) = try Self.readyWorkers(target: 2)
         defer { launchers.shutDown() }
         try Self.fill(ready, to: 2)
         _ = ready.take().worker?.terminate()
