@@ -48,7 +48,7 @@ public final class SandboxPool: GuestExecutor {
         public var executableCopyFailures = 0
         public var lastExecutableCopyFailure: String?
         /// Forked workers waiting to be taken by a spawn, or asked of a launcher (up to `spareWorkers`
-        /// per launcher).
+        /// per launcher), plus the pool's ready workers (up to `readyWorkers`).
         public var spareWorkers = 0
         /// Times spawns asked for a batch of spares (once fewer than half were left), or a launcher
         /// made ahead asked for its first ones.
@@ -58,8 +58,9 @@ public final class SandboxPool: GuestExecutor {
         /// Waits for a worker's message that found the worker on the waiting thread's processor (the
         /// thread then yields to it at once; the worker moves to another processor when it waits).
         public var waitsBesideWorker = 0
-        /// Median and 99th percentile of recent spawns (request to ready), in microseconds. The spawn
-        /// of a worker still busy with its first execution counts once that execution ends.
+        /// Median and 99th percentile of recent spawns (request to ready), in microseconds: from the
+        /// pool finding no worker for the guest until it has one (a ready worker, or one spawned then).
+        /// The spawn of a worker still busy with its first execution counts once that execution ends.
         public var spawnP50Microseconds = 0.0
         public var spawnP99Microseconds = 0.0
         /// Median and 99th percentile of recent executions, in microseconds.
@@ -130,6 +131,9 @@ public final class SandboxPool: GuestExecutor {
 
     /// The pid of the launcher the next spawn uses (for tests and diagnostics).
     public var launcherProcessID: ProcessID? { launchers.processID }
+
+    /// The pids of the workers spawned ahead for new guests, oldest first (for tests).
+    var readyWorkerProcessIDs: [ProcessID] { ready.processIDs }
 
     /// The pid of the worker serving `guest`, if one is alive.
     public func workerProcessID(of guest: Guest) -> ProcessID? { state.withLock { $0.workers[guest.id]?.worker.pid } }

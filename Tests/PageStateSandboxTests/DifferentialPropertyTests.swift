@@ -1,3 +1,4 @@
+@testable import PageStateSandbox
 import PageState
 import PropertyChecking
 import Synchronization
@@ -16,10 +17,12 @@ enum SandboxOperation: CustomStringConvertible, Sendable {
     /// Sandbox only: the worker is evicted, or killed behind the pool's back.
     case evict(guest: Int)
     case killWorker(guest: Int)
+    /// Sandbox only: one of the pool's ready workers (spawned ahead for new guests) is killed while it waits.
+    case killReadyWorker(index: Int)
 
     static let guests = 3
 
-    static let generator = zip(Gen.int(in: 0...15), Gen.int(in: 0...(guests - 1)), Gen.int(in: 0...9), Gen.int(in: 0...255))
+    static let generator = zip(Gen.int(in: 0...16), Gen.int(in: 0...(guests - 1)), Gen.int(in: 0...9), Gen.int(in: 0...255))
         .map { kind, guest, key, value -> SandboxOperation in
             switch kind {
             case 0, 1: .execute(guest: guest, entryPoint: "counter.increment", input: [], kind: .update)
@@ -38,6 +41,7 @@ enum SandboxOperation: CustomStringConvertible, Sendable {
             case 12: .hostWrite(guest: guest, offset: key * 4001 + value, fill: UInt8(value), count: 1 + value * 20)
             case 13: .evict(guest: guest)
             case 14: .killWorker(guest: guest)
+            case 15: .killReadyWorker(index: key)
             default: .execute(guest: guest, entryPoint: "kv.put", input: putInput("k\(key)", "x"), kind: .query)
             }
         }
@@ -48,6 +52,7 @@ enum SandboxOperation: CustomStringConvertible, Sendable {
         case .hostWrite(let guest, let offset, let fill, let count): "host writes \(count)×\(fill) at \(offset) of guest \(guest)"
         case .evict(let guest): "evict guest \(guest)"
         case .killWorker(let guest): "kill the worker of guest \(guest)"
+        case .killReadyWorker(let index): "kill ready worker \(index)"
         }
     }
 }
@@ -109,6 +114,13 @@ struct DifferentialPropertyTests {
                 if let pid = pool.workerProcessID(of: sandboxed[guest]), let process = try? FileDescriptor.processDescriptor(pid) {
                     kill(pid.rawValue, SIGKILL)
                     _ = try process.waitReadable(timeoutMilliseconds: 5000)  // dead before the next step
+                    try process.close()
+                }
+            case .killReadyWorker(let index):
+                let ready = pool.readyWorkerProcessIDs
+                if !ready.isEmpty, let process = try? FileDescriptor.processDescriptor(ready[index % ready.count]) {
+                    kill(ready[index % ready.count].rawValue, SIGKILL)
+                    _ = try process.waitReadable(timeoutMilliseconds: 5000)
                     try process.close()
                 }
             }

@@ -86,15 +86,17 @@ struct ReadyWorkersTests {
         let refill = ready.take()
         refill.worker?.terminate()
         #expect(refill.wake)
-        ready.wake()  // the thread's run starts 2 ms from now: after the close below
+        ready.wake()  // the thread's run starts 2 ms from now, after the close below
         let (workers, thread) = ready.close()
         #expect(workers.isEmpty)
         let after = ready.take()
         #expect(after.worker == nil && !after.wake)
+        usleep(20_000)  // the woken run finds the pool closed
         thread?.stop()
         #expect(ready.count == 0)
         let launcher = launchers.reserveForSpawn()
         launcher.releaseWorker()
-        #expect(launcher.workerCount == 0, "every worker spawned was terminated, its reservation released")
+        #expect(launcher.workerCount == 0, "every worker taken was terminated, its reservation released")
+        #expect(launcher.greetedSpares == 2, "the woken thread took none of the launcher's spares")
     }
 }
