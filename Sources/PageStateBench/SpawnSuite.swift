@@ -8,7 +8,7 @@ import SystemPackage
 /// bare fork of this process and a fixed piece of paced work (the machine's own tail) measured in the same
 /// run, and the one-time start of the launcher.
 public enum SpawnSuite {
-    /// Pause between paced spawns: long enough for the launcher to fork the next spare.
+    /// Pause between paced spawns: long enough for the pool to make the next ready worker (2 ms after a take) and the launcher to fork the next spare.
     static let pace: Duration = .milliseconds(5)
     /// How long the floor's work takes on a warm processor: about a cold paced spawn.
     static let floorWork: Duration = .microseconds(10)
@@ -108,8 +108,8 @@ public enum SpawnSuite {
         forks.sort()
         report.figures["bare_fork_p50_ms"] = p50(forks)
         report.figures["bare_fork_p99_ms"] = p99(forks)
-        report.notes.append("spawn = the pool warming up a new guest: a spare taken (or a fork asked of the launcher) until the confined worker said it is ready and was sent its mailbox; spawn_p50_ms and spawn_p99_ms are the worst over \(liveCounts)")
-        report.notes.append("paced spawns (\(pace) apart: a spare is in hand) vs burst spawns back to back (once the spares are used, each waits for a fork)")
+        report.notes.append("spawn = the pool warming up a new guest: a ready worker taken (spawned ahead by the pool), else a launcher's spare taken or a fork asked for, until the confined worker said it is ready and was sent its mailbox; spawn_p50_ms and spawn_p99_ms are the worst over \(liveCounts)")
+        report.notes.append("paced spawns (\(pace) apart: a ready worker is in hand) vs burst spawns back to back (once the ready workers and spares are used, each waits for a fork)")
         report.notes.append("floor = the machine's own tail for paced work: \(floorWorkload.iterations) rounds of a loop with no memory traffic (~\(Int(floorWork / .microseconds(1))) µs warm), run \(pace) after every other paced spawn (which puts two pauses before the next spawn, not one), in the same phases; floor_p99_\(liveCounts.max()!)_vs_\(liveCounts.min()!) is the same ratio for identical work in the same phases: where it strays from 1, the spawn ratio can too, for the machine's reasons")
         report.notes.append("spawn_paced_over_30us_percent_at_N: the share of paced spawns past the body of the distribution, where p99 sits; spawn_paced_over_1ms_count_at_N: how many paced spawns took over 1 ms — in session 27's measurements each had found no spare in hand and waited for a fork (forks slowed down: see kdamond_cpu_percent)")
         report.notes.append("the live counts take turns in \(rounds) rounds (snake order), each phase after the workers the change into it killed have exited, a 50 ms pause and 5 unmeasured spawns, so that the machine's slow stretches fall on every count alike and no phase pays for the exits of the workers the change killed")

@@ -44,3 +44,14 @@ extension Launcher {
         }
     }
 }
+
+/// Whether a worker that has run no guest code has exited: its death notice says so without a
+/// system call once it mapped `mailbox` (`SharedMailbox.workerLife`); else its pidfd is asked
+/// (one `poll`, readable once it exited).
+func workerHasExited(mailbox: SharedMailbox?, pidfd: FileDescriptor) -> Bool {
+    switch mailbox?.workerLife ?? .unknown {
+    case .alive: false
+    case .dead: true
+    case .unknown: (try? pidfd.waitReadable(timeoutMilliseconds: 0)) != false
+    }
+}

@@ -26,7 +26,7 @@ final class Launcher: Sendable {
     private let state: Mutex<State>
     /// The thread behind `spawn()`'s refills and `prepare()`: started at the first spawn or `prepare()`,
     /// stopped by `shutDown()`.
-    private let replenishing = OnDemandReplenishingThread(delay: replenishDelay, stayAwake: replenishingStaysAwake)
+    private let replenishing = OnDemandReplenishingThread(name: "pagestate-spares", delay: replenishDelay, stayAwake: replenishingStaysAwake)
     /// Times a spawn woke the replenishing thread (outside `state`: counting it there took the
     /// launcher's lock once more per refill, which in bursts often waited for the thread).
     private let refillCount = Atomic<Int>(0)
@@ -126,7 +126,7 @@ final class Launcher: Sendable {
                 restartCount.add(1, ordering: .relaxed)
                 return try takeSpare(&state)
             }
-        }!
+        }!  // `takeSpare` returns a spare or throws
     }
 
     /// The oldest live spare in hand, if there is one: never starts the launcher, reads its answers
@@ -302,16 +302,12 @@ final class Launcher: Sendable {
     }
 
     /// The oldest spare that is alive, if any; dead ones (killed from outside while waiting, out of
-    /// memory) are closed and dropped. A spare's death notice answers without a system call once it
-    /// mapped its mailbox (`SharedMailbox.workerLife`); else its pidfd is asked.
+    /// memory) are closed and dropped (`workerHasExited`: no system call once a spare's death notice
+    /// is linked).
     private func takeLiveSpare(_ state: inout State) -> Spawned? {
         while !state.spares.isEmpty {
             let spare = state.spares.removeFirst()
-            switch spare.channel.mailbox?.workerLife ?? .unknown {
-            case .alive: return spare
-            case .unknown where (try? spare.pidfd.waitReadable(timeoutMilliseconds: 0)) == false: return spare
-            case .unknown, .dead: break
-            }
+            guard workerHasExited(mailbox: spare.channel.mailbox, pidfd: spare.pidfd) else { return spare }
             spare.close()
             ignoreExit(&state, of: spare.pid)
         }

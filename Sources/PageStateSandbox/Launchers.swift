@@ -157,6 +157,9 @@ final class Launchers: Sendable {
 
     private var all: [Launcher] { state.withLock { $0.launchers } }
 
+    /// The current launcher and the one made ahead, if any: those spawns use now.
+    var currentAndNext: [Launcher] { state.withLock { [$0.current] + ($0.next.map { [$0] } ?? []) } }
+
     /// The current launcher's pid, if it is running.
     var processID: ProcessID? { state.withLock { $0.current }.processID }
     /// The launcher made ahead for spawns once the current one is full, if there is one (for tests).

@@ -2,8 +2,9 @@ import Synchronization
 import SystemPackage
 
 /// A `ReplenishingThread` created at its first wake-up (on the waking thread) and ended for good by
-/// `close()`: an owner that never needs one never starts a thread.
+/// `close()`: an owner that never wakes it never starts a thread.
 final class OnDemandReplenishingThread: Sendable {
+    private let name: String
     private let delay: Duration
     private let stayAwake: Duration
     private let phase = Mutex(Phase.notStarted)
@@ -14,7 +15,8 @@ final class OnDemandReplenishingThread: Sendable {
         case closed
     }
 
-    init(delay: Duration, stayAwake: Duration) {
+    init(name: String, delay: Duration, stayAwake: Duration) {
+        self.name = name
         self.delay = delay
         self.stayAwake = stayAwake
     }
@@ -30,7 +32,7 @@ final class OnDemandReplenishingThread: Sendable {
                 thread.wake()
                 return true
             case .notStarted:
-                guard let thread = try? ReplenishingThread(delay: delay, stayAwake: stayAwake, work: work) else { return false }
+                guard let thread = try? ReplenishingThread(name: name, delay: delay, stayAwake: stayAwake, work: work) else { return false }
                 phase = .running(thread)
                 thread.wake()
                 return true

@@ -1,84 +1,102 @@
+import DequeModule
 import PageStateKernel
 import Synchronization
 import SystemPackage
 
 /// Workers spawned ahead for the pool's next new guests (`SandboxConfiguration.readyWorkers`): taken
-/// under the pool's lock, a ready worker is a new guest's at once, with no launcher, no second lock
-/// and no allocation on the spawn's path (performance.md, session 39). A background thread, woken by
-/// the spawns that leave fewer than half, spawns replacements the usual way (`Launchers`,
-/// `WorkerProcess`, a launcher's spare), so that the launcher's lock, the spare's handover and the
-/// host's objects for it are paid off the path.
+/// under the pool's lock (with this list's own lock inside it), a ready worker is a new guest's at
+/// once — no launcher chosen, no launcher lock, no host objects made on the spawn's path
+/// (performance.md, session 39). A background thread, woken by the takes that leave fewer than
+/// half, makes the current launcher's spares in hand into ready workers (`Launcher.spareInHand()`,
+/// `WorkerProcess(_:from:timeout:)`), so that the launcher's lock, the spare's handover and the
+/// host's objects for it are paid off the path. It asks for no fork of its own (a spawn that waits
+/// for one would then wait for the thread's as well): with no spare in hand it looks again every
+/// `refillDelay` a few times (the spares a launcher asks for after a pool's first spawn arrive
+/// ~1-3 ms later), then stops until a take wakes it again.
 ///
 /// A ready worker counts as a worker of its launcher (it holds its reservation) but not as a live
-/// worker of the pool: not against `maximumLiveWorkers`, the RSS budget or the idle timeout.
+/// worker of the pool: not against `maximumLiveWorkers`, the RSS budget or the idle timeout. The
+/// oldest is taken first, so none waits long while spawns come; the pool's maintenance terminates
+/// those whose launcher is no longer the one spawns use (`takeWorkers(notFrom:)`), so that they do
+/// not keep it running.
 ///
-/// Invariant: every worker in `State.workers` said `ready` and was sent its mailbox; none is used
-/// by anyone until taken.
+/// Invariant: every worker in `State.workers` said `ready`, was sent its mailbox and has run no
+/// guest code; none is used by anyone until taken.
 final class ReadyWorkers: Sendable {
     private let launchers: Launchers
     private let target: Int
     private let spawnTimeout: Duration
     private let state = Mutex(State())
-    private let replenishing = OnDemandReplenishingThread(delay: Launcher.replenishDelay, stayAwake: Launcher.replenishingStaysAwake)
+    private let replenishing: OnDemandReplenishingThread
+    private let refillDelayMilliseconds: Int32
+    /// How many times a run looks for a spare in hand before it stops.
+    static let looksForSpares = 5
 
-    private struct State: @unchecked Sendable {  // the workers are nobody's until taken
-        var workers: [WorkerProcess] = []
-        /// Whether the thread was woken and has not started its run yet (later spawns need not wake it).
+    private struct State {
+        var workers: Deque<WorkerProcess> = []
+        /// Whether the thread was woken and has not started its run yet (later takes need not wake it).
         var woken = false
-        /// Set by `close()`: nothing is kept or handed out afterwards.
+        /// Set by `shutDown`: nothing is kept or handed out afterwards.
         var closed = false
     }
 
-    init(launchers: Launchers, configuration: SandboxConfiguration) {
+    /// Ready workers for a pool configured by `configuration` (none when it keeps no spares: there
+    /// would be nothing to make ready), made `refillDelay` after a wake-up.
+    init(launchers: Launchers, configuration: SandboxConfiguration, refillDelay: Duration = Launcher.replenishDelay) {
         self.launchers = launchers
-        target = max(0, configuration.readyWorkers)
+        target = configuration.spareWorkers > 0 ? max(0, configuration.readyWorkers) : 0
         spawnTimeout = configuration.spawnTimeout
+        refillDelayMilliseconds = Int32(max(1, Launcher.milliseconds(refillDelay)))
+        replenishing = OnDemandReplenishingThread(name: "pagestate-ready", delay: refillDelay,
+                                                  stayAwake: Launcher.replenishingStaysAwake)
     }
 
-    /// The newest ready worker whose death notice does not say it died, if any; the dead ones found
-    /// on the way, for the caller to terminate (outside its locks); and whether the caller is to
-    /// `wake()` the thread once out of its locks (fewer than half are left: the claim is marked,
-    /// so that the spawns until the thread runs do not wake it again).
+    /// The oldest ready worker not known to have exited (`WorkerProcess.hasExited`), if any; the
+    /// exited ones found on the way, for the caller to terminate outside its locks; and whether the
+    /// caller is to `wake()` the thread once out of its locks (fewer than half are left: the claim is
+    /// marked, so that the takes until the thread runs do not wake it again).
     ///
-    /// A worker that died without a death notice (`SharedMailbox.WorkerLife.unknown`) is handed out:
-    /// its first execution finds out and runs on a new worker, as for a worker that died while idle.
-    ///
-    /// - Complexity: O(1) plus the dead ones found.
-    func take() -> (worker: WorkerProcess?, dead: [WorkerProcess], wake: Bool) {
-        state.withLock { state in
-            var dead: [WorkerProcess] = []
+    /// - Complexity: O(1) plus the exited ones found (each may cost a `poll` while its death notice
+    ///   is not linked).
+    func take() -> (worker: WorkerProcess?, exited: [WorkerProcess], wake: Bool) {
+        guard target > 0 else { return (nil, [], false) }
+        return state.withLock { state in
+            var exited: [WorkerProcess] = []
             var taken: WorkerProcess?
-            while !state.closed, let worker = state.workers.popLast() {
-                if worker.deathNoticed { dead.append(worker) } else { taken = worker; break }
+            while !state.closed, let worker = state.workers.popFirst() {
+                if worker.hasExited { exited.append(worker) } else { taken = worker; break }
             }
             let wake = !state.closed && !state.woken && state.workers.count < (target + 1) / 2
             if wake { state.woken = true }
-            return (taken, dead, wake)
+            return (taken, exited, wake)
         }
     }
 
-    /// Wakes the thread after `take()` said so; it spawns workers until `readyWorkers` are ready
-    /// (starting first, if it is not running yet).
+    /// Wakes the thread after `take()` said so (creating it first, if it is not running); its run
+    /// makes spares in hand ready until there are `readyWorkers`.
     func wake() {
-        guard !replenishing.wake(work: { [self] _ in refill() }) else { return }
-        state.withLock { $0.woken = false }  // no thread: the next spawn tries again
+        guard !replenishing.wake(work: { [self] in refill(wokenAgain: $0) }) else { return }
+        state.withLock { $0.woken = false }  // no thread: the next take tries again
     }
 
-    /// Makes workers of the launchers' spares in hand until `target` are ready, one at a time; stops
-    /// once the launcher has no spare in hand (the spawns then waiting for forks are not made to wait
-    /// for this thread's as well: the next take wakes it again), at the first failure (which the next
-    /// spawn that finds none ready meets itself), or once closed.
-    private func refill() {
+    /// Makes the current launcher's spares in hand into ready workers until `target` are ready, one
+    /// at a time; stops once no spare was in hand `Self.looksForSpares` times `refillDelay` apart, at
+    /// the first failure (which a spawn that finds none ready then meets itself), once shut down, or
+    /// once `wokenAgain` is readable (woken again: another run follows; or stopped).
+    private func refill(wokenAgain: FileDescriptor) {
+        var looksLeft = Self.looksForSpares
         while true {
             let wanted = state.withLock { state in
-                state.woken = false  // a spawn from now on wakes the thread for one more run
+                state.woken = false  // a take from now on wakes the thread for one more run
                 return !state.closed && state.workers.count < target
             }
             guard wanted else { return }
             let launcher = launchers.reserveForSpawn()
             guard let spare = launcher.spareInHand() else {
                 launcher.releaseWorker()
-                return
+                looksLeft -= 1
+                guard looksLeft > 0, (try? wokenAgain.waitReadable(timeoutMilliseconds: refillDelayMilliseconds)) == false else { return }
+                continue
             }
             guard let worker = try? WorkerProcess(spare, from: launcher, timeout: spawnTimeout) else { return }
             let kept = state.withLock { state in
@@ -93,20 +111,43 @@ final class ReadyWorkers: Sendable {
         }
     }
 
+    /// Removes and returns, for the caller to terminate, the ready workers whose launcher is none of
+    /// `launchers` (the ones spawns use now): they would keep an otherwise idle launcher running.
+    ///
+    /// - Complexity: O(ready workers).
+    func takeWorkers(notFrom kept: [Launcher]) -> [WorkerProcess] {
+        state.withLock { state in
+            let stale = Array(state.workers.filter { worker in !kept.contains { $0 === worker.launcher } })
+            state.workers.removeAll { worker in !kept.contains { $0 === worker.launcher } }
+            return stale
+        }
+    }
+
     /// Workers ready now.
+    ///
+    /// - Complexity: O(1).
     var count: Int { state.withLock { $0.workers.count } }
+
     /// Their pids, oldest first (for tests).
+    ///
+    /// - Complexity: O(ready workers).
     var processIDs: [ProcessID] { state.withLock { $0.workers.map(\.pid) } }
 
-    /// Hands out nothing more and returns the ready workers, for the caller to terminate, and the thread,
-    /// for the caller to `stop()` once the launchers are stopped (a run under way may wait for a fork).
-    func close() -> (workers: [WorkerProcess], thread: ReplenishingThread?) {
+    /// Hands out and keeps nothing more: terminates the ready workers, runs `stopLaunchers` (which
+    /// ends a run's wait for a spare's `ready` or for a launcher's lock), then waits for the thread.
+    /// Not from the thread itself.
+    ///
+    /// - Complexity: O(ready workers), plus the wait for a run under way.
+    func shutDown(stoppingLaunchers stopLaunchers: () -> Void) {
         let workers = state.withLock { state in
             state.closed = true
             defer { state.workers = [] }
-            return state.workers
+            return Array(state.workers)
         }
-        return (workers, replenishing.close())
+        let thread = replenishing.close()
+        for worker in workers { worker.terminate() }
+        stopLaunchers()
+        thread?.stop()
     }
 
     /// The thread, while it runs (for tests).

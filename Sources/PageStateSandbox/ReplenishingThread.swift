@@ -2,8 +2,9 @@ import PageStateKernel
 import Synchronization
 import SystemPackage
 
-/// A thread that runs `work` `delay` after each wake-up: the launcher's requests for replacement
-/// spares, kept off the spawning thread. The thread runs under `SCHED_BATCH`, so waking it never
+/// A thread that runs `work` `delay` after each wake-up: a launcher's requests for replacement
+/// spares, or the pool's making spares into ready workers (`ReadyWorkers`), kept off the spawning
+/// thread. The thread runs under `SCHED_BATCH`, so waking it never
 /// takes the waker's processor (a Dispatch timer woke Dispatch's manager thread, which did;
 /// performance.md, session 18). Wake-ups that arrive while it sleeps or works are merged into one
 /// more run. `work` is given a descriptor that turns readable when the thread is woken again or
@@ -28,10 +29,9 @@ final class ReplenishingThread: Sendable {
     /// `lookingEveryDelay = false` followed by its exchange of `askedAt` cannot miss a wake-up's
     /// compare-exchange followed by its load of `lookingEveryDelay`. Only the thread clears `askedAt`.
     private final class Signals: Sendable {
-        /// When the earliest wake-up not yet seen by the thread came, in nanoseconds since `epoch`
-        /// plus one; 0: none.
-        let askedAt = Atomic<Int64>(0)
-        let epoch = ContinuousClock.now
+        /// When the earliest wake-up not yet seen by the thread came (`MonotonicInstant` nanoseconds,
+        /// at least 1); 0: none.
+        let askedAt = Atomic<UInt64>(0)
         /// The thread looks for `askedAt` every `delay` (so a wake-up need not write).
         let lookingEveryDelay = Atomic<Bool>(false)
         /// Wake-ups that found the thread not looking and wrote (or tried to) to the event counter.
@@ -41,13 +41,15 @@ final class ReplenishingThread: Sendable {
     /// Added to the counter by `stop()`; wake-ups add 1 each and never come near it.
     private static let stopAmount: UInt64 = 1 << 40
 
-    init(delay: Duration, stayAwake: Duration, work: @escaping @Sendable (_ wokenAgain: FileDescriptor) -> Void) throws(Errno) {
+    /// A thread named `name` (as `ps` and `perf` show it) that runs `work` `delay` after each wake-up.
+    init(name: String, delay: Duration, stayAwake: Duration, work: @escaping @Sendable (_ wokenAgain: FileDescriptor) -> Void) throws(Errno) {
         let wakeUps = try FileDescriptor.eventCounter()
         let signals = signals
         let lookMilliseconds = Int32(max(1, (delay / .milliseconds(1)).rounded(.up)))
+        let delayNanoseconds = MonotonicInstant.nanoseconds(in: delay)
         let awakeLooks = Int((stayAwake / delay).rounded(.up))
         do {
-            thread = try BackgroundThread(name: "pagestate-spares", policy: .batch) {
+            thread = try BackgroundThread(name: name, policy: .batch) {
                 var quietLooks = awakeLooks  // asleep until the first wake-up
                 while true {
                     let looking = quietLooks < awakeLooks
@@ -63,8 +65,9 @@ final class ReplenishingThread: Sendable {
                     }
                     signals.lookingEveryDelay.store(false, ordering: .sequentiallyConsistent)  // work's waits end at a wake-up
                     // `delay` after the wake-up (a look may find it late): the spawn that woke the thread is over by then.
-                    let remaining = signals.epoch + .nanoseconds(askedAt - 1) + delay - .now
-                    if remaining > .zero { sleepCallingThread(for: remaining) }
+                    let (due, past) = askedAt.addingReportingOverflow(delayNanoseconds)
+                    let now = MonotonicInstant.now.nanoseconds
+                    if !past && due > now { sleepCallingThread(for: .nanoseconds(Int64(clamping: due - now))) }
                     // Writes of wake-ups already counted (this run's, or ones during the delay, which
                     // left `askedAt` set for one more run) must not end `work`'s waits.
                     guard Self.takeWakeUps(from: wakeUps, waitingMilliseconds: 0) else { return }
@@ -103,8 +106,7 @@ final class ReplenishingThread: Sendable {
     /// Asks for one more run of `work`; does not wait. An atomic store of the time while the thread
     /// is looking every `delay`; otherwise also one `write` to the event counter.
     func wake() {
-        let elapsed = (ContinuousClock.now - signals.epoch).components
-        let now = elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000 + 1
+        let now = max(1, MonotonicInstant.now.nanoseconds)  // the vDSO's clock, inlined (no runtime call)
         _ = signals.askedAt.compareExchange(expected: 0, desired: now, ordering: .sequentiallyConsistent)
         guard !signals.lookingEveryDelay.load(ordering: .sequentiallyConsistent) else { return }
         signals.writes.add(1, ordering: .relaxed)

@@ -50,8 +50,8 @@ public final class SandboxPool: GuestExecutor {
         /// Forked workers waiting to be taken by a spawn, or asked of a launcher (up to `spareWorkers`
         /// per launcher), plus the pool's ready workers (up to `readyWorkers`).
         public var spareWorkers = 0
-        /// Times spawns asked for a batch of spares (once fewer than half were left), or a launcher
-        /// made ahead asked for its first ones.
+        /// Times a launcher's spares ran low and a batch was asked for (by a spawn, or by the thread
+        /// that makes spares into ready workers), or a launcher made ahead asked for its first ones.
         public var spareRefills = 0
         /// Updates that got a result file prepared in the background.
         public var preparedResultFiles = 0
@@ -59,8 +59,9 @@ public final class SandboxPool: GuestExecutor {
         /// thread then yields to it at once; the worker moves to another processor when it waits).
         public var waitsBesideWorker = 0
         /// Median and 99th percentile of recent spawns (request to ready), in microseconds: from the
-        /// pool finding no worker for the guest until it has one (a ready worker, or one spawned then).
-        /// The spawn of a worker still busy with its first execution counts once that execution ends.
+        /// pool finding no worker for the guest (after evicting one, if it was full) until it has
+        /// one — a ready worker (taken within the pool's lock), or one spawned then. The
+        /// spawn of a worker still busy with its first execution counts once that execution ends.
         public var spawnP50Microseconds = 0.0
         public var spawnP99Microseconds = 0.0
         /// Median and 99th percentile of recent executions, in microseconds.
@@ -104,10 +105,8 @@ public final class SandboxPool: GuestExecutor {
             state.closed = true
             return state.workers.removeAll()
         }
-        let (readyWorkers, refilling) = ready.close()
-        for worker in workers + readyWorkers { worker.terminate() }
-        launchers.shutDown()  // first: it ends a refill's wait for a fork
-        refilling?.stop()
+        for worker in workers { worker.terminate() }
+        ready.shutDown { launchers.shutDown() }
     }
 
     public var statistics: Statistics {
@@ -225,14 +224,14 @@ public final class SandboxPool: GuestExecutor {
         let (found, unwanted, wake) = try state.withLock { (state) throws(ExecutionError) -> (Found, [WorkerProcess], Bool) in
             guard !state.closed else { throw .spawnFailed("the pool was shut down") }
             if let worker = state.workers.checkOut(guest.id) { return (.live(worker), [], false) }
-            let started = MonotonicInstant.now
             var unwanted: [WorkerProcess] = []
             if state.workers.count >= configuration.maximumLiveWorkers, let victim = state.workers.idle.oldest?.guestID {
                 state.statistics.evictedLeastRecentlyUsed += 1
                 unwanted.append(state.workers.remove(victim)!)
             }
+            let started = MonotonicInstant.now
             let taken = ready.take()
-            unwanted += taken.dead
+            unwanted += taken.exited
             guard let worker = taken.worker else { return (.none, unwanted, taken.wake) }
             let now = MonotonicInstant.now
             state.workers.add(worker, for: guest.id, at: now, idle: newOneIdle, spawnNanoseconds: now.nanoseconds(since: started))
@@ -240,12 +239,15 @@ public final class SandboxPool: GuestExecutor {
             return (.ready(worker), unwanted, taken.wake)
         }
         for worker in unwanted { worker.terminate() }
-        if wake { ready.wake() }
         switch found {
         case .live(let worker): return (worker, false)
-        case .ready(let worker): return (worker, true)
+        case .ready(let worker):
+            if wake { ready.wake() }
+            return (worker, true)
         case .none: break
         }
+        // The ready workers' thread is woken after this spawn (it may be created then).
+        defer { if wake { ready.wake() } }
         let started = MonotonicInstant.now
         let worker: WorkerProcess
         do {
@@ -324,6 +326,8 @@ public final class SandboxPool: GuestExecutor {
             state.statistics.evictedForMemory += overBudget.count
             return overBudget
         }
+        // Ready workers of a launcher spawns no longer use would keep it running.
+        victims += ready.takeWorkers(notFrom: launchers.currentAndNext)
         for worker in victims { worker.terminate() }
         launchers.collectEvents()
         launchers.retireIdle()

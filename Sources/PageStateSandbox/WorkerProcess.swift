@@ -12,7 +12,7 @@ import Glibc
 final class WorkerProcess: @unchecked Sendable {
     let pid: ProcessID
     /// The launcher that forked the worker, which counts it until it is closed.
-    private let launcher: Launcher
+    let launcher: Launcher
     private let pidfd: FileDescriptor
     private let channel: MessageChannel
     /// The versions the worker's mappings show; nil until it received an image.
@@ -104,9 +104,9 @@ final class WorkerProcess: @unchecked Sendable {
         closeDescriptors()  // releases the worker from its launcher: the last use of the launcher
     }
 
-    /// Whether the worker's death notice says it died (it said nothing: its mailbox is not mapped,
-    /// or the kernel could not link the notice). No system call.
-    var deathNoticed: Bool { channel.mailbox?.workerLife == .dead }
+    /// Whether the worker is known to have exited (`workerHasExited`): its death notice, or its pidfd
+    /// while no notice is linked. For a worker that has run no guest code (whose notice is not forged).
+    var hasExited: Bool { workerHasExited(mailbox: channel.mailbox, pidfd: pidfd) }
 
     /// Resident memory: anonymous plus shared pages (`RssAnon + RssShmem` of /proc/PID/status).
     func residentBytes() -> UInt64? { ProcessMemory.residentBytes(of: pid) }

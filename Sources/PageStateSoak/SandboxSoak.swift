@@ -14,9 +14,10 @@ public struct SandboxSoakReport: Codable, Sendable {
     public var childrenBefore = 0
     public var childrenAfter = 0
     /// Processes the launchers still had once every guest's worker was evicted (zombies included):
-    /// their spare workers only.
+    /// their spare workers and the pool's ready workers only.
     public var launcherChildrenAfterEviction = 0
-    /// Spares the host held or had asked for at that moment, from every launcher.
+    /// Spares the host held or had asked for at that moment, from every launcher, plus the pool's
+    /// ready workers (`SandboxPool.Statistics.spareWorkers`).
     public var spareWorkers = 0
     /// Launcher processes at that moment, and the most the pool had (sampled every 100 executions).
     public var launchers = 0
@@ -101,8 +102,9 @@ public enum SandboxSoak {
             report.spareWorkers = pool.statistics.spareWorkers
         } while report.launcherChildrenAfterEviction != report.spareWorkers && ContinuousClock.now < deadline
             && (usleep(10_000) == 0 || true)
-        if report.launcherChildrenAfterEviction != report.spareWorkers || report.spareWorkers > configuration.spareWorkers * report.launchers {
-            report.failures.append("\(report.launchers) launchers have \(report.launcherChildrenAfterEviction) children after every worker was evicted; the host holds or asked for \(report.spareWorkers) spares (at most \(configuration.spareWorkers) per launcher)")
+        let sparesAtMost = configuration.spareWorkers * report.launchers + configuration.readyWorkers
+        if report.launcherChildrenAfterEviction != report.spareWorkers || report.spareWorkers > sparesAtMost {
+            report.failures.append("\(report.launchers) launchers have \(report.launcherChildrenAfterEviction) children after every worker was evicted; the host holds or asked for \(report.spareWorkers) spares and ready workers (at most \(configuration.spareWorkers) per launcher plus \(configuration.readyWorkers) ready)")
         }
         let statistics = pool.statistics
         report.spawned = statistics.spawned

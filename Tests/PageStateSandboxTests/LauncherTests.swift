@@ -8,7 +8,7 @@ import SystemPackage
 import Testing
 
 /// A worker from `launcher`, counted in it as a pool's `Launchers` would.
-func spawnWorker(_ guestID: UInt64, from launcher: Launcher) throws -> WorkerProcess {
+func spawnWorker(from launcher: Launcher) throws -> WorkerProcess {
     launcher.reserveWorker()
     return try WorkerProcess(launcher: launcher, timeout: .seconds(5))
 }
@@ -39,7 +39,7 @@ struct LauncherTests {
     func sparesAreHeldAndDeadOnesSkipped(_ exits: WorkerExitReporting) throws {
         let launcher = makeLauncher(spares: 2, exits: exits)
         defer { launcher.shutDown() }
-        let first = try spawnWorker(1, from: launcher)
+        let first = try spawnWorker(from: launcher)
         defer { first.terminate() }
         let spares = try children(of: launcher) { $0.count == 3 }.filter { $0 != first.pid.rawValue }
         #expect(spares.count == 2, "the spares asked for after the spawn")
@@ -51,35 +51,38 @@ struct LauncherTests {
             try descriptor.close()
         }
         #expect(launcher.spareWorkerLives == [.dead, .dead], "the kernel marked both notices")
-        let second = try spawnWorker(2, from: launcher)
+        let second = try spawnWorker(from: launcher)
         defer { second.terminate() }
         #expect(!spares.contains(second.pid.rawValue))
         #expect(kill(second.pid.rawValue, 0) == 0, "the new worker is alive")
     }
 
-    @Test("a spare in hand is handed out without starting the launcher or waiting for a fork; none in hand: nil")
-    func spareInHandNeverWaits() throws {
+    @Test("a spare in hand is handed out without starting or restarting the launcher; none live in hand: nil")
+    func spareInHandNeverStartsTheLauncher() throws {
         let launcher = makeLauncher(spares: 2)
         defer { launcher.shutDown() }
         #expect(launcher.spareInHand() == nil && launcher.processID == nil, "not started: nil, and still not started")
-        let first = try spawnWorker(1, from: launcher)
+        let first = try spawnWorker(from: launcher)
         defer { first.terminate() }
         #expect(waitUntil { launcher.greetedSpares == 2 })
-        let spares = try (0..<2).map { _ in try #require(launcher.spareInHand()) }
-        #expect(spares.allSatisfy { $0.channel.mailbox != nil }, "greeted ahead")
-        #expect(launcher.spareInHand() == nil, "none left in hand: no wait for the fork asked for")
-        #expect(waitUntil { launcher.greetedSpares == 2 }, "taking them asked for more")
-        for spare in spares {
-            try? spare.pidfd.sendSignal(SIGKILL)
-            spare.close()
-            launcher.forgetExit(of: spare.pid)
-        }
+        let spare = try #require(launcher.spareInHand())
+        #expect(spare.channel.mailbox?.workerLife == .alive, "greeted ahead, its death notice linked")
+        spare.close()
+        launcher.forgetExit(of: spare.pid)
+        let pid = try #require(launcher.processID)
+        let descriptor = try FileDescriptor.processDescriptor(pid)
+        defer { try? descriptor.close() }
+        kill(pid.rawValue, SIGKILL)
+        _ = try descriptor.waitReadable(timeoutMilliseconds: 5000)
+        #expect(waitUntil { launcher.spareWorkerLives == [.dead] }, "its spare died with it")
+        #expect(launcher.spareInHand() == nil, "the dead spare is dropped")
+        #expect(launcher.processID == pid && launcher.restarts == 0, "not restarted")
     }
 
     /// Spawns a first worker from `launcher` (one spare configured, asked for after it), waits until
     /// the replenishing thread has greeted that spare, and takes it.
     private func spareGreetedAhead(of launcher: Launcher) throws -> (first: WorkerProcess, spare: Launcher.Spawned) {
-        let first = try spawnWorker(1, from: launcher)
+        let first = try spawnWorker(from: launcher)
         #expect(waitUntil { launcher.greetedSpares == 1 }, "the replenishing thread read the launcher's answer and greeted the spare")
         do { return (first, try launcher.spawn()) } catch {
             first.terminate()
@@ -123,7 +126,7 @@ struct LauncherTests {
         defer { launcher.shutDown() }
         var workers: [WorkerProcess] = []
         defer { for worker in workers { worker.terminate() } }
-        func spawn(_ guest: UInt64) throws { workers.append(try spawnWorker(guest, from: launcher)) }
+        func spawn(_ guest: UInt64) throws { workers.append(try spawnWorker(from: launcher)) }
         try spawn(1)  // no spare yet: forked on demand, then a refill
         #expect(launcher.refills == 1)
         _ = waitUntil { launcher.greetedSpares >= 4 }
@@ -183,8 +186,8 @@ struct LauncherTests {
     func discardedExitsAreNotKept(_ exits: WorkerExitReporting) throws {
         let launcher = makeLauncher(spares: 1, exits: exits)
         defer { launcher.shutDown() }
-        for guest in 0..<40 {
-            let worker = try spawnWorker(UInt64(guest), from: launcher)
+        for _ in 0..<40 {
+            let worker = try spawnWorker(from: launcher)
             worker.terminate()
         }
         if exits == .launcher {
@@ -220,7 +223,7 @@ struct ReplenishingThreadTests {
     func wakeUpsAreDelayedAndMerged() throws {
         let runs = Runs()
         let delay = Duration.milliseconds(300)
-        let thread = try ReplenishingThread(delay: delay, stayAwake: .seconds(10)) { _ in
+        let thread = try ReplenishingThread(name: "test-replenish", delay: delay, stayAwake: .seconds(10)) { _ in
             runs.firstAt.withLock { $0 = $0 ?? .now }
             runs.count.add(1, ordering: .relaxed)
         }
@@ -258,7 +261,7 @@ struct ReplenishingThreadTests {
         let runs = Runs()
         let stayAwake = Duration.milliseconds(600)
         let delay = Duration.milliseconds(20)
-        let thread = try ReplenishingThread(delay: delay, stayAwake: stayAwake) { _ in
+        let thread = try ReplenishingThread(name: "test-replenish", delay: delay, stayAwake: stayAwake) { _ in
             runs.lastAt.withLock { $0 = .now }
             runs.count.add(1, ordering: .relaxed)
         }
@@ -295,15 +298,15 @@ struct ReplenishingThreadTests {
         configuration.spareWorkers = 1
         let launcher = Launcher(configuration: configuration)
         #expect(launcher.replenishingThread == nil, "no thread before the first spawn")
-        let first = try spawnWorker(1, from: launcher)
+        let first = try spawnWorker(from: launcher)
         first.terminate()
         let thread = try #require(launcher.replenishingThread)
         let deadline = ContinuousClock.now + .seconds(5)
         while thread.kernelThreadID == nil && ContinuousClock.now < deadline { usleep(1_000) }
         let id = try #require(thread.kernelThreadID)
         // The spares it asks for arrive: later spawns work as before.
-        for guest in 2...6 {
-            let worker = try spawnWorker(UInt64(guest), from: launcher)
+        for _ in 2...6 {
+            let worker = try spawnWorker(from: launcher)
             worker.terminate()
         }
         #expect(launcher.replenishingThread === thread, "one thread for the launcher's life")

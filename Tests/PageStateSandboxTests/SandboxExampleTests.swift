@@ -1,3 +1,4 @@
+@testable import PageStateSandbox
 import Foundation
 import PageState
 import SystemPackage
@@ -40,6 +41,31 @@ struct SandboxExampleTests {
 
 @Suite("Sandbox pool: lifecycle")
 struct SandboxLifecycleTests {
+    @Test("a new guest gets a ready worker, which is replaced; the statistics count ready workers with the spares; shutDown terminates them")
+    func newGuestsTakeReadyWorkers() throws {
+        let pool = makePool { $0.readyWorkers = 2; $0.spareWorkers = 4 }
+        let guests = try (1...3).map { try Guest(id: $0, heapCapacityInPages: 16, stableCapacityInPages: 16) }
+        try pool.warmUp(guests[0])  // no ready worker yet: spawned from the launcher; the thread is woken after it
+        #expect(waitUntil { pool.readyWorkerProcessIDs.count == 2 }, "the thread made two spares ready")
+        #expect(pool.statistics.spareWorkers == 2 + 2, "2 of the launcher's 4 spares left (not fewer than half: no refill), plus 2 ready")
+        let ready = pool.readyWorkerProcessIDs
+        _ = try pool.execute(guests[1], request("counter.increment"))
+        #expect(pool.workerProcessID(of: guests[1]) == ready[0], "the oldest ready worker")
+        try pool.warmUp(guests[2])
+        #expect(pool.workerProcessID(of: guests[2]) == ready[1])
+        #expect(waitUntil { pool.readyWorkerProcessIDs.count == 2 }, "both replaced")
+        #expect(u64(try pool.execute(guests[1], request("counter.increment")).output) == 2)
+        let replacements = pool.readyWorkerProcessIDs
+        #expect(Set(replacements).isDisjoint(with: ready))
+        let descriptors = try replacements.map { try FileDescriptor.processDescriptor($0) }
+        pool.shutDown()
+        for descriptor in descriptors {
+            #expect(try descriptor.waitReadable(timeoutMilliseconds: 5000), "the ready worker was terminated")
+            try descriptor.close()
+        }
+        #expect(pool.readyWorkerProcessIDs.isEmpty)
+    }
+
     @Test("a killed launcher is restarted at the next spawn; guests whose workers died with it carry on")
     func launcherRestart() throws {
         let pool = makePool()
