@@ -48,6 +48,8 @@ extension Launcher {
 /// Whether a worker that has run no guest code has exited: its death notice says so without a
 /// system call once it mapped `mailbox` (`SharedMailbox.workerLife`); else its pidfd is asked
 /// (one `poll`, readable once it exited).
+///
+/// - Complexity: O(1).
 func workerHasExited(mailbox: SharedMailbox?, pidfd: FileDescriptor) -> Bool {
     switch mailbox?.workerLife ?? .unknown {
     case .alive: false

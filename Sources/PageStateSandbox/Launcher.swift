@@ -126,26 +126,33 @@ final class Launcher: Sendable {
                 restartCount.add(1, ordering: .relaxed)
                 return try takeSpare(&state)
             }
-        }!  // `takeSpare` returns a spare or throws
+        }.spare!  // `takeSpare` returns a spare or throws
     }
 
-    /// The oldest live spare in hand, if there is one: never starts the launcher, reads its answers
-    /// or waits for a fork (for `ReadyWorkers`, which must not delay spawns that wait for forks).
-    /// Replenishes as `spawn()` does.
-    func spareInHand() -> Spawned? {
-        try? handOut { takeLiveSpare(&$0) }
+    /// The oldest live spare in hand, if there is one: never starts the launcher, reads its answers,
+    /// asks for a fork or waits (for `ReadyWorkers`, which must not delay spawns that wait for forks);
+    /// replenishes as `spawn()` does. Without one, `coming` says whether spares are on their way
+    /// (forks asked for and not answered, or a refill about to ask).
+    ///
+    /// - Complexity: O(1) plus the exited spares dropped (each may cost a `poll`).
+    func spareInHand() -> (spare: Spawned?, coming: Bool) {
+        (try? handOut { takeLiveSpare(&$0) }) ?? (nil, false)  // `takeLiveSpare` does not throw
     }
 
     /// What `take` finds under the lock, greeted if `take` read it itself (none was in hand), and,
-    /// decided under the same lock, a refill (`claimRefill`), woken after it.
-    private func handOut(_ take: (inout State) throws(ExecutionError) -> Spawned?) throws(ExecutionError) -> Spawned? {
-        let (spawned, refill) = try state.withLock { (state) throws(ExecutionError) -> (Spawned?, Bool) in
+    /// decided under the same lock, a refill (`claimRefill`), woken after it; with nothing found,
+    /// whether spares are on their way then (forks asked for, or a refill claimed and not yet run).
+    private func handOut(_ take: (inout State) throws(ExecutionError) -> Spawned?) throws(ExecutionError)
+        -> (spare: Spawned?, coming: Bool)
+    {
+        let (spawned, refill, coming) = try state.withLock { (state) throws(ExecutionError) -> (Spawned?, Bool, Bool) in
             var spare = try take(&state)
             spare?.greetIfReady(takingMailboxFrom: &state.mailboxes)
-            return (spare, claimRefill(&state))
+            let refill = claimRefill(&state)
+            return (spare, refill, spare == nil && (!state.pending.isEmpty || state.refillWoken))
         }
         if refill { wakeReplenishingThread() }
-        return spawned
+        return (spawned, coming)
     }
 
     /// Whether a spawn is to wake the replenishing thread (then marked woken, so that later spawns
@@ -160,7 +167,8 @@ final class Launcher: Sendable {
     /// wake-up does nothing (spawns then ask when they need). Decided under the spawn's lock, which
     /// saves taking it again.
     private func claimRefill(_ state: inout State) -> Bool {
-        guard !state.refillWoken, state.spares.count + state.pending.count < (configuration.spareWorkers + 1) / 2 else {
+        guard !state.refillWoken, state.control != nil,  // a launcher not running asks for nothing
+              state.spares.count + state.pending.count < (configuration.spareWorkers + 1) / 2 else {
             return false
         }
         state.refillWoken = true

@@ -158,6 +158,8 @@ final class Launchers: Sendable {
     private var all: [Launcher] { state.withLock { $0.launchers } }
 
     /// The current launcher and the one made ahead, if any: those spawns use now.
+    ///
+    /// - Complexity: O(1).
     var currentAndNext: [Launcher] { state.withLock { [$0.current] + ($0.next.map { [$0] } ?? []) } }
 
     /// The current launcher's pid, if it is running.

@@ -11,8 +11,8 @@ import SystemPackage
 /// `WorkerProcess(_:from:timeout:)`), so that the launcher's lock, the spare's handover and the
 /// host's objects for it are paid off the path. It asks for no fork of its own (a spawn that waits
 /// for one would then wait for the thread's as well): with no spare in hand it looks again every
-/// `refillDelay` a few times (the spares a launcher asks for after a pool's first spawn arrive
-/// ~1-3 ms later), then stops until a take wakes it again.
+/// `refillDelay` while the launcher has spares on their way (within `spawnTimeout`), and a few times
+/// more when none is (`looksForSpares`), then stops until a take wakes it again.
 ///
 /// A ready worker counts as a worker of its launcher (it holds its reservation) but not as a live
 /// worker of the pool: not against `maximumLiveWorkers`, the RSS budget or the idle timeout. The
@@ -29,7 +29,7 @@ final class ReadyWorkers: Sendable {
     private let state = Mutex(State())
     private let replenishing: OnDemandReplenishingThread
     private let refillDelayMilliseconds: Int32
-    /// How many times a run looks for a spare in hand before it stops.
+    /// How many times a run looks for a spare in hand, while none is on its way, before it stops.
     static let looksForSpares = 5
 
     private struct State {
@@ -74,17 +74,21 @@ final class ReadyWorkers: Sendable {
 
     /// Wakes the thread after `take()` said so (creating it first, if it is not running); its run
     /// makes spares in hand ready until there are `readyWorkers`.
+    ///
+    /// - Complexity: O(1) (an atomic store while the thread is awake, else one `write`).
     func wake() {
         guard !replenishing.wake(work: { [self] in refill(wokenAgain: $0) }) else { return }
         state.withLock { $0.woken = false }  // no thread: the next take tries again
     }
 
     /// Makes the current launcher's spares in hand into ready workers until `target` are ready, one
-    /// at a time; stops once no spare was in hand `Self.looksForSpares` times `refillDelay` apart, at
-    /// the first failure (which a spawn that finds none ready then meets itself), once shut down, or
-    /// once `wokenAgain` is readable (woken again: another run follows; or stopped).
+    /// at a time; with none in hand, waits `refillDelay` and looks again — while spares are on their
+    /// way until `spawnTimeout` has passed, else `Self.looksForSpares` times. Stops at the first
+    /// failure (which a spawn that finds none ready then meets itself), once shut down, or once
+    /// `wokenAgain` is readable (woken again: another run follows; or stopped).
     private func refill(wokenAgain: FileDescriptor) {
         var looksLeft = Self.looksForSpares
+        let deadline = ContinuousClock.now + spawnTimeout
         while true {
             let wanted = state.withLock { state in
                 state.woken = false  // a take from now on wakes the thread for one more run
@@ -92,10 +96,12 @@ final class ReadyWorkers: Sendable {
             }
             guard wanted else { return }
             let launcher = launchers.reserveForSpawn()
-            guard let spare = launcher.spareInHand() else {
+            let inHand = launcher.spareInHand()
+            guard let spare = inHand.spare else {
                 launcher.releaseWorker()
-                looksLeft -= 1
-                guard looksLeft > 0, (try? wokenAgain.waitReadable(timeoutMilliseconds: refillDelayMilliseconds)) == false else { return }
+                if !inHand.coming { looksLeft -= 1 }
+                guard looksLeft > 0, ContinuousClock.now < deadline,
+                      (try? wokenAgain.waitReadable(timeoutMilliseconds: refillDelayMilliseconds)) == false else { return }
                 continue
             }
             guard let worker = try? WorkerProcess(spare, from: launcher, timeout: spawnTimeout) else { return }
@@ -111,14 +117,15 @@ final class ReadyWorkers: Sendable {
         }
     }
 
-    /// Removes and returns, for the caller to terminate, the ready workers whose launcher is none of
-    /// `launchers` (the ones spawns use now): they would keep an otherwise idle launcher running.
+    /// Removes and returns, for the caller to terminate, the ready workers that exited (a restarted
+    /// launcher's old ones, say) and those whose launcher is none of `kept` (the ones spawns use now):
+    /// they would keep an otherwise idle launcher running.
     ///
-    /// - Complexity: O(ready workers).
+    /// - Complexity: O(ready workers), each exited check at most one `poll`.
     func takeWorkers(notFrom kept: [Launcher]) -> [WorkerProcess] {
         state.withLock { state in
-            let stale = Array(state.workers.filter { worker in !kept.contains { $0 === worker.launcher } })
-            state.workers.removeAll { worker in !kept.contains { $0 === worker.launcher } }
+            let stale = Array(state.workers.filter { worker in worker.hasExited || !kept.contains { $0 === worker.launcher } })
+            state.workers.removeAll { worker in stale.contains { $0 === worker } }
             return stale
         }
     }

@@ -28,11 +28,13 @@ public struct SandboxConfiguration: Sendable {
     /// spawn asks for replacements (up to this many again) after it is done; with none left a spawn
     /// waits for a fork. Each spare costs ~0.3 MiB. Each launcher (`workersPerLauncher`) keeps its own.
     public var spareWorkers: Int = 6
-    /// Workers the pool spawns ahead (from the launchers' spares, on a background thread) for its next
-    /// new guests: a spawn that finds one takes it under the pool's lock, without the launcher's
-    /// lock or any allocation (performance.md, session 39); once fewer than half are left the thread
-    /// spawns more. Ready workers are not live workers (`maximumLiveWorkers`, the RSS budget and the
-    /// idle timeout ignore them); each costs ~0.3 MiB. 0 spawns every worker from a spare on demand.
+    /// Workers the pool keeps ready for its next new guests, made on a background thread from the
+    /// launchers' spares (it forks nothing itself): a spawn that finds one takes it within the
+    /// pool's lock, without a launcher's lock and without making the host's objects for the worker
+    /// (performance.md, session 39); once fewer than half are left the thread makes more from the
+    /// spares in hand. Ready workers are not live workers (`maximumLiveWorkers`, the RSS budget and
+    /// the idle timeout ignore them) but count towards their launcher's `workersPerLauncher`; each
+    /// costs ~0.3 MiB. 0, or `spareWorkers` 0, keeps none: every worker is spawned on demand.
     public var readyWorkers: Int = 2
     /// Live workers one launcher forks before spawns move to another launcher, which runs a private
     /// copy of the worker executable (~16 MB of page cache each for the default worker) once none

@@ -119,7 +119,7 @@ struct DifferentialPropertyTests {
             case .killReadyWorker(let index):
                 let ready = pool.readyWorkerProcessIDs
                 if !ready.isEmpty, let process = try? FileDescriptor.processDescriptor(ready[index % ready.count]) {
-                    kill(ready[index % ready.count].rawValue, SIGKILL)
+                    try process.sendSignal(SIGKILL)
                     _ = try process.waitReadable(timeoutMilliseconds: 5000)
                     try process.close()
                 }

@@ -61,12 +61,14 @@ struct LauncherTests {
     func spareInHandNeverStartsTheLauncher() throws {
         let launcher = makeLauncher(spares: 2)
         defer { launcher.shutDown() }
-        #expect(launcher.spareInHand() == nil && launcher.processID == nil, "not started: nil, and still not started")
+        let none = launcher.spareInHand()
+        #expect(none.spare == nil && !none.coming && launcher.processID == nil, "not started: nil, nothing coming, still not started")
+        #expect(launcher.refills == 0, "a launcher not running asks for nothing")
         let first = try spawnWorker(from: launcher)
         defer { first.terminate() }
-        #expect(waitUntil { launcher.greetedSpares == 2 })
-        let spare = try #require(launcher.spareInHand())
-        #expect(spare.channel.mailbox?.workerLife == .alive, "greeted ahead, its death notice linked")
+        #expect(waitUntil { launcher.spareWorkerLives == [.alive, .alive] }, "greeted, their death notices linked")
+        let spare = try #require(launcher.spareInHand().spare)
+        #expect(spare.channel.mailbox?.workerLife == .alive)
         spare.close()
         launcher.forgetExit(of: spare.pid)
         let pid = try #require(launcher.processID)
@@ -75,7 +77,7 @@ struct LauncherTests {
         kill(pid.rawValue, SIGKILL)
         _ = try descriptor.waitReadable(timeoutMilliseconds: 5000)
         #expect(waitUntil { launcher.spareWorkerLives == [.dead] }, "its spare died with it")
-        #expect(launcher.spareInHand() == nil, "the dead spare is dropped")
+        #expect(launcher.spareInHand().spare == nil, "the dead spare is dropped")
         #expect(launcher.processID == pid && launcher.restarts == 0, "not restarted")
     }
 
