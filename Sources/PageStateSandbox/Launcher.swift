@@ -129,14 +129,16 @@ final class Launcher: Sendable {
         }.spare!  // `takeSpare` returns a spare or throws
     }
 
-    /// The oldest live spare in hand, if there is one: never starts the launcher, reads its answers,
-    /// asks for a fork or waits (for `ReadyWorkers`, which must not delay spawns that wait for forks);
-    /// replenishes as `spawn()` does. Without one, `coming` says whether spares are on their way
-    /// (forks asked for and not answered, or a refill about to ask).
+    /// The oldest live spare in hand, if at least half of `spareWorkers` are in hand (fewer are left
+    /// to spawns, which may be waiting for them: the pool growing): never starts the launcher, reads
+    /// its answers, asks for a fork or waits (for `ReadyWorkers`, which must not delay spawns that
+    /// wait for forks); replenishes as `spawn()` does. Without one, `coming` says whether spares are
+    /// on their way (forks asked for and not answered, or a refill about to ask).
     ///
     /// - Complexity: O(1) plus the exited spares dropped (each may cost a `poll`).
     func spareInHand() -> (spare: Spawned?, coming: Bool) {
-        (try? handOut { takeLiveSpare(&$0) }) ?? (nil, false)  // `takeLiveSpare` does not throw
+        let half = (configuration.spareWorkers + 1) / 2
+        return (try? handOut { $0.spares.count >= half ? takeLiveSpare(&$0) : nil }) ?? (nil, false)  // does not throw
     }
 
     /// What `take` finds under the lock, greeted if `take` read it itself (none was in hand), and,

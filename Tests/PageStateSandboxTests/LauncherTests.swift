@@ -81,6 +81,26 @@ struct LauncherTests {
         #expect(launcher.processID == pid && launcher.restarts == 0, "not restarted")
     }
 
+    @Test("a spare in hand is left to spawns once fewer than half are in hand; the refill then on its way is reported coming")
+    func spareInHandLeavesTheLastOnesToSpawns() throws {
+        let launcher = makeLauncher(spares: 4)
+        defer { launcher.shutDown() }
+        let first = try spawnWorker(from: launcher)
+        defer { first.terminate() }
+        #expect(waitUntil { launcher.spareWorkerLives == [.alive, .alive, .alive, .alive] })
+        let taken = (0..<3).compactMap { _ in launcher.spareInHand().spare }
+        #expect(taken.count == 3, "4, 3, then 2 in hand: at least half")
+        let left = launcher.spareInHand()
+        #expect(left.spare == nil && left.coming, "1 in hand: left to spawns; the refill claimed at 1 is coming")
+        let spawned = try spawnWorker(from: launcher)  // a spawn still takes it
+        spawned.terminate()
+        for spare in taken {
+            try? spare.pidfd.sendSignal(SIGKILL)
+            spare.close()
+            launcher.forgetExit(of: spare.pid)
+        }
+    }
+
     /// Spawns a first worker from `launcher` (one spare configured, asked for after it), waits until
     /// the replenishing thread has greeted that spare, and takes it.
     private func spareGreetedAhead(of launcher: Launcher) throws -> (first: WorkerProcess, spare: Launcher.Spawned) {
