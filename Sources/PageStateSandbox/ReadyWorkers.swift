@@ -9,16 +9,17 @@ import SystemPackage
 /// (performance.md, session 39). A background thread, woken by the takes that leave fewer than
 /// half, makes the current launcher's spares in hand into ready workers (`Launcher.spareInHand()`,
 /// `WorkerProcess(_:from:timeout:)`), so that the launcher's lock, the spare's handover and the
-/// host's objects for it are paid off the path. It asks for no fork of its own (a spawn that waits
-/// for one would then wait for the thread's as well): with no spare in hand it looks again every
+/// host's objects for it are paid off the path. It asks for no fork of its own and takes a spare only
+/// while the launcher holds at least half its spares (a spawn that waits for forks would otherwise
+/// wait for the thread's as well, or for the spares it took): with no spare to take it looks again every
 /// `refillDelay` while the launcher has spares on their way (within `spawnTimeout`), and a few times
 /// more when none is (`looksForSpares`), then stops until a take wakes it again.
 ///
 /// A ready worker counts as a worker of its launcher (it holds its reservation) but not as a live
 /// worker of the pool: not against `maximumLiveWorkers`, the RSS budget or the idle timeout. The
 /// oldest is taken first, so none waits long while spawns come; the pool's maintenance terminates
-/// those whose launcher is no longer the one spawns use (`takeWorkers(notFrom:)`), so that they do
-/// not keep it running.
+/// those that exited and those whose launcher is no longer one spawns use (`takeWorkers(notFrom:)`),
+/// so that they do not keep it running.
 ///
 /// Invariant: every worker in `State.workers` said `ready`, was sent its mailbox and has run no
 /// guest code; none is used by anyone until taken.
