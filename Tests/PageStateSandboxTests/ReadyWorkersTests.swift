@@ -94,15 +94,18 @@ struct ReadyWorkersTests {
         let claim = ready.take()
         #expect(claim.wake)
         ready.wake()
+        let thread = try #require(ready.replenishingThread)
         let launcher = launchers.reserveForSpawn()
         launcher.releaseWorker()
-        var sparesWhenRunDue = -1
+        var ran = false, sparesAfterRun = -1
         ready.shutDown {
-            usleep(400_000)  // the run is due: it finds the list shut
-            sparesWhenRunDue = launcher.greetedSpares
+            // The thread looks for wake-ups every delay only once a run has ended: the run was after the shutDown began.
+            ran = waitUntil { thread.isLookingEveryDelay }
+            sparesAfterRun = launcher.greetedSpares
             launchers.shutDown()
         }
-        #expect(sparesWhenRunDue == 4, "the run took none of the launcher's spares")
+        #expect(ran, "the woken run happened, after the list was shut")
+        #expect(sparesAfterRun == 4, "the run took none of the launcher's spares")
         #expect(ready.count == 0)
         let after = ready.take()
         #expect(after.worker == nil && !after.wake)
