@@ -26,7 +26,7 @@ final class Launcher: Sendable {
     private let state: Mutex<State>
     /// The thread behind `spawn()`'s refills and `prepare()`: started at the first spawn or `prepare()`,
     /// stopped by `shutDown()`.
-    private let replenishing = OnDemandReplenishingThread(name: "pagestate-spares", delay: replenishDelay, stayAwake: replenishingStaysAwake)
+    private let replenishing: OnDemandReplenishingThread
     /// Times a spawn woke the replenishing thread (outside `state`: counting it there took the
     /// launcher's lock once more per refill, which in bursts often waited for the thread).
     private let refillCount = Atomic<Int>(0)
@@ -85,6 +85,12 @@ final class Launcher: Sendable {
         self.configuration = configuration
         exitReporting = configuration.exitReporting.resolved
         state = Mutex(State(executable: executable))
+        // With ready workers a spawn takes one of those, and it is the pool's thread that takes
+        // spares and wakes this one, off any spawn's path: looks every delay would only add timer
+        // interrupts. Without, spawns wake it, and a wake-up while it looks costs no `write`.
+        let wokenBySpawns = configuration.readyWorkers <= 0 || configuration.spareWorkers <= 0
+        replenishing = OnDemandReplenishingThread(name: "pagestate-spares", delay: Self.replenishDelay,
+                                                  stayAwake: wokenBySpawns ? Self.replenishingStaysAwake : .zero)
     }
 
     /// Workers from this launcher that are alive or being spawned.
@@ -201,7 +207,8 @@ final class Launcher: Sendable {
 
     static let replenishDelay = Duration.milliseconds(2)
     /// How long after its last run the replenishing thread looks for wake-ups every `replenishDelay`
-    /// (so that waking it is an atomic store, not a `write`); ~100 looks, each a few µs of processor time.
+    /// (so that waking it is an atomic store, not a `write`), when spawns wake it (no ready workers);
+    /// ~100 looks, each a timer interrupt and a few µs of processor time.
     static let replenishingStaysAwake = Duration.milliseconds(200)
 
     /// The replenishing thread, while it runs (for tests).

@@ -15,6 +15,12 @@ import SystemPackage
 /// an event counter, whose kernel wake-up signals the other processor) cost ~4.5 µs at the median
 /// and ~14 µs at p99 here, the largest part of a paced spawn's tail (performance.md, session 26).
 /// Once quiet for `stayAwake` it sleeps, and the next wake-up makes that `write`.
+///
+/// Its looks have a timer slack of `delay`: each may end up to `delay` late, at an interrupt the
+/// processor takes anyway, instead of raising one of its own (a timer interrupt cost ~16 µs at the
+/// median on these machines, and a spawning thread that one lands on pays it). The delay and
+/// `work`'s waits keep the default slack: later refills made bursts of spawns wait longer for forks
+/// (performance.md, session 40).
 final class ReplenishingThread: Sendable {
     private let wakeUps: FileDescriptor
     private let thread: BackgroundThread
@@ -51,8 +57,13 @@ final class ReplenishingThread: Sendable {
         do {
             thread = try BackgroundThread(name: name, policy: .batch) {
                 var quietLooks = awakeLooks  // asleep until the first wake-up
+                var looksHaveSlack = false
                 while true {
                     let looking = quietLooks < awakeLooks
+                    if looking != looksHaveSlack {
+                        setCallingThreadTimerSlack(looking ? delay : nil)
+                        looksHaveSlack = looking
+                    }
                     signals.lookingEveryDelay.store(looking, ordering: .sequentiallyConsistent)
                     var askedAt = signals.askedAt.exchange(0, ordering: .sequentiallyConsistent)
                     if askedAt == 0 {
@@ -64,6 +75,10 @@ final class ReplenishingThread: Sendable {
                         continue
                     }
                     signals.lookingEveryDelay.store(false, ordering: .sequentiallyConsistent)  // work's waits end at a wake-up
+                    if looksHaveSlack {
+                        setCallingThreadTimerSlack(nil)  // the delay and `work`'s waits end on time
+                        looksHaveSlack = false
+                    }
                     // `delay` after the wake-up (a look may find it late): the spawn that woke the thread is over by then.
                     let (due, past) = askedAt.addingReportingOverflow(delayNanoseconds)
                     let now = MonotonicInstant.now.nanoseconds

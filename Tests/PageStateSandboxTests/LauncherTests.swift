@@ -1,4 +1,5 @@
 @testable import PageStateSandbox
+import CPageState
 import Foundation
 import Glibc
 import PageStateKernel
@@ -239,6 +240,13 @@ struct ReplenishingThreadTests {
         let count = Atomic<Int>(0)
         let firstAt = Mutex<ContinuousClock.Instant?>(nil)
         let lastAt = Mutex<ContinuousClock.Instant?>(nil)
+        /// The thread's timer slack (`/proc/<tid>/timerslack_ns`) as each run saw it.
+        let timerSlacks = Mutex<[String]>([])
+    }
+
+    /// The calling thread's timer slack, as /proc shows it.
+    static func ownTimerSlack() -> String {
+        ((try? readProcFile(FilePath("/proc/\(ps_gettid())/timerslack_ns"))) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @Test("a wake-up runs the work no sooner than the delay; wake-ups during the delay make one more run; stop ends the thread")
@@ -278,13 +286,14 @@ struct ReplenishingThreadTests {
         waitUntil { runs.count.load(ordering: .relaxed) >= count }
     }
 
-    @Test("for stayAwake after a run a wake-up writes nothing; quiet longer, the thread sleeps and a wake-up writes once")
+    @Test("for stayAwake after a run a wake-up writes nothing, its looks with a timer slack of the delay and its runs without; quiet longer, the thread sleeps and a wake-up writes once")
     func awakeAfterARunAsleepWhenQuiet() throws {
         let runs = Runs()
         let stayAwake = Duration.milliseconds(600)
         let delay = Duration.milliseconds(20)
         let thread = try ReplenishingThread(name: "test-replenish", delay: delay, stayAwake: stayAwake) { _ in
             runs.lastAt.withLock { $0 = .now }
+            runs.timerSlacks.withLock { $0.append(Self.ownTimerSlack()) }
             runs.count.add(1, ordering: .relaxed)
         }
         defer { thread.stop() }
@@ -292,14 +301,18 @@ struct ReplenishingThreadTests {
         #expect(thread.wakeUpWrites == 1, "a new thread sleeps until its first wake-up")
         #expect(Self.waitForRuns(runs, 1))
         #expect(waitUntil { thread.isLookingEveryDelay }, "after a run the thread looks every delay")
+        let id = try #require(thread.kernelThreadID)
+        let slack = { ((try? readProcFile(FilePath("/proc/\(id)/timerslack_ns"))) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) }
+        #expect(slack() == "20000000", "its looks may end up to a delay late")
         let woken = ContinuousClock.now
         thread.wake()
         #expect(Self.waitForRuns(runs, 2), "a wake-up stored while it looks is taken")
         #expect(try #require(runs.lastAt.withLock { $0 }) - woken >= delay, "and run no sooner than the delay after the wake-up")
         #expect(thread.wakeUpWrites == 1, "a wake-up while it looks writes nothing")
+        let defaultSlack = Self.ownTimerSlack()
+        #expect(runs.timerSlacks.withLock { $0 } == [defaultSlack, defaultSlack], "runs (and the delay before them) keep the default")
         // Quiet for stayAwake (30 looks, longer if the machine is slow), then asleep: its context
         // switches stop (looking every 20 ms, ~10 in 200 ms).
-        let id = try #require(thread.kernelThreadID)
         var asleep = false
         let deadline = ContinuousClock.now + .seconds(10)
         while !asleep && ContinuousClock.now < deadline {
@@ -339,5 +352,34 @@ struct ReplenishingThreadTests {
         #expect(!Self.threadExists(id, until: false), "the thread has ended")
         launcher.prepare()
         #expect(launcher.replenishingThread == nil, "a shut-down launcher does not start another thread")
+    }
+
+    @Test("spawns wake the thread (no ready workers): after a run it looks every delay, with a timer slack of the delay; the pool's ready thread wakes it: it sleeps, with the default slack",
+          arguments: [0, 2])
+    func looksEveryDelayOnlyWhenSpawnsWakeIt(readyWorkers: Int) throws {
+        var configuration = SandboxConfiguration(workerExecutable: workerExecutable)
+        configuration.spareWorkers = 2
+        configuration.readyWorkers = readyWorkers
+        let launcher = Launcher(configuration: configuration)
+        defer { launcher.shutDown() }
+        let first = try spawnWorker(from: launcher)
+        defer { first.terminate() }
+        let thread = try #require(launcher.replenishingThread)
+        #expect(waitUntil { launcher.greetedSpares == 2 }, "the run asked for two spares and read their answers")
+        if readyWorkers == 0 {
+            #expect(waitUntil { thread.isLookingEveryDelay }, "after its run it looks for wake-ups every delay")
+        } else {
+            let deadline = ContinuousClock.now + .milliseconds(100)
+            var looked = false
+            while !looked && ContinuousClock.now < deadline {
+                looked = thread.isLookingEveryDelay
+                usleep(1_000)
+            }
+            #expect(!looked, "after its run it sleeps until woken (stays awake for 200 ms when spawns wake it)")
+        }
+        let id = try #require(thread.kernelThreadID)
+        let slack = try readProcFile(FilePath("/proc/\(id)/timerslack_ns")).trimmingCharacters(in: .whitespacesAndNewlines)
+        let looksSlack = "\(MonotonicInstant.nanoseconds(in: Launcher.replenishDelay))"
+        #expect(readyWorkers == 0 ? slack == looksSlack : slack != looksSlack)
     }
 }
