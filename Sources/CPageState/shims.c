@@ -27,6 +27,7 @@ int ps_eventfd_cloexec(void) { return eventfd(0, EFD_CLOEXEC); }
 pid_t ps_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 int ps_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name); }
 int ps_set_timer_slack(unsigned long nanoseconds) { return prctl(PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0); }
+long ps_get_timer_slack(void) { return (long)prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0); }
 int ps_current_cpu(void) { return sched_getcpu(); }
 int ps_sched_getaffinity(pid_t pid, size_t size, void *mask) { return sched_getaffinity(pid, size, mask); }
 int ps_sched_setaffinity(pid_t pid, size_t size, const void *mask) { return sched_setaffinity(pid, size, mask); }

@@ -11,3 +11,10 @@ public func setCallingThreadTimerSlack(_ slack: Duration?) {
     let nanoseconds = slack.map { UInt(clamping: max(1, MonotonicInstant.nanoseconds(in: $0))) } ?? 0
     _ = ps_set_timer_slack(nanoseconds)
 }
+
+/// The calling thread's timer slack.
+///
+/// The corresponding C function is `prctl(PR_GET_TIMERSLACK)`.
+public func callingThreadTimerSlack() -> Duration {
+    .nanoseconds(Int64(max(0, ps_get_timer_slack())))
+}

@@ -27,6 +27,8 @@ final class Launcher: Sendable {
     /// The thread behind `spawn()`'s refills and `prepare()`: started at the first spawn or `prepare()`,
     /// stopped by `shutDown()`.
     private let replenishing: OnDemandReplenishingThread
+    /// How long the replenishing thread looks for wake-ups after each run (`ReplenishingThread`).
+    let replenishingStayAwake: Duration
     /// Times a spawn woke the replenishing thread (outside `state`: counting it there took the
     /// launcher's lock once more per refill, which in bursts often waited for the thread).
     private let refillCount = Atomic<Int>(0)
@@ -85,12 +87,13 @@ final class Launcher: Sendable {
         self.configuration = configuration
         exitReporting = configuration.exitReporting.resolved
         state = Mutex(State(executable: executable))
-        // With ready workers a spawn takes one of those, and it is the pool's thread that takes
-        // spares and wakes this one, off any spawn's path: looks every delay would only add timer
-        // interrupts. Without, spawns wake it, and a wake-up while it looks costs no `write`.
-        let wokenBySpawns = configuration.readyWorkers <= 0 || configuration.spareWorkers <= 0
+        // With ready workers a paced spawn takes one of those, and it is the pool's thread that
+        // takes spares and wakes this one: looks every delay would mostly add timer interrupts, and
+        // the spawns that find no ready worker (bursts, a growing pool) pay a `write` to wake it.
+        // Without, every spawn may wake it, and a wake-up while it looks costs no `write`.
+        replenishingStayAwake = configuration.keepsReadyWorkers ? .zero : Self.replenishingStaysAwake
         replenishing = OnDemandReplenishingThread(name: "pagestate-spares", delay: Self.replenishDelay,
-                                                  stayAwake: wokenBySpawns ? Self.replenishingStaysAwake : .zero)
+                                                  stayAwake: replenishingStayAwake)
     }
 
     /// Workers from this launcher that are alive or being spawned.
@@ -206,9 +209,10 @@ final class Launcher: Sendable {
     }
 
     static let replenishDelay = Duration.milliseconds(2)
-    /// How long after its last run the replenishing thread looks for wake-ups every `replenishDelay`
-    /// (so that waking it is an atomic store, not a `write`), when spawns wake it (no ready workers);
-    /// ~100 looks, each a timer interrupt and a few µs of processor time.
+    /// How long after its last run a replenishing thread woken by spawns (a launcher's without ready
+    /// workers; the ready workers' own) looks for wake-ups every `replenishDelay`, so that waking it
+    /// is an atomic store, not a `write`: ~100 looks, each a few µs of processor time and, unless
+    /// its timer slack lets it share one, a timer interrupt.
     static let replenishingStaysAwake = Duration.milliseconds(200)
 
     /// The replenishing thread, while it runs (for tests).

@@ -45,7 +45,7 @@ final class ReadyWorkers: Sendable {
     /// would be nothing to make ready), made `refillDelay` after a wake-up.
     init(launchers: Launchers, configuration: SandboxConfiguration, refillDelay: Duration = Launcher.replenishDelay) {
         self.launchers = launchers
-        target = configuration.spareWorkers > 0 ? max(0, configuration.readyWorkers) : 0
+        target = configuration.keepsReadyWorkers ? configuration.readyWorkers : 0
         spawnTimeout = configuration.spawnTimeout
         refillDelayMilliseconds = Int32(max(1, Launcher.milliseconds(refillDelay)))
         replenishing = OnDemandReplenishingThread(name: "pagestate-ready", delay: refillDelay,

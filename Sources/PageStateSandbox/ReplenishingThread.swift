@@ -10,7 +10,8 @@ import SystemPackage
 /// more run. `work` is given a descriptor that turns readable when the thread is woken again or
 /// stopped: work that waits should wait on it as well and return.
 ///
-/// For `stayAwake` after each run the thread looks for wake-ups every `delay` instead of sleeping
+/// For `stayAwake` after each run (counted in looks of `delay`: up to twice as long with their
+/// slack, below) the thread looks for wake-ups every `delay` instead of sleeping
 /// until one comes, and a wake-up is then only its time stored: waking a sleeping thread (a `write` to
 /// an event counter, whose kernel wake-up signals the other processor) cost ~4.5 µs at the median
 /// and ~14 µs at p99 here, the largest part of a paced spawn's tail (performance.md, session 26).
@@ -30,7 +31,7 @@ final class ReplenishingThread: Sendable {
     ///
     /// Invariant: after its compare-exchange on `askedAt` (which stores its time, or finds an
     /// earlier wake-up's not yet taken), a wake-up either finds `lookingEveryDelay` true (the thread
-    /// will take `askedAt` within one `delay`) or writes to the event counter (the thread, asleep or
+    /// will take `askedAt` within one look: `delay`, up to twice that with the looks' slack) or writes to the event counter (the thread, asleep or
     /// about to sleep, wakes). All are sequentially consistent, so the thread's store of
     /// `lookingEveryDelay = false` followed by its exchange of `askedAt` cannot miss a wake-up's
     /// compare-exchange followed by its load of `lookingEveryDelay`. Only the thread clears `askedAt`.

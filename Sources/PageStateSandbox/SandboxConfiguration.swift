@@ -36,6 +36,9 @@ public struct SandboxConfiguration: Sendable {
     /// the idle timeout ignore them) but count towards their launcher's `workersPerLauncher`; each
     /// costs ~0.3 MiB. 0, or `spareWorkers` 0, keeps none: every worker is spawned on demand.
     public var readyWorkers: Int = 2
+
+    /// Whether the pool keeps ready workers (`readyWorkers` and `spareWorkers` both above 0).
+    var keepsReadyWorkers: Bool { readyWorkers > 0 && spareWorkers > 0 }
     /// Live workers one launcher forks before spawns move to another launcher, which runs a private
     /// copy of the worker executable (~16 MB of page cache each for the default worker) once none
     /// with fewer than half this many is left. A fork waits for the kernel's walks over the pages

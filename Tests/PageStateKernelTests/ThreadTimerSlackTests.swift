@@ -1,31 +1,22 @@
-import CPageState
 import Foundation
-import Glibc
 import PageStateKernel
 import Synchronization
-import SystemPackage
 import Testing
 
 @Suite struct ThreadTimerSlackTests {
-    /// `/proc/<id>/timerslack_ns` of the thread `id` (the per-thread directories lack it).
-    static func timerSlack(ofThread id: pid_t) -> String {
-        ((try? readProcFile(FilePath("/proc/\(id)/timerslack_ns"))) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
     @Test func aThreadSetsItsOwnTimerSlackAndGoesBackToItsDefault() throws {
-        let seen = Mutex<[String]>([])
-        let creators = Self.timerSlack(ofThread: ps_gettid())
+        let seen = Mutex<[Duration]>([])
+        let creators = callingThreadTimerSlack()
         try BackgroundThread(name: "slack", policy: .batch) {
-            let id = ps_gettid()
-            var values = [Self.timerSlack(ofThread: id)]
+            var values = [callingThreadTimerSlack()]
             setCallingThreadTimerSlack(.milliseconds(2))
-            values.append(Self.timerSlack(ofThread: id))
+            values.append(callingThreadTimerSlack())
             setCallingThreadTimerSlack(nil)
-            values.append(Self.timerSlack(ofThread: id))
+            values.append(callingThreadTimerSlack())
             seen.withLock { $0 = values }
         }.join()
-        #expect(!creators.isEmpty && creators != "2000000")
-        #expect(seen.withLock { $0 } == [creators, "2000000", creators], "inherited, set, back to the default")
-        #expect(Self.timerSlack(ofThread: ps_gettid()) == creators, "the creating thread's is untouched")
+        #expect(creators > .zero && creators != .milliseconds(2))
+        #expect(seen.withLock { $0 } == [creators, .milliseconds(2), creators], "inherited, set, back to the default")
+        #expect(callingThreadTimerSlack() == creators, "the creating thread's is untouched")
     }
 }

@@ -1,5 +1,4 @@
 @testable import PageStateSandbox
-import CPageState
 import Foundation
 import Glibc
 import PageStateKernel
@@ -240,13 +239,8 @@ struct ReplenishingThreadTests {
         let count = Atomic<Int>(0)
         let firstAt = Mutex<ContinuousClock.Instant?>(nil)
         let lastAt = Mutex<ContinuousClock.Instant?>(nil)
-        /// The thread's timer slack (`/proc/<tid>/timerslack_ns`) as each run saw it.
-        let timerSlacks = Mutex<[String]>([])
-    }
-
-    /// The calling thread's timer slack, as /proc shows it.
-    static func ownTimerSlack() -> String {
-        ((try? readProcFile(FilePath("/proc/\(ps_gettid())/timerslack_ns"))) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        /// The thread's timer slack as each run saw it.
+        let timerSlacks = Mutex<[Duration]>([])
     }
 
     @Test("a wake-up runs the work no sooner than the delay; wake-ups during the delay make one more run; stop ends the thread")
@@ -286,14 +280,14 @@ struct ReplenishingThreadTests {
         waitUntil { runs.count.load(ordering: .relaxed) >= count }
     }
 
-    @Test("for stayAwake after a run a wake-up writes nothing, its looks with a timer slack of the delay and its runs without; quiet longer, the thread sleeps and a wake-up writes once")
+    @Test("for stayAwake after a run a wake-up writes nothing, and runs keep the default timer slack; quiet longer, the thread sleeps and a wake-up writes once")
     func awakeAfterARunAsleepWhenQuiet() throws {
         let runs = Runs()
         let stayAwake = Duration.milliseconds(600)
         let delay = Duration.milliseconds(20)
         let thread = try ReplenishingThread(name: "test-replenish", delay: delay, stayAwake: stayAwake) { _ in
             runs.lastAt.withLock { $0 = .now }
-            runs.timerSlacks.withLock { $0.append(Self.ownTimerSlack()) }
+            runs.timerSlacks.withLock { $0.append(callingThreadTimerSlack()) }
             runs.count.add(1, ordering: .relaxed)
         }
         defer { thread.stop() }
@@ -301,18 +295,17 @@ struct ReplenishingThreadTests {
         #expect(thread.wakeUpWrites == 1, "a new thread sleeps until its first wake-up")
         #expect(Self.waitForRuns(runs, 1))
         #expect(waitUntil { thread.isLookingEveryDelay }, "after a run the thread looks every delay")
-        let id = try #require(thread.kernelThreadID)
-        let slack = { ((try? readProcFile(FilePath("/proc/\(id)/timerslack_ns"))) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) }
-        #expect(slack() == "20000000", "its looks may end up to a delay late")
         let woken = ContinuousClock.now
         thread.wake()
         #expect(Self.waitForRuns(runs, 2), "a wake-up stored while it looks is taken")
         #expect(try #require(runs.lastAt.withLock { $0 }) - woken >= delay, "and run no sooner than the delay after the wake-up")
         #expect(thread.wakeUpWrites == 1, "a wake-up while it looks writes nothing")
-        let defaultSlack = Self.ownTimerSlack()
-        #expect(runs.timerSlacks.withLock { $0 } == [defaultSlack, defaultSlack], "runs (and the delay before them) keep the default")
+        let defaultSlack = callingThreadTimerSlack()
+        #expect(runs.timerSlacks.withLock { $0 } == [defaultSlack, defaultSlack],
+                "the second run, after looks with a slack, and the delay before it keep the default")
         // Quiet for stayAwake (30 looks, longer if the machine is slow), then asleep: its context
         // switches stop (looking every 20 ms, ~10 in 200 ms).
+        let id = try #require(thread.kernelThreadID)
         var asleep = false
         let deadline = ContinuousClock.now + .seconds(10)
         while !asleep && ContinuousClock.now < deadline {
@@ -354,32 +347,44 @@ struct ReplenishingThreadTests {
         #expect(launcher.replenishingThread == nil, "a shut-down launcher does not start another thread")
     }
 
-    @Test("spawns wake the thread (no ready workers): after a run it looks every delay, with a timer slack of the delay; the pool's ready thread wakes it: it sleeps, with the default slack",
-          arguments: [0, 2])
-    func looksEveryDelayOnlyWhenSpawnsWakeIt(readyWorkers: Int) throws {
-        var configuration = SandboxConfiguration(workerExecutable: workerExecutable)
-        configuration.spareWorkers = 2
-        configuration.readyWorkers = readyWorkers
-        let launcher = Launcher(configuration: configuration)
-        defer { launcher.shutDown() }
-        let first = try spawnWorker(from: launcher)
-        defer { first.terminate() }
-        let thread = try #require(launcher.replenishingThread)
-        #expect(waitUntil { launcher.greetedSpares == 2 }, "the run asked for two spares and read their answers")
-        if readyWorkers == 0 {
-            #expect(waitUntil { thread.isLookingEveryDelay }, "after its run it looks for wake-ups every delay")
-        } else {
-            let deadline = ContinuousClock.now + .milliseconds(100)
-            var looked = false
-            while !looked && ContinuousClock.now < deadline {
-                looked = thread.isLookingEveryDelay
-                usleep(1_000)
-            }
-            #expect(!looked, "after its run it sleeps until woken (stays awake for 200 ms when spawns wake it)")
+    @Test("a launcher's thread looks for wake-ups after its runs only when spawns wake it: not when the pool keeps ready workers")
+    func looksOnlyWhenSpawnsWakeIt() {
+        for (ready, spares, looks) in [(0, 2, true), (2, 2, false), (2, 0, true)] {
+            var configuration = SandboxConfiguration(workerExecutable: workerExecutable)
+            configuration.readyWorkers = ready
+            configuration.spareWorkers = spares
+            let stayAwake = Launcher(configuration: configuration).replenishingStayAwake
+            #expect(stayAwake == (looks ? Launcher.replenishingStaysAwake : .zero), "ready \(ready), spares \(spares)")
         }
+    }
+
+    @Test("a thread that does not stay awake never looks: every wake-up writes, and each makes a run")
+    func noStayAwakeMeansAWriteEachTime() throws {
+        let runs = Runs()
+        let thread = try ReplenishingThread(name: "test-replenish", delay: .milliseconds(5), stayAwake: .zero) { _ in
+            runs.count.add(1, ordering: .relaxed)
+        }
+        defer { thread.stop() }
+        for wakeUp in 1...3 {
+            thread.wake()
+            #expect(Self.waitForRuns(runs, wakeUp))
+            #expect(!thread.isLookingEveryDelay)
+            #expect(thread.wakeUpWrites == wakeUp)
+        }
+    }
+
+    @Test("while it looks, the thread's timer slack is its delay",
+          .enabled(if: geteuid() == 0, "reading another thread's /proc/<tid>/timerslack_ns needs CAP_SYS_NICE: run as root"))
+    func looksHaveASlackOfTheDelay() throws {
+        let runs = Runs()
+        let thread = try ReplenishingThread(name: "test-replenish", delay: .milliseconds(20), stayAwake: .seconds(30)) { _ in
+            runs.count.add(1, ordering: .relaxed)
+        }
+        defer { thread.stop() }
+        thread.wake()
+        #expect(Self.waitForRuns(runs, 1))
         let id = try #require(thread.kernelThreadID)
-        let slack = try readProcFile(FilePath("/proc/\(id)/timerslack_ns")).trimmingCharacters(in: .whitespacesAndNewlines)
-        let looksSlack = "\(MonotonicInstant.nanoseconds(in: Launcher.replenishDelay))"
-        #expect(readyWorkers == 0 ? slack == looksSlack : slack != looksSlack)
+        let slack = { try? readProcFile(FilePath("/proc/\(id)/timerslack_ns")).trimmingCharacters(in: .whitespacesAndNewlines) }
+        #expect(waitUntil { thread.isLookingEveryDelay && slack() == "20000000" }, "looking, with a slack of 20 ms")
     }
 }

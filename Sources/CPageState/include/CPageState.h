@@ -80,6 +80,8 @@ pid_t ps_gettid(void);
 int ps_set_thread_name(const char *name);
 /// `prctl(PR_SET_TIMERSLACK, nanoseconds)`: how late the calling thread's timed waits may end (0: the process's default).
 int ps_set_timer_slack(unsigned long nanoseconds);
+/// `prctl(PR_GET_TIMERSLACK)`: the calling thread's timer slack in nanoseconds.
+long ps_get_timer_slack(void);
 /// `prctl(PR_GET_SECCOMP)`: 0 when not filtered, 2 when a filter is loaded, -1 with errno.
 int ps_prctl_get_seccomp(void);
 /// `syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &SECCOMP_RET_KILL_PROCESS)`: 0 when filters can kill.
