@@ -39,6 +39,7 @@ public struct SandboxConfiguration: Sendable {
 
     /// Whether the pool keeps ready workers (`readyWorkers` and `spareWorkers` both above 0).
     var keepsReadyWorkers: Bool { readyWorkers > 0 && spareWorkers > 0 }
+
     /// Live workers one launcher forks before spawns move to another launcher, which runs a private
     /// copy of the worker executable (~16 MB of page cache each for the default worker) once none
     /// with fewer than half this many is left. A fork waits for the kernel's walks over the pages

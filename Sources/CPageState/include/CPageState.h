@@ -78,7 +78,7 @@ int ps_eventfd_cloexec(void);
 pid_t ps_gettid(void);
 /// `prctl(PR_SET_NAME, name)`: names the calling thread (the first 15 bytes).
 int ps_set_thread_name(const char *name);
-/// `prctl(PR_SET_TIMERSLACK, nanoseconds)`: how late the calling thread's timed waits may end (0: the process's default).
+/// `prctl(PR_SET_TIMERSLACK, nanoseconds)`: how late the calling thread's timed waits may end (0: the thread's default).
 int ps_set_timer_slack(unsigned long nanoseconds);
 /// `prctl(PR_GET_TIMERSLACK)`: the calling thread's timer slack in nanoseconds.
 long ps_get_timer_slack(void);
