@@ -32,9 +32,10 @@ final class ReplenishingThread: Sendable {
     /// Invariant: after its compare-exchange on `askedAt` (which stores its time, or finds an
     /// earlier wake-up's not yet taken), a wake-up either finds `lookingEveryDelay` true (the thread
     /// will take `askedAt` within one look: `delay`, up to twice that with the looks' slack) or
-    /// writes to the event counter (the thread, asleep or about to sleep, wakes). All are sequentially consistent, so the thread's store of
-    /// `lookingEveryDelay = false` followed by its exchange of `askedAt` cannot miss a wake-up's
-    /// compare-exchange followed by its load of `lookingEveryDelay`. Only the thread clears `askedAt`.
+    /// writes to the event counter (the thread, asleep or about to sleep, wakes). All are
+    /// sequentially consistent, so the thread's store of `lookingEveryDelay = false` followed by its
+    /// exchange of `askedAt` cannot miss a wake-up's compare-exchange followed by its load of
+    /// `lookingEveryDelay`. Only the thread clears `askedAt`.
     private final class Signals: Sendable {
         /// When the earliest wake-up not yet seen by the thread came (`MonotonicInstant` nanoseconds,
         /// at least 1); 0: none.
