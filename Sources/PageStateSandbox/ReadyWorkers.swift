@@ -33,8 +33,25 @@ final class ReadyWorkers: Sendable {
     /// How many times a run looks for a spare in hand, while none is on its way, before it stops.
     static let looksForSpares = 5
 
+    /// A ready worker and its death notice, kept beside it: a take reads the notice without
+    /// touching the worker's object: one memory read where `WorkerProcess.hasExited` makes a chain of
+    /// four (each ~0.5 µs when cold, as a paced spawn's memory is: performance.md, session 41).
+    private struct Entry {
+        let worker: WorkerProcess
+        /// `worker.deathNotice` (the worker keeps its mailbox alive, so the notice is valid).
+        let deathNotice: SharedMailbox.DeathNotice?
+
+        init(_ worker: WorkerProcess) {
+            self.worker = worker
+            deathNotice = worker.deathNotice
+        }
+
+        /// `worker.hasExited`, from the kept notice while it says the worker is alive.
+        var hasExited: Bool { deathNotice?.workerLife == .alive ? false : worker.hasExited }
+    }
+
     private struct State {
-        var workers: Deque<WorkerProcess> = []
+        var workers: Deque<Entry> = []
         /// Whether the thread was woken and has not started its run yet (later takes need not wake it).
         var woken = false
         /// Set by `shutDown`: nothing is kept or handed out afterwards.
@@ -64,8 +81,8 @@ final class ReadyWorkers: Sendable {
         return state.withLock { state in
             var exited: [WorkerProcess] = []
             var taken: WorkerProcess?
-            while !state.closed, let worker = state.workers.popFirst() {
-                if worker.hasExited { exited.append(worker) } else { taken = worker; break }
+            while !state.closed, let entry = state.workers.popFirst() {
+                if entry.hasExited { exited.append(entry.worker) } else { taken = entry.worker; break }
             }
             let wake = !state.closed && !state.woken && state.workers.count < (target + 1) / 2
             if wake { state.woken = true }
@@ -108,7 +125,7 @@ final class ReadyWorkers: Sendable {
             guard let worker = try? WorkerProcess(spare, from: launcher, timeout: spawnTimeout) else { return }
             let kept = state.withLock { state in
                 guard !state.closed else { return false }
-                state.workers.append(worker)
+                state.workers.append(Entry(worker))
                 return true
             }
             guard kept else {
@@ -125,9 +142,9 @@ final class ReadyWorkers: Sendable {
     /// - Complexity: O(ready workers), each exited check at most one `poll`.
     func takeWorkers(notFrom kept: [Launcher]) -> [WorkerProcess] {
         state.withLock { state in
-            let stale = Array(state.workers.filter { worker in worker.hasExited || !kept.contains { $0 === worker.launcher } })
-            state.workers.removeAll { worker in stale.contains { $0 === worker } }
-            return stale
+            let stale = Array(state.workers.filter { entry in entry.hasExited || !kept.contains { $0 === entry.worker.launcher } })
+            state.workers.removeAll { entry in stale.contains { $0.worker === entry.worker } }
+            return stale.map(\.worker)
         }
     }
 
@@ -139,7 +156,7 @@ final class ReadyWorkers: Sendable {
     /// Their pids, oldest first (for tests).
     ///
     /// - Complexity: O(ready workers).
-    var processIDs: [ProcessID] { state.withLock { $0.workers.map(\.pid) } }
+    var processIDs: [ProcessID] { state.withLock { $0.workers.map(\.worker.pid) } }
 
     /// Hands out and keeps nothing more: terminates the ready workers, runs `stopLaunchers` (which
     /// ends a run's wait for a spare's `ready` or for a launcher's lock), then waits for the thread.
@@ -150,7 +167,7 @@ final class ReadyWorkers: Sendable {
         let workers = state.withLock { state in
             state.closed = true
             defer { state.workers = [] }
-            return Array(state.workers)
+            return state.workers.map(\.worker)
         }
         let thread = replenishing.close()
         for worker in workers { worker.terminate() }

@@ -221,24 +221,26 @@ public final class SandboxPool: GuestExecutor {
     /// nothing to check in); `isNew` says which it was.
     private func checkOut(_ guest: Guest, newOneIdle: Bool = false) throws(ExecutionError) -> (worker: WorkerProcess, isNew: Bool) {
         enum Found { case live(WorkerProcess), ready(WorkerProcess), none }
-        let (found, unwanted, wake) = try state.withLock { (state) throws(ExecutionError) -> (Found, [WorkerProcess], Bool) in
+        // The evicted worker and the exited ready ones apart: joining them into one array cost a
+        // spawn ~0.6 µs (performance.md, session 41).
+        let (found, evicted, exited, wake) = try state.withLock { (state) throws(ExecutionError) -> (Found, WorkerProcess?, [WorkerProcess], Bool) in
             guard !state.closed else { throw .spawnFailed("the pool was shut down") }
-            if let worker = state.workers.checkOut(guest.id) { return (.live(worker), [], false) }
-            var unwanted: [WorkerProcess] = []
+            if let worker = state.workers.checkOut(guest.id) { return (.live(worker), nil, [], false) }
+            var evicted: WorkerProcess?
             if state.workers.count >= configuration.maximumLiveWorkers, let victim = state.workers.idle.oldest?.guestID {
                 state.statistics.evictedLeastRecentlyUsed += 1
-                unwanted.append(state.workers.remove(victim)!)
+                evicted = state.workers.remove(victim)
             }
             let started = MonotonicInstant.now
             let taken = ready.take()
-            unwanted += taken.exited
-            guard let worker = taken.worker else { return (.none, unwanted, taken.wake) }
+            guard let worker = taken.worker else { return (.none, evicted, taken.exited, taken.wake) }
             let now = MonotonicInstant.now
             state.workers.add(worker, for: guest.id, at: now, idle: newOneIdle, spawnNanoseconds: now.nanoseconds(since: started))
             state.statistics.spawned += 1
-            return (.ready(worker), unwanted, taken.wake)
+            return (.ready(worker), evicted, taken.exited, taken.wake)
         }
-        for worker in unwanted { worker.terminate() }
+        evicted?.terminate()
+        for worker in exited { worker.terminate() }
         switch found {
         case .live(let worker): return (worker, false)
         case .ready(let worker):

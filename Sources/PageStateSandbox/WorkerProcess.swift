@@ -108,6 +108,9 @@ final class WorkerProcess: @unchecked Sendable {
     /// while no notice is linked. For a worker that has run no guest code (whose notice is not forged).
     var hasExited: Bool { workerHasExited(mailbox: channel.mailbox, pidfd: pidfd) }
 
+    /// The worker's death notice, once its mailbox is attached (valid while this object lives).
+    var deathNotice: SharedMailbox.DeathNotice? { channel.mailbox?.deathNotice }
+
     /// Resident memory: anonymous plus shared pages (`RssAnon + RssShmem` of /proc/PID/status).
     func residentBytes() -> UInt64? { ProcessMemory.residentBytes(of: pid) }
 
