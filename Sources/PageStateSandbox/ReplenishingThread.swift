@@ -23,11 +23,15 @@ import SystemPackage
 /// `work`'s waits keep the default slack: later refills made bursts of spawns wait longer for forks
 /// (performance.md, session 40).
 final class ReplenishingThread: Sendable {
-    private let wakeUps: FileDescriptor
     private let thread: BackgroundThread
-    private let signals = Signals()
+    /// What wakes the thread: an owner that keeps it can wake the thread without this object
+    /// (`OnDemandReplenishingThread`'s wake-ups, one dependent memory read fewer).
+    let signals: Signals
 
-    /// What the waking side and the thread tell each other, without the kernel.
+    /// What the waking side and the thread tell each other, without the kernel, and the event
+    /// counter a wake-up writes to when the thread is not looking. Owns the counter: it is closed
+    /// when the last holder lets go, so a wake-up after `stop()` writes to a counter nobody reads
+    /// rather than to a descriptor closed or reused.
     ///
     /// Invariant: after its compare-exchange on `askedAt` (which stores its time, or finds an
     /// earlier wake-up's not yet taken), a wake-up either finds `lookingEveryDelay` true (the thread
@@ -36,7 +40,7 @@ final class ReplenishingThread: Sendable {
     /// sequentially consistent, so the thread's store of `lookingEveryDelay = false` followed by its
     /// exchange of `askedAt` cannot miss a wake-up's compare-exchange followed by its load of
     /// `lookingEveryDelay`. Only the thread clears `askedAt`.
-    private final class Signals: Sendable {
+    final class Signals: Sendable {
         /// When the earliest wake-up not yet seen by the thread came (`MonotonicInstant` nanoseconds,
         /// at least 1); 0: none.
         let askedAt = Atomic<UInt64>(0)
@@ -44,6 +48,21 @@ final class ReplenishingThread: Sendable {
         let lookingEveryDelay = Atomic<Bool>(false)
         /// Wake-ups that found the thread not looking and wrote (or tried to) to the event counter.
         let writes = Atomic<Int>(0)
+        fileprivate let wakeUps: FileDescriptor
+
+        fileprivate init(wakeUps: FileDescriptor) { self.wakeUps = wakeUps }
+
+        deinit { try? wakeUps.close() }
+
+        /// Asks for one more run of `work`; does not wait. An atomic store of the time while the
+        /// thread is looking every `delay`; otherwise also one `write` to the event counter.
+        func wake() {
+            let now = max(1, MonotonicInstant.now.nanoseconds)  // the vDSO's clock, inlined (no runtime call)
+            _ = askedAt.compareExchange(expected: 0, desired: now, ordering: .sequentiallyConsistent)
+            guard !lookingEveryDelay.load(ordering: .sequentiallyConsistent) else { return }
+            writes.add(1, ordering: .relaxed)
+            try? wakeUps.addToEventCounter()
+        }
     }
 
     /// Added to the counter by `stop()`; wake-ups add 1 each and never come near it.
@@ -52,7 +71,8 @@ final class ReplenishingThread: Sendable {
     /// A thread named `name` (as `ps` and `perf` show it) that runs `work` `delay` after each wake-up.
     init(name: String, delay: Duration, stayAwake: Duration, work: @escaping @Sendable (_ wokenAgain: FileDescriptor) -> Void) throws(Errno) {
         let wakeUps = try FileDescriptor.eventCounter()
-        let signals = signals
+        let signals = Signals(wakeUps: wakeUps)  // closes the counter if the thread cannot be made
+        self.signals = signals
         let lookMilliseconds = Int32(max(1, (delay / .milliseconds(1)).rounded(.up)))
         let delayNanoseconds = MonotonicInstant.nanoseconds(in: delay)
         let awakeLooks = Int((stayAwake / delay).rounded(.up))
@@ -92,11 +112,7 @@ final class ReplenishingThread: Sendable {
                     quietLooks = 0
                 }
             }
-        } catch {
-            try? wakeUps.close()
-            throw error
         }
-        self.wakeUps = wakeUps
     }
 
     /// Waits up to `milliseconds` (-1: no limit) for the counter to be readable and empties it if
@@ -120,20 +136,13 @@ final class ReplenishingThread: Sendable {
     /// Whether the thread looks for wake-ups every `delay` now (for tests).
     var isLookingEveryDelay: Bool { signals.lookingEveryDelay.load(ordering: .sequentiallyConsistent) }
 
-    /// Asks for one more run of `work`; does not wait. An atomic store of the time while the thread
-    /// is looking every `delay`; otherwise also one `write` to the event counter.
-    func wake() {
-        let now = max(1, MonotonicInstant.now.nanoseconds)  // the vDSO's clock, inlined (no runtime call)
-        _ = signals.askedAt.compareExchange(expected: 0, desired: now, ordering: .sequentiallyConsistent)
-        guard !signals.lookingEveryDelay.load(ordering: .sequentiallyConsistent) else { return }
-        signals.writes.add(1, ordering: .relaxed)
-        try? wakeUps.addToEventCounter()
-    }
+    /// Asks for one more run of `work` (`Signals.wake()`); does not wait.
+    func wake() { signals.wake() }
 
-    /// Ends the thread (after its current run, if one is under way) and waits for it. Not from `work`.
+    /// Ends the thread (after its current run, if one is under way) and waits for it. Not from
+    /// `work`. Later wake-ups do nothing.
     func stop() {
-        try? wakeUps.addToEventCounter(Self.stopAmount)
+        try? signals.wakeUps.addToEventCounter(Self.stopAmount)
         thread.join()
-        try? wakeUps.close()
     }
 }
