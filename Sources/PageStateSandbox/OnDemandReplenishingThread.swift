@@ -7,11 +7,13 @@ import SystemPackage
 /// thread's `Signals`, with no lock: on a paced spawn, whose memory is cold, each dependent read
 /// costs ~0.5 µs here (performance.md, session 41).
 ///
-/// Invariant: `signals` is set (once, for good) exactly when a thread was created; `phase` says
-/// whether the thread runs, was never started, or was closed.
+/// Invariant: `signals` is set (once, for good, retained until this value ends) exactly when a
+/// thread was created; `phase` says whether the thread runs, was never started, or was closed.
 struct OnDemandReplenishingThread: ~Copyable, Sendable {
-    /// The running thread's wake-up side, once it was started (the fast path of `wake`).
-    private let signals = AtomicLazyReference<ReplenishingThread.Signals>()
+    /// The running thread's wake-up side, once it was started (the fast path of `wake`). An `Atomic`,
+    /// whose load is inlined: `AtomicLazyReference.load()` is an unspecialized call into the
+    /// Synchronization library, which took ~8 µs of a paced spawn (cold code; session 41).
+    private let signals = Atomic<Unmanaged<ReplenishingThread.Signals>?>(nil)
     private let phase = Mutex(Phase.notStarted)
     private let name: String
     private let delay: Duration
@@ -31,14 +33,16 @@ struct OnDemandReplenishingThread: ~Copyable, Sendable {
         self.stayAwake = stayAwake
     }
 
+    deinit { signals.load(ordering: .acquiring)?.release() }
+
     /// Asks for one more run (`ReplenishingThread.wake()`), first creating the thread to run `work`
     /// if it was never started (`work` is ignored otherwise). False when the thread could not be
     /// created (the next wake-up tries again) or was never started before `close()`; the wake-up
     /// then does nothing. A wake-up after `close()` of a thread that was started does nothing either
     /// (the thread is gone, or ends without another run).
     func wake(work: @autoclosure () -> @Sendable (_ wokenAgain: FileDescriptor) -> Void) -> Bool {
-        if let signals = signals.load() {
-            signals.wake()
+        if let signals = signals.load(ordering: .acquiring) {
+            signals._withUnsafeGuaranteedRef { $0.wake() }
             return true
         }
         return phase.withLock { phase in
@@ -49,7 +53,7 @@ struct OnDemandReplenishingThread: ~Copyable, Sendable {
             case .notStarted:
                 guard let thread = try? ReplenishingThread(name: name, delay: delay, stayAwake: stayAwake, work: work()) else { return false }
                 phase = .running(thread)
-                _ = signals.storeIfNil(thread.signals)
+                signals.store(Unmanaged.passRetained(thread.signals), ordering: .releasing)  // the only store
                 thread.wake()
                 return true
             case .closed:

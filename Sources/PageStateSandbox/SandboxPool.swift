@@ -223,6 +223,7 @@ public final class SandboxPool: GuestExecutor {
     /// nothing to check in); `isNew` says which it was.
     private func checkOut(_ guest: Guest, newOneIdle: Bool = false) throws(ExecutionError) -> (worker: WorkerProcess, isNew: Bool) {
         enum Found { case live(WorkerProcess), ready(WorkerProcess), none }
+        ready.prefetchForTake()  // arrives while the lock is taken (a new guest's spawn reads it)
         // The evicted worker and the exited ready ones apart: joining them into one array cost a
         // spawn ~0.6 µs (performance.md, session 41).
         let (found, evicted, exited, wake) = try state.withLock { (state) throws(ExecutionError) -> (Found, WorkerProcess?, [WorkerProcess], Bool) in

@@ -206,6 +206,9 @@ final class SharedMailbox {
     struct DeathNotice {
         fileprivate let word: UnsafePointer<Atomic<UInt32>>
 
+        /// Where the notice is (to prefetch it; reading it goes through `workerLife`).
+        var address: UInt { UInt(bitPattern: word) }
+
         /// What the notice says now (host side).
         ///
         /// - Complexity: O(1), no system call.

@@ -42,6 +42,7 @@ struct ReadyWorkersTests {
         #expect(waitUntil { ready.count == 3 })
         usleep(20_000)
         #expect(ready.count == 3, "no more than the target")
+        #expect(ready.publishesOldestDeathNotice, "appended: the oldest one's notice is published for the next take")
         #expect(Self.currentCount(launchers) == 3, "each ready worker holds its launcher's reservation")
 
         let pids = ready.processIDs
@@ -50,6 +51,7 @@ struct ReadyWorkersTests {
         #expect(worker.pid == pids[0], "the oldest first")
         #expect(!first.wake, "2 of 3 left: no wake-up")
         #expect(!worker.hasExited)
+        #expect(ready.publishesOldestDeathNotice, "taken: the next one's notice is published")
         let second = ready.take()
         #expect(second.worker?.pid == pids[1] && second.wake, "1 of 3 left: fewer than half")
         ready.wake()
@@ -72,6 +74,7 @@ struct ReadyWorkersTests {
         #expect(taken.worker?.pid == pids[1], "the live one")
         #expect(taken.exited.map(\.pid) == [pids[0]] && taken.exited.allSatisfy(\.hasExited))
         #expect(taken.wake)
+        #expect(ready.publishesOldestDeathNotice, "none left: nothing published")
         for worker in taken.exited + [taken.worker].compactMap({ $0 }) { worker.terminate() }
     }
 
@@ -83,6 +86,7 @@ struct ReadyWorkersTests {
         #expect(ready.takeWorkers(notFrom: launchers.currentAndNext).isEmpty, "both from the current launcher")
         let stale = ready.takeWorkers(notFrom: [])
         #expect(stale.count == 2 && ready.count == 0)
+        #expect(ready.publishesOldestDeathNotice, "taken out: nothing published")
         for worker in stale { worker.terminate() }
         #expect(Self.currentCount(launchers) == 0)
     }

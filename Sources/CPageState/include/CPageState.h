@@ -1,5 +1,6 @@
 // CPageState: what Swift cannot express on its own — kernel definitions Debian 12's headers lack,
-// shims for variadic C functions (fcntl, ioctl, syscall, prctl), cmsg macros, and liburing probes.
+// shims for variadic C functions (fcntl, ioctl, syscall, prctl), cmsg macros, a compiler builtin
+// (prefetch), and liburing probes.
 // Every function returns the raw result and leaves errno set, so the Swift wrappers turn it into Errno.
 #ifndef CPAGESTATE_H
 #define CPAGESTATE_H
@@ -58,6 +59,11 @@ extern const unsigned long PS_UFFDIO_API;
 extern const unsigned long PS_UFFDIO_REGISTER;
 extern const unsigned long PS_UFFDIO_WRITEPROTECT;
 extern const unsigned long PS_PAGEMAP_SCAN;
+
+// MARK: compiler builtins
+/// `__builtin_prefetch(address, 0, 3)`: starts loading the cache line at `address` for reading. A hint:
+/// nothing is read, and an address that is NULL, unmapped or stale never faults.
+static inline void ps_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
 
 // MARK: shims for variadic functions
 /// `fcntl(fd, cmd, arg)` with an integer argument.
