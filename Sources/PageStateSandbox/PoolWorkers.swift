@@ -66,6 +66,15 @@ struct PoolWorkers<Worker: AnyObject> {
 
     var count: Int { slots.count }
 
+    /// Workers for a pool of up to `expectedWorkers` live ones (more only cost a rehash): the index
+    /// of slots is made for 4x as many, so that looking up a guest with no worker (every spawn) rarely
+    /// compares a key, as at 1 live worker so at 1,000 (~16 bytes a bucket: 8,192 buckets, 130 KiB,
+    /// for 1,024), and growing the pool never rehashes it on a spawn's path (performance.md,
+    /// session 41). At most 65,536 are planned for.
+    init(expectedWorkers: Int = 0) {
+        slots.reserveCapacity(4 * min(max(0, expectedWorkers), 1 << 16))
+    }
+
     subscript(guestID: UInt64) -> Slot? { slots[guestID] }
 
     /// Adds a new worker for `guestID` (which has none), busy unless `idle` (then most recently used),

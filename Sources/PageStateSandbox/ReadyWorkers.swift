@@ -26,8 +26,9 @@ import SystemPackage
 /// guest code; none is used by anyone until taken.
 final class ReadyWorkers: Sendable {
     private let state = Mutex(State())
-    /// The address of the oldest ready worker's death notice (0: none), beside the lock, for
-    /// `prefetchForTake()`; set under the lock whenever the oldest worker changes (`publishOldest`).
+    /// The address of the oldest ready worker's death notice (0: none), beside the lock, which
+    /// `take()` prefetches before it takes the lock; set under the lock whenever the oldest worker
+    /// changes (`publishOldest`).
     private let oldestDeathNotice = Atomic<UInt>(0)
     private let replenishing: OnDemandReplenishingThread
     private let launchers: Launchers
@@ -82,6 +83,9 @@ final class ReadyWorkers: Sendable {
     ///   is not linked).
     func take() -> (worker: WorkerProcess?, exited: [WorkerProcess], wake: Bool) {
         guard target > 0 else { return (nil, [], false) }
+        // Arrives while the lock is taken and the list read. The address may be stale (a worker
+        // taken meanwhile, its mailbox unmapped): a prefetch reads nothing and never faults.
+        ps_prefetch(UnsafeRawPointer(bitPattern: oldestDeathNotice.load(ordering: .relaxed)))
         return state.withLock { state in
             var exited: [WorkerProcess] = []
             var taken: WorkerProcess?
@@ -95,16 +99,17 @@ final class ReadyWorkers: Sendable {
         }
     }
 
-    /// Starts bringing into the cache what a `take()` reads first: this list's lock (beside the
-    /// address loaded here) and the oldest ready worker's death notice, so that they arrive while
-    /// the caller takes its own lock, instead of one after the other once it holds it (a paced
-    /// spawn's memory is cold: each dependent read ~0.5 µs, performance.md, session 41). The
-    /// address may be stale by the time it is used (a worker taken meanwhile and its mailbox
-    /// unmapped): a prefetch reads nothing and never faults.
+    /// Starts bringing into the cache, without waiting for it, what a `take()` reads first: this
+    /// object's first 64 bytes (its lock, and the address of the oldest worker's death notice,
+    /// which `take()` then prefetches). A spawn calls it before it takes the pool's lock, so that
+    /// the line arrives while the spawn looks up its guest, instead of after it (a paced spawn's
+    /// memory is cold: each dependent read ~0.5 µs, performance.md, session 41).
     ///
-    /// - Complexity: O(1): one atomic load and one prefetch, no lock.
+    /// - Complexity: O(1): two prefetches, no load, no lock.
     func prefetchForTake() {
-        ps_prefetch(UnsafeRawPointer(bitPattern: oldestDeathNotice.load(ordering: .relaxed)))
+        let object = UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque())
+        ps_prefetch(object)
+        ps_prefetch(object + 63)  // the object may straddle two lines
     }
 
     /// Whether the published address is the oldest ready worker's death notice (0 with none), as

@@ -76,41 +76,39 @@ final class ReplenishingThread: Sendable {
         let lookMilliseconds = Int32(max(1, (delay / .milliseconds(1)).rounded(.up)))
         let delayNanoseconds = MonotonicInstant.nanoseconds(in: delay)
         let awakeLooks = Int((stayAwake / delay).rounded(.up))
-        do {
-            thread = try BackgroundThread(name: name, policy: .batch) {
-                var quietLooks = awakeLooks  // asleep until the first wake-up
-                var looksHaveSlack = false
-                while true {
-                    let looking = quietLooks < awakeLooks
-                    if looking != looksHaveSlack {
-                        setCallingThreadTimerSlack(looking ? delay : nil)
-                        looksHaveSlack = looking
-                    }
-                    signals.lookingEveryDelay.store(looking, ordering: .sequentiallyConsistent)
-                    var askedAt = signals.askedAt.exchange(0, ordering: .sequentiallyConsistent)
-                    if askedAt == 0 {
-                        guard Self.takeWakeUps(from: wakeUps, waitingMilliseconds: looking ? lookMilliseconds : -1) else { return }
-                        askedAt = signals.askedAt.exchange(0, ordering: .sequentiallyConsistent)
-                    }
-                    guard askedAt != 0 else {
-                        if looking { quietLooks += 1 }
-                        continue
-                    }
-                    signals.lookingEveryDelay.store(false, ordering: .sequentiallyConsistent)  // work's waits end at a wake-up
-                    if looksHaveSlack {
-                        setCallingThreadTimerSlack(nil)  // the delay and `work`'s waits end on time
-                        looksHaveSlack = false
-                    }
-                    // `delay` after the wake-up (a look may find it late): the spawn that woke the thread is over by then.
-                    let (due, past) = askedAt.addingReportingOverflow(delayNanoseconds)
-                    let now = MonotonicInstant.now.nanoseconds
-                    if !past && due > now { sleepCallingThread(for: .nanoseconds(Int64(clamping: due - now))) }
-                    // Writes of wake-ups already counted (this run's, or ones during the delay, which
-                    // left `askedAt` set for one more run) must not end `work`'s waits.
-                    guard Self.takeWakeUps(from: wakeUps, waitingMilliseconds: 0) else { return }
-                    work(wakeUps)
-                    quietLooks = 0
+        thread = try BackgroundThread(name: name, policy: .batch) {
+            var quietLooks = awakeLooks  // asleep until the first wake-up
+            var looksHaveSlack = false
+            while true {
+                let looking = quietLooks < awakeLooks
+                if looking != looksHaveSlack {
+                    setCallingThreadTimerSlack(looking ? delay : nil)
+                    looksHaveSlack = looking
                 }
+                signals.lookingEveryDelay.store(looking, ordering: .sequentiallyConsistent)
+                var askedAt = signals.askedAt.exchange(0, ordering: .sequentiallyConsistent)
+                if askedAt == 0 {
+                    guard Self.takeWakeUps(from: wakeUps, waitingMilliseconds: looking ? lookMilliseconds : -1) else { return }
+                    askedAt = signals.askedAt.exchange(0, ordering: .sequentiallyConsistent)
+                }
+                guard askedAt != 0 else {
+                    if looking { quietLooks += 1 }
+                    continue
+                }
+                signals.lookingEveryDelay.store(false, ordering: .sequentiallyConsistent)  // work's waits end at a wake-up
+                if looksHaveSlack {
+                    setCallingThreadTimerSlack(nil)  // the delay and `work`'s waits end on time
+                    looksHaveSlack = false
+                }
+                // `delay` after the wake-up (a look may find it late): the spawn that woke the thread is over by then.
+                let (due, past) = askedAt.addingReportingOverflow(delayNanoseconds)
+                let now = MonotonicInstant.now.nanoseconds
+                if !past && due > now { sleepCallingThread(for: .nanoseconds(Int64(clamping: due - now))) }
+                // Writes of wake-ups already counted (this run's, or ones during the delay, which
+                // left `askedAt` set for one more run) must not end `work`'s waits.
+                guard Self.takeWakeUps(from: wakeUps, waitingMilliseconds: 0) else { return }
+                work(wakeUps)
+                quietLooks = 0
             }
         }
     }

@@ -14,7 +14,7 @@ public final class SandboxPool: GuestExecutor {
     // cache lines cost one miss (performance.md, session 41).
     /// Workers spawned ahead for new guests (taken under `state`'s lock: it is never taken the other way round).
     private let ready: ReadyWorkers
-    private let state = Mutex(PoolState())
+    private let state: Mutex<PoolState>
     public let configuration: SandboxConfiguration
     private let launchers: Launchers
     private let budget: MemoryBudget
@@ -73,7 +73,7 @@ public final class SandboxPool: GuestExecutor {
 
     struct PoolState: @unchecked Sendable {  // worker objects are used only by their busy owner
         var closed = false  // read first, beside the lock
-        var workers = PoolWorkers<WorkerProcess>()
+        var workers: PoolWorkers<WorkerProcess>
         var statistics = Statistics()
         var executionSamples = LatencySamples()
     }
@@ -86,6 +86,7 @@ public final class SandboxPool: GuestExecutor {
         self.hostCall = hostCall
         workerSpinMicroseconds = UInt32(min(max(0, configuration.spinBeforeSleeping / .microseconds(1)), Double(ExecuteMessage.maximumSpinMicroseconds)).rounded())
         idleTimeoutNanoseconds = MonotonicInstant.nanoseconds(in: configuration.idleTimeout)
+        state = Mutex(PoolState(workers: PoolWorkers(expectedWorkers: configuration.maximumLiveWorkers)))
         launchers = Launchers(configuration: configuration)
         ready = ReadyWorkers(launchers: launchers, configuration: configuration)
         maintenance = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pagestate.sandbox.maintenance"))

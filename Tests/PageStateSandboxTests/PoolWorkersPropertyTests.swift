@@ -157,6 +157,19 @@ struct PoolWorkersPropertyTests {
         init(key: Int) { self.key = key }
     }
 
+    @Test("the index is made for 4x the expected workers: filling the pool never rehashes it; the plan is capped")
+    func indexReservedAhead() {
+        var workers = PoolWorkers<FakeWorker>(expectedWorkers: 1_000)
+        let capacity = workers.slots.capacity
+        #expect(capacity >= 4_000)
+        for guest in 0..<1_000 as Range<UInt64> {
+            workers.add(FakeWorker(), for: guest, at: MonotonicInstant.now, spawnNanoseconds: 0)
+        }
+        #expect(workers.slots.capacity == capacity, "no rehash while the pool filled")
+        #expect(PoolWorkers<FakeWorker>(expectedWorkers: .max).slots.capacity < 1 << 20, "capped at 65,536 planned")
+        #expect(PoolWorkers<FakeWorker>(expectedWorkers: -1).slots.capacity == 0)
+    }
+
     /// Any sequence of touches and removals: the order is that of an array that moves a touched key
     /// to its end, and exactly the listed nodes say they are.
     @Test(.shrinking)
