@@ -174,8 +174,8 @@ final class Launcher: Sendable {
     /// the thread is awake is an atomic store, not a `write` (session 26). The delay keeps the fork
     /// off the spawn's path: sent at once (from the spawning thread or a background one), the request
     /// often got the launcher's fork scheduled on the spawning thread's processor, and paced spawns
-    /// measured p99 1.0-1.8 ms instead of ~0.45 ms on a 2-core machine. After `shutDown()` the
-    /// wake-up does nothing (spawns then ask when they need). Decided under the spawn's lock, which
+    /// measured p99 1.0-1.8 ms instead of ~0.45 ms on a 2-core machine. After `shutDown()` none is
+    /// claimed (no launcher runs) and a wake-up would run nothing. Decided under the spawn's lock, which
     /// saves taking it again.
     private func claimRefill(_ state: inout State) -> Bool {
         guard !state.refillWoken, state.control != nil,  // a launcher not running asks for nothing

@@ -60,7 +60,10 @@ final class MessageChannel {
 
     /// Carries every later message through `mailbox` (messages with descriptors are announced there
     /// and sent on the socket). Both ends attach the same file's mapping after the `.mailbox` message.
+    /// Once: a channel's mailbox is never replaced, so pointers into its mapping (a ready worker's
+    /// death notice, `ReadyWorkers`) stay valid while the channel lives.
     func attach(_ mailbox: SharedMailbox) {
+        precondition(self.mailbox == nil, "a channel's mailbox is attached once")
         self.mailbox = mailbox
     }
 

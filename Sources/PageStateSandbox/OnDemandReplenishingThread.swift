@@ -1,11 +1,13 @@
 import Synchronization
 import SystemPackage
 
-/// A `ReplenishingThread` created at its first wake-up (on the waking thread) and ended for good by
-/// `close()`: an owner that never wakes it never starts a thread. Stored inline in its owner (not
-/// copyable), so that a wake-up of the running thread reads the owner's own memory and then the
-/// thread's `Signals`, with no lock: on a paced spawn, whose memory is cold, each dependent read
-/// costs ~0.5 µs here (performance.md, session 41).
+/// A `ReplenishingThread` created at its first wake-up (on the waking thread) and handed back by
+/// `close()` for its owner to stop: an owner that never wakes it never starts a thread. Stored
+/// inline in its owner (not copyable), so that a wake-up of the running thread reads the owner's
+/// own memory and then the thread's `Signals`, with no lock: on a paced spawn, whose memory is cold,
+/// each dependent read costs ~0.5 µs here (performance.md, session 41). Hence a wake-up between
+/// `close()` and the thread's `stop()` may still start one more run of `work`, which must check
+/// its owner's own closed state (both owners' do); after `stop()` wake-ups run nothing.
 ///
 /// Invariant: `signals` is set (once, for good, retained until this value ends) exactly when a
 /// thread was created; `phase` says whether the thread runs, was never started, or was closed.
@@ -33,15 +35,15 @@ struct OnDemandReplenishingThread: ~Copyable, Sendable {
         self.stayAwake = stayAwake
     }
 
-    deinit { signals.load(ordering: .acquiring)?.release() }
+    deinit { signals.load(ordering: .relaxed)?.release() }  // nothing else holds `self` now
 
     /// Asks for one more run (`ReplenishingThread.wake()`), first creating the thread to run `work`
-    /// if it was never started (`work` is ignored otherwise). False when the thread could not be
-    /// created (the next wake-up tries again) or was never started before `close()`; the wake-up
-    /// then does nothing. A wake-up after `close()` of a thread that was started does nothing either
-    /// (the thread is gone, or ends without another run).
+    /// if it was never started (`work` is ignored otherwise). True: no need to try again (the thread
+    /// was started, even if it is closed since, when the wake-up may run nothing); false when the
+    /// thread could not be created (the next wake-up tries again) or `close()` came before any was.
     func wake(work: @autoclosure () -> @Sendable (_ wokenAgain: FileDescriptor) -> Void) -> Bool {
         if let signals = signals.load(ordering: .acquiring) {
+            // This value holds a reference until its deinit, and `self` is borrowed: no retain needed.
             signals._withUnsafeGuaranteedRef { $0.wake() }
             return true
         }
@@ -62,8 +64,8 @@ struct OnDemandReplenishingThread: ~Copyable, Sendable {
         }
     }
 
-    /// Ends the wake-ups for good and returns the thread, if it was started, for the caller to
-    /// `stop()` (which waits for a run under way: stop first whatever that run may be waiting for).
+    /// Returns the thread, if it was started, for the caller to `stop()` (which waits for a run
+    /// under way: stop first whatever that run may be waiting for); no thread is started afterwards.
     func close() -> ReplenishingThread? {
         phase.withLock { phase in
             defer { phase = .closed }

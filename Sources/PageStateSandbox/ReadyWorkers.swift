@@ -30,9 +30,9 @@ final class ReadyWorkers: Sendable {
     /// `take()` prefetches before it takes the lock; set under the lock whenever the oldest worker
     /// changes (`publishOldest`).
     private let oldestDeathNotice = Atomic<UInt>(0)
+    private let target: Int  // read by every take: on the prefetched line too
     private let replenishing: OnDemandReplenishingThread
     private let launchers: Launchers
-    private let target: Int
     private let spawnTimeout: Duration
     private let refillDelayMilliseconds: Int32
     /// How many times a run looks for a spare in hand, while none is on its way, before it stops.
@@ -43,7 +43,7 @@ final class ReadyWorkers: Sendable {
     /// four (each ~0.5 µs when cold, as a paced spawn's memory is: performance.md, session 41).
     private struct Entry {
         let worker: WorkerProcess
-        /// `worker.deathNotice` (the worker keeps its mailbox alive, so the notice is valid).
+        /// `worker.deathNotice` (valid: the worker keeps its channel, whose mailbox is never replaced).
         let deathNotice: SharedMailbox.DeathNotice?
 
         init(_ worker: WorkerProcess) {
@@ -51,8 +51,14 @@ final class ReadyWorkers: Sendable {
             deathNotice = worker.deathNotice
         }
 
-        /// `worker.hasExited`, from the kept notice while it says the worker is alive.
-        var hasExited: Bool { deathNotice?.workerLife == .alive ? false : worker.hasExited }
+        /// `worker.hasExited`, from the kept notice while one is linked.
+        var hasExited: Bool {
+            switch deathNotice?.workerLife {
+            case .alive?: false
+            case .dead?: true
+            case .unknown?, nil: worker.hasExited  // asks the pidfd
+            }
+        }
     }
 
     private struct State {
@@ -112,10 +118,10 @@ final class ReadyWorkers: Sendable {
         ps_prefetch(object + 63)  // the object may straddle two lines
     }
 
-    /// Whether the published address is the oldest ready worker's death notice (0 with none), as
-    /// every change to the list leaves it (for tests).
-    var publishesOldestDeathNotice: Bool {
-        state.withLock { oldestDeathNotice.load(ordering: .relaxed) == ($0.workers.first?.deathNotice?.address ?? 0) }
+    /// The published address and the oldest ready worker's death notice's (0 with none), which
+    /// every change to the list leaves equal (for tests).
+    var publishedDeathNotice: (published: UInt, oldest: UInt) {
+        state.withLock { (oldestDeathNotice.load(ordering: .relaxed), $0.workers.first?.deathNotice?.address ?? 0) }
     }
 
     /// Publishes where the oldest ready worker's death notice is, after a change to the list.
@@ -176,7 +182,7 @@ final class ReadyWorkers: Sendable {
     /// - Complexity: O(ready workers), each exited check at most one `poll`.
     func takeWorkers(notFrom kept: [Launcher]) -> [WorkerProcess] {
         state.withLock { state in
-            let stale = Array(state.workers.filter { entry in entry.hasExited || !kept.contains { $0 === entry.worker.launcher } })
+            let stale = state.workers.filter { entry in entry.hasExited || !kept.contains { $0 === entry.worker.launcher } }
             state.workers.removeAll { entry in stale.contains { $0.worker === entry.worker } }
             publishOldest(state)
             return stale.map(\.worker)

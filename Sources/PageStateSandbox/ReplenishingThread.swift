@@ -48,7 +48,8 @@ final class ReplenishingThread: Sendable {
         let lookingEveryDelay = Atomic<Bool>(false)
         /// Wake-ups that found the thread not looking and wrote (or tried to) to the event counter.
         let writes = Atomic<Int>(0)
-        fileprivate let wakeUps: FileDescriptor
+        /// Closed when the last holder lets go (not by `stop()`).
+        let wakeUps: FileDescriptor
 
         fileprivate init(wakeUps: FileDescriptor) { self.wakeUps = wakeUps }
 
@@ -70,8 +71,7 @@ final class ReplenishingThread: Sendable {
 
     /// A thread named `name` (as `ps` and `perf` show it) that runs `work` `delay` after each wake-up.
     init(name: String, delay: Duration, stayAwake: Duration, work: @escaping @Sendable (_ wokenAgain: FileDescriptor) -> Void) throws(Errno) {
-        let wakeUps = try FileDescriptor.eventCounter()
-        let signals = Signals(wakeUps: wakeUps)  // closes the counter if the thread cannot be made
+        let signals = Signals(wakeUps: try FileDescriptor.eventCounter())  // closes it if the thread cannot be made
         self.signals = signals
         let lookMilliseconds = Int32(max(1, (delay / .milliseconds(1)).rounded(.up)))
         let delayNanoseconds = MonotonicInstant.nanoseconds(in: delay)
@@ -88,7 +88,7 @@ final class ReplenishingThread: Sendable {
                 signals.lookingEveryDelay.store(looking, ordering: .sequentiallyConsistent)
                 var askedAt = signals.askedAt.exchange(0, ordering: .sequentiallyConsistent)
                 if askedAt == 0 {
-                    guard Self.takeWakeUps(from: wakeUps, waitingMilliseconds: looking ? lookMilliseconds : -1) else { return }
+                    guard Self.takeWakeUps(from: signals.wakeUps, waitingMilliseconds: looking ? lookMilliseconds : -1) else { return }
                     askedAt = signals.askedAt.exchange(0, ordering: .sequentiallyConsistent)
                 }
                 guard askedAt != 0 else {
@@ -106,8 +106,8 @@ final class ReplenishingThread: Sendable {
                 if !past && due > now { sleepCallingThread(for: .nanoseconds(Int64(clamping: due - now))) }
                 // Writes of wake-ups already counted (this run's, or ones during the delay, which
                 // left `askedAt` set for one more run) must not end `work`'s waits.
-                guard Self.takeWakeUps(from: wakeUps, waitingMilliseconds: 0) else { return }
-                work(wakeUps)
+                guard Self.takeWakeUps(from: signals.wakeUps, waitingMilliseconds: 0) else { return }
+                work(signals.wakeUps)
                 quietLooks = 0
             }
         }

@@ -14,6 +14,8 @@ public final class SandboxPool: GuestExecutor {
     // cache lines cost one miss (performance.md, session 41).
     /// Workers spawned ahead for new guests (taken under `state`'s lock: it is never taken the other way round).
     private let ready: ReadyWorkers
+    /// `configuration.maximumLiveWorkers`, here rather than past the whole configuration.
+    private let maximumLiveWorkers: Int
     private let state: Mutex<PoolState>
     public let configuration: SandboxConfiguration
     private let launchers: Launchers
@@ -86,6 +88,7 @@ public final class SandboxPool: GuestExecutor {
         self.hostCall = hostCall
         workerSpinMicroseconds = UInt32(min(max(0, configuration.spinBeforeSleeping / .microseconds(1)), Double(ExecuteMessage.maximumSpinMicroseconds)).rounded())
         idleTimeoutNanoseconds = MonotonicInstant.nanoseconds(in: configuration.idleTimeout)
+        maximumLiveWorkers = configuration.maximumLiveWorkers
         state = Mutex(PoolState(workers: PoolWorkers(expectedWorkers: configuration.maximumLiveWorkers)))
         launchers = Launchers(configuration: configuration)
         ready = ReadyWorkers(launchers: launchers, configuration: configuration)
@@ -136,6 +139,9 @@ public final class SandboxPool: GuestExecutor {
 
     /// The pids of the workers spawned ahead for new guests, oldest first (for tests).
     var readyWorkerProcessIDs: [ProcessID] { ready.processIDs }
+
+    /// How many workers the index of slots holds before it grows (for tests).
+    var workerIndexCapacity: Int { state.withLock { $0.workers.slots.capacity } }
 
     /// The pid of the worker serving `guest`, if one is alive.
     public func workerProcessID(of guest: Guest) -> ProcessID? { state.withLock { $0.workers[guest.id]?.worker.pid } }
@@ -231,7 +237,7 @@ public final class SandboxPool: GuestExecutor {
             guard !state.closed else { throw .spawnFailed("the pool was shut down") }
             if let worker = state.workers.checkOut(guest.id) { return (.live(worker), nil, [], false) }
             var evicted: WorkerProcess?
-            if state.workers.count >= configuration.maximumLiveWorkers, let victim = state.workers.idle.oldest?.guestID {
+            if state.workers.count >= maximumLiveWorkers, let victim = state.workers.idle.oldest?.guestID {
                 state.statistics.evictedLeastRecentlyUsed += 1
                 evicted = state.workers.remove(victim)
             }

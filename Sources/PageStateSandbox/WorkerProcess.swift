@@ -108,7 +108,8 @@ final class WorkerProcess: @unchecked Sendable {
     /// while no notice is linked. For a worker that has run no guest code (whose notice is not forged).
     var hasExited: Bool { workerHasExited(mailbox: channel.mailbox, pidfd: pidfd) }
 
-    /// The worker's death notice, once its mailbox is attached (valid while this object lives).
+    /// The worker's death notice, once its mailbox is attached (valid while this object lives: the
+    /// channel's mailbox is never replaced).
     var deathNotice: SharedMailbox.DeathNotice? { channel.mailbox?.deathNotice }
 
     /// Resident memory: anonymous plus shared pages (`RssAnon + RssShmem` of /proc/PID/status).

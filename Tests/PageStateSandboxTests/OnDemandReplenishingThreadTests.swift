@@ -22,7 +22,7 @@ struct OnDemandReplenishingThreadTests {
         #expect(runs.count.load(ordering: .relaxed) == 0)
     }
 
-    @Test("the first wake-up starts the thread with its work, later ones reach it; after close and stop a wake-up runs nothing and writes to no descriptor opened since")
+    @Test("the first wake-up starts the thread with its work, later ones reach it; after close and stop a wake-up runs nothing and writes to the thread's own counter, still open")
     func wakeUpsAfterStopTouchNothingElse() throws {
         let onDemand = OnDemandReplenishingThread(name: "test-on-demand", delay: .milliseconds(5), stayAwake: .zero)
         let runs = ReplenishingThreadTests.Runs()
@@ -42,15 +42,30 @@ struct OnDemandReplenishingThreadTests {
         closed.stop()
         let runningAfterClose = onDemand.running
         #expect(runningAfterClose == nil)
-        // Had `stop()` closed the thread's event counter, this would get its number back, and the
-        // wake-up (a `write`: the thread never looks, stayAwake is zero) would land in it.
-        let openedSince = try FileDescriptor.eventCounter()
-        defer { try? openedSince.close() }
+        // The wake-up goes to the thread's own counter, still open (stop() does not close it): never
+        // to a descriptor closed or reused since.
+        let counter = thread.signals.wakeUps
         let wokenAfterStop = onDemand.wake(work: { _ in runs.count.add(100, ordering: .relaxed) })
-        #expect(wokenAfterStop, "a thread that was started takes wake-ups until the end (they do nothing)")
+        #expect(wokenAfterStop, "a thread that was started takes wake-ups until the end (they run nothing)")
         #expect(thread.wakeUpWrites == 3, "each wake-up wrote: the thread never looks")
+        #expect(fcntl(counter.rawValue, F_GETFD) != -1, "the counter stays open after stop()")
+        #expect(try counter.waitReadable(timeoutMilliseconds: 0), "the wake-up's write is in it")
         usleep(30_000)
         #expect(runs.count.load(ordering: .relaxed) == 2, "no run after stop")
-        #expect(try !openedSince.waitReadable(timeoutMilliseconds: 0), "nothing written to a descriptor opened after stop")
+    }
+
+    @Test("once the value and its thread are gone, the thread's signals are released (and close their counter)")
+    func endReleasesTheSignals() throws {
+        weak var signals: ReplenishingThread.Signals?
+        do {
+            let onDemand = OnDemandReplenishingThread(name: "test-on-demand", delay: .milliseconds(5), stayAwake: .zero)
+            let started = onDemand.wake(work: { _ in })
+            #expect(started)
+            let running = onDemand.running
+            signals = try #require(running).signals
+            let closing = onDemand.close()
+            try #require(closing).stop()
+        }
+        #expect(signals == nil)
     }
 }

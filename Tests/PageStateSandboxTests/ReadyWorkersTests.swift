@@ -42,7 +42,8 @@ struct ReadyWorkersTests {
         #expect(waitUntil { ready.count == 3 })
         usleep(20_000)
         #expect(ready.count == 3, "no more than the target")
-        #expect(ready.publishesOldestDeathNotice, "appended: the oldest one's notice is published for the next take")
+        let appended = ready.publishedDeathNotice
+        #expect(appended.published == appended.oldest && appended.oldest != 0, "appended: the oldest one's notice is published for the next take")
         #expect(Self.currentCount(launchers) == 3, "each ready worker holds its launcher's reservation")
 
         let pids = ready.processIDs
@@ -51,7 +52,9 @@ struct ReadyWorkersTests {
         #expect(worker.pid == pids[0], "the oldest first")
         #expect(!first.wake, "2 of 3 left: no wake-up")
         #expect(!worker.hasExited)
-        #expect(ready.publishesOldestDeathNotice, "taken: the next one's notice is published")
+        let afterTake = ready.publishedDeathNotice
+        #expect(afterTake.published == afterTake.oldest && afterTake.oldest != 0 && afterTake.oldest != appended.oldest,
+                "taken: the next one's notice is published")
         let second = ready.take()
         #expect(second.worker?.pid == pids[1] && second.wake, "1 of 3 left: fewer than half")
         ready.wake()
@@ -74,7 +77,8 @@ struct ReadyWorkersTests {
         #expect(taken.worker?.pid == pids[1], "the live one")
         #expect(taken.exited.map(\.pid) == [pids[0]] && taken.exited.allSatisfy(\.hasExited))
         #expect(taken.wake)
-        #expect(ready.publishesOldestDeathNotice, "none left: nothing published")
+        let noneLeft = ready.publishedDeathNotice
+        #expect(noneLeft.published == 0 && noneLeft.oldest == 0, "none left: nothing published")
         for worker in taken.exited + [taken.worker].compactMap({ $0 }) { worker.terminate() }
     }
 
@@ -86,7 +90,8 @@ struct ReadyWorkersTests {
         #expect(ready.takeWorkers(notFrom: launchers.currentAndNext).isEmpty, "both from the current launcher")
         let stale = ready.takeWorkers(notFrom: [])
         #expect(stale.count == 2 && ready.count == 0)
-        #expect(ready.publishesOldestDeathNotice, "taken out: nothing published")
+        let takenOut = ready.publishedDeathNotice
+        #expect(takenOut.published == 0 && takenOut.oldest == 0, "taken out: nothing published")
         for worker in stale { worker.terminate() }
         #expect(Self.currentCount(launchers) == 0)
     }

@@ -114,6 +114,7 @@ struct SandboxLifecycleTests {
         let guests = try (1...3).map { try Guest(id: UInt64($0), heapCapacityInPages: 16, stableCapacityInPages: 16) }
         for guest in guests { _ = try pool.execute(guest, request("counter.increment", guest: guest.id)) }
         #expect(pool.statistics.liveWorkers == 2)
+        #expect(pool.workerIndexCapacity >= 8, "the index was made for 4x the live maximum")
         #expect(pool.statistics.evictedLeastRecentlyUsed == 1)
         #expect(pool.workerProcessID(of: guests[0]) == nil, "the least recently used guest lost its worker")
         usleep(2_600_000)

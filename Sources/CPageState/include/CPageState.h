@@ -1,7 +1,8 @@
 // CPageState: what Swift cannot express on its own — kernel definitions Debian 12's headers lack,
 // shims for variadic C functions (fcntl, ioctl, syscall, prctl), cmsg macros, a compiler builtin
 // (prefetch), and liburing probes.
-// Every function returns the raw result and leaves errno set, so the Swift wrappers turn it into Errno.
+// Every function that can fail returns the raw result and leaves errno set, so the Swift wrappers
+// turn it into Errno.
 #ifndef CPAGESTATE_H
 #define CPAGESTATE_H
 
