@@ -13,7 +13,7 @@ public enum SpawnSuite {
     /// How long the floor's work takes on a warm processor: about a cold paced spawn.
     static let floorWork: Duration = .microseconds(10)
 
-    public static func run(worker: FilePath, liveCounts: [Int] = [1, 100, 1000], samples: Int = 4000,
+    public static func run(worker: FilePath, liveCounts: [Int] = [1, 100, 1000], samples: Int = defaultSamples,
                            workersPerLauncher: Int? = nil) throws -> BenchReport {
         var report = BenchReport(suite: "spawn")
         var configuration = SandboxConfiguration(workerExecutable: worker)
@@ -33,11 +33,12 @@ public enum SpawnSuite {
         try pool.warmUp(first)
         report.figures["launcher_start_ms"] = milliseconds(since: launcherStart)
         pool.evict(first)
-        // The live counts take turns, `rounds` times, in a snake order (1, 100, 1000, 1000, 100, 1, …),
-        // so that the machine's slow stretches (hypervisor steal comes and goes over seconds) fall on
-        // every count alike instead of on whichever was measured last.
+        // The live counts take turns, a phase of `samplesPerPhase` paced spawns each, in a snake order
+        // (1, 100, 1000, 1000, 100, 1, …), so that the machine's slow stretches (hypervisor steal comes
+        // and goes over seconds) fall on every count alike instead of on whichever was measured last;
+        // at least two rounds, so that every count is entered from both sides.
         let counts = liveCounts.sorted()
-        let rounds = min(Self.rounds, samples / 2)
+        let rounds = max(min(2, samples), samples / samplesPerPhase)
         var live: [Guest] = []
         var paced = [Int: [Double]](), burst = [Int: [Double]](), floorTimes = [Int: [Double]]()
         let floorWorkload = PacedWorkFloor(target: floorWork)
@@ -60,7 +61,7 @@ public enum SpawnSuite {
                     let elapsed = milliseconds(since: start)
                     if isPaced { paced[count, default: []].append(elapsed) } else { burst[count, default: []].append(elapsed) }
                     pool.evict(guest)
-                    if isPaced && sample.isMultiple(of: 2) {
+                    if isPaced && sample.isMultiple(of: floorEvery) {
                         sleepCallingThread(for: pace)
                         floorTimes[count, default: []].append(floorWorkload.measure())
                     }
@@ -110,9 +111,9 @@ public enum SpawnSuite {
         report.figures["bare_fork_p99_ms"] = p99(forks)
         report.notes.append("spawn = the pool warming up a new guest: a ready worker taken (spawned ahead by the pool), else a launcher's spare taken or a fork asked for, until the confined worker said it is ready and was sent its mailbox; spawn_p50_ms and spawn_p99_ms are the worst over \(liveCounts)")
         report.notes.append("paced spawns (\(pace) apart: a ready worker is in hand) vs burst spawns back to back (once the ready workers and spares are used, each waits for a fork)")
-        report.notes.append("floor = the machine's own tail for paced work: \(floorWorkload.iterations) rounds of a loop with no memory traffic (~\(Int(floorWork / .microseconds(1))) µs warm), run \(pace) after every other paced spawn (which puts two pauses before the next spawn, not one), in the same phases; floor_p99_\(liveCounts.max()!)_vs_\(liveCounts.min()!) is the same ratio for identical work in the same phases: where it strays from 1, the spawn ratio can too, for the machine's reasons")
+        report.notes.append("floor = the machine's own tail for paced work: \(floorWorkload.iterations) rounds of a loop with no memory traffic (~\(Int(floorWork / .microseconds(1))) µs warm), run \(pace) after every \(floorEvery)th paced spawn (which puts two pauses before the next spawn, not one), in the same phases; floor_p99_\(liveCounts.max()!)_vs_\(liveCounts.min()!) is the same ratio for identical work in the same phases: where it strays from 1, the spawn ratio can too, for the machine's reasons")
         report.notes.append("spawn_paced_over_30us_percent_at_N: the share of paced spawns past the body of the distribution, where p99 sits; spawn_paced_over_1ms_count_at_N: how many paced spawns took over 1 ms — in session 27's measurements each had found no spare in hand and waited for a fork (forks slowed down: see kdamond_cpu_percent)")
-        report.notes.append("the live counts take turns in \(rounds) rounds (snake order), each phase after the workers the change into it killed have exited, a 50 ms pause and 5 unmeasured spawns, so that the machine's slow stretches fall on every count alike and no phase pays for the exits of the workers the change killed")
+        report.notes.append("the live counts take turns in \(rounds) rounds (snake order; \(samples / rounds) paced spawns per count in each), each phase after the workers the change into it killed have exited, a 50 ms pause and 5 unmeasured spawns, so that the machine's slow stretches fall on every count alike and no phase pays for the exits of the workers the change killed")
         report.notes.append("phase_exit_wait_ms_max: the longest any phase change took from its first kill until the idle workers it killed had exited (phase_exit_wait_workers of them); absent when no change killed any")
         report.notes.append("launchers_max: launcher processes at the largest live count (one per \(configuration.workersPerLauncher) live workers, each beyond the first running its own copy of the worker executable, so that a fork waits only for the kernel's walks over its own launcher's workers; plus the next one, made ahead); launcher_copies_reused: new launchers that ran a stopped launcher's copy instead of making one (a stopped launcher's copy is kept for the idle timeout, \(configuration.idleTimeout))")
         report.notes.append("spawn_growing_p99_ms, spawn_growing_max_ms: spawns back to back while a phase change grows the pool (\(growing.count) of them, unmeasured above), which is where the pool moves to another launcher every \(configuration.workersPerLauncher) workers")
@@ -121,10 +122,20 @@ public enum SpawnSuite {
         return report
     }
 
-    /// Rounds in which the live counts take turns. The machine's share of slow spawns changes from
-    /// one few-second stretch to the next (0.75-13% over 30 µs per round and count at 5 rounds of 4,000 samples); 20
-    /// shorter turns spread those stretches over every count.
-    static let rounds = 20
+    /// Paced spawns per live count by default. The p99 of paced spawns sits where the body of their
+    /// distribution ends and a second mode (spawns an interruption landed on, 0.3-0.8% of them) begins,
+    /// so the share of that mode in a sample moves it; resampling measured phases (performance.md,
+    /// session 42) put `spawn_p99_1000_vs_1` over 1.2 in ~7% of runs of 4,000 spawns per count, ~1% of
+    /// 8,000, ~0.2% of 12,000.
+    public static let defaultSamples = 12_000
+
+    /// Paced spawns per live count in one turn (phase) of the rounds. The machine's share of slow spawns
+    /// changes from one few-second stretch to the next (0.75-13% over 30 µs per round and count at 5
+    /// rounds of 4,000 samples); phases of 200 paced spawns (~1.3 s) spread those stretches over every count.
+    static let samplesPerPhase = 200
+
+    /// The floor is measured after every `floorEvery`th paced spawn (each measurement adds a pause).
+    static let floorEvery = 4
 
     /// Brings `pool` to `target` live workers (starting or evicting them), waits until every evicted
     /// worker has exited, then lets the launcher finish replacing spares with a pause and a few
