@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
@@ -24,12 +25,12 @@ static pid_t confined_pid;
 /// What the worker runtime needs while it runs guests: memory, its socket, memfds for results,
 /// write protection through the userfaultfd it opened before confinement, time, and futexes for
 /// the Swift runtime's locks. Not allowed: opening anything, sockets, new userfaultfds, processes
-/// and threads (clone, fork, exec), signals to other processes, ptrace, truncation, and every
-/// other call.
+/// and threads (clone, fork, exec), signals to other processes, ptrace, truncation, executable
+/// mappings, and every other call.
 static const int allowed_calls[] = {
     SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev), SCMP_SYS(pread64),
     SCMP_SYS(pwrite64), SCMP_SYS(preadv), SCMP_SYS(pwritev), SCMP_SYS(close), SCMP_SYS(fstat),
-    SCMP_SYS(newfstatat), SCMP_SYS(lseek), SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mprotect),
+    SCMP_SYS(newfstatat), SCMP_SYS(lseek), SCMP_SYS(munmap),
     SCMP_SYS(mremap), SCMP_SYS(madvise), SCMP_SYS(brk), SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
     SCMP_SYS(sigaltstack), SCMP_SYS(futex), SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres),
     SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep), SCMP_SYS(gettimeofday), SCMP_SYS(getpid),
@@ -46,8 +47,12 @@ int ps_worker_filter_compile(void) {
     for (size_t i = 0; rc == 0 && i < sizeof allowed_calls / sizeof allowed_calls[0]; i++) {
         rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, allowed_calls[i], 0);
     }
-    // Signal handlers for anything but SIGSYS (the reporter must stay in place).
+    // Signal handlers for anything but SIGSYS, and mappings that are not executable: the reporter
+    // must stay in place, and so must its code (which no page can be made executable to replace),
+    // so that every forbidden call ends the worker.
     if (rc == 0) rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1, SCMP_A0(SCMP_CMP_NE, SIGSYS));
+    if (rc == 0) rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    if (rc == 0) rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
     // Its own processor affinity only (a worker moves off its host's processor; the cpuset bounds it).
     if (rc == 0) rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(sched_getaffinity), 1, SCMP_A0(SCMP_CMP_EQ, 0));
     if (rc == 0) rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(sched_setaffinity), 1, SCMP_A0(SCMP_CMP_EQ, 0));

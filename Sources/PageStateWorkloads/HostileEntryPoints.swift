@@ -31,6 +31,14 @@ public enum HostileEntryPoints {
         runtime.register("hostile.kill") { context in  // input: the pid to kill (the host, the launcher)
             result(ps_raw_syscall(Int(PS_SYS_KILL), Int(decimal(context.input)), Int(SIGKILL), 0, 0))
         }
+        runtime.register("hostile.map-executable") { _ in  // code of its own, e.g. to replace the SIGSYS reporter's
+            result(Int(bitPattern: mmap(nil, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)))
+        }
+        runtime.register("hostile.make-executable") { _ in  // write code, then make it executable
+            guard let page = mmap(nil, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), page != MAP_FAILED else { return [] }
+            page.storeBytes(of: 0xC3, as: UInt8.self)  // ret
+            return result(Int(mprotect(page, 4096, PROT_READ | PROT_EXEC)))
+        }
         runtime.register("hostile.truncate") { _ in
             for descriptor in 0..<64 { _ = ps_raw_syscall(Int(PS_SYS_FTRUNCATE), descriptor, 0, 0, 0) }
             return []

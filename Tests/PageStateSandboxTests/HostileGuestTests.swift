@@ -9,11 +9,13 @@ import Glibc
 /// One hostile behaviour and the typed error that must contain it.
 struct HostileCase: CustomStringConvertible, Sendable {
     var entryPoint: String
-    var input: @Sendable (SandboxPool) -> [UInt8] = { _ in [] }
+    /// The input, given the pool and the bystander guest.
+    var input: @Sendable (SandboxPool, Guest) -> [UInt8] = { _, _ in [] }
     var expected: @Sendable (ExecutionError) -> Bool
     var description: String { entryPoint }
 
-    static func violation(_ entryPoint: String, _ syscall: String, input: @escaping @Sendable (SandboxPool) -> [UInt8] = { _ in [] }) -> HostileCase {
+    static func violation(_ entryPoint: String, _ syscall: String,
+                          input: @escaping @Sendable (SandboxPool, Guest) -> [UInt8] = { _, _ in [] }) -> HostileCase {
         HostileCase(entryPoint: entryPoint, input: input) { $0 == .policyViolation(syscall: syscall) }
     }
 
@@ -23,10 +25,13 @@ struct HostileCase: CustomStringConvertible, Sendable {
         .violation("hostile.execve", "execve"),
         .violation("hostile.fork", "clone"),
         .violation("hostile.userfaultfd", "userfaultfd"),
-        .violation("hostile.ptrace", "ptrace") { _ in Array("\(getpid())".utf8) },
-        .violation("hostile.kill", "kill") { _ in Array("\(getpid())".utf8) },  // the host
-        .violation("hostile.kill", "kill") { pool in Array("\(pool.launcherProcessID!.rawValue)".utf8) },
+        .violation("hostile.ptrace", "ptrace") { _, _ in Array("\(getpid())".utf8) },
+        .violation("hostile.kill", "kill") { _, _ in Array("\(getpid())".utf8) },  // the host
+        .violation("hostile.kill", "kill") { pool, _ in Array("\(pool.launcherProcessID!.rawValue)".utf8) },
+        .violation("hostile.kill", "kill") { pool, bystander in Array("\(pool.workerProcessID(of: bystander)!.rawValue)".utf8) },
         .violation("hostile.truncate", "ftruncate"),
+        .violation("hostile.map-executable", "mmap"),
+        .violation("hostile.make-executable", "mprotect"),
         HostileCase(entryPoint: "hostile.write-past-bounds") { $0 == .crashed(signal: SIGSEGV) },
         HostileCase(entryPoint: "hostile.segfault") { $0 == .crashed(signal: SIGSEGV) },
         HostileCase(entryPoint: "hostile.abort") { $0 == .crashed(signal: SIGABRT) },
@@ -35,7 +40,7 @@ struct HostileCase: CustomStringConvertible, Sendable {
         HostileCase(entryPoint: "hostile.allocate") { if case .timedOut = $0 { true } else { $0 == .crashed(signal: SIGABRT) } },
         HostileCase(entryPoint: "hostile.exhaust-descriptors") { if case .workerFailure = $0 { true } else { false } },
         HostileCase(entryPoint: "hostile.malformed-result") { if case .malformedResult = $0 { true } else { false } },
-        HostileCase(entryPoint: "hostile.oversized-result", input: { _ in Array("\(4 << 20)".utf8) }) {
+        HostileCase(entryPoint: "hostile.oversized-result", input: { _, _ in Array("\(4 << 20)".utf8) }) {
             if case .malformedResult = $0 { true } else { false }
         },
     ]
@@ -57,10 +62,12 @@ struct HostileGuestTests {
         _ = try pool.execute(bystander, request("kv.put", putInput("k", "v"), guest: 2))
         _ = try pool.execute(attacker, request("counter.increment"))
         let launcher = pool.launcherProcessID
-        let before = (contents(bystander.heap), contents(attacker.heap), contents(attacker.stable))
+        let bystanderWorker = try #require(pool.workerProcessID(of: bystander))
+        _ = try pool.execute(bystander, request("log.append", Array("entry".utf8), guest: 2))  // stable memory too
+        let before = (contents(bystander.heap), contents(bystander.stable), contents(attacker.heap), contents(attacker.stable))
 
         #expect {
-            _ = try pool.execute(attacker, request(hostile.entryPoint, hostile.input(pool)))
+            _ = try pool.execute(attacker, request(hostile.entryPoint, hostile.input(pool, bystander)))
         } throws: { error in
             guard let error = error as? ExecutionError else { return false }
             if !hostile.expected(error) { Issue.record("\(hostile.entryPoint): got \(error)") }
@@ -69,10 +76,12 @@ struct HostileGuestTests {
         #expect(pool.launcherProcessID == launcher)
         #expect(kill(launcher!.rawValue, 0) == 0, "the launcher is alive")
         #expect(contents(bystander.heap) == before.0)
-        #expect(contents(attacker.heap) == before.1)
-        #expect(contents(attacker.stable) == before.2)
+        #expect(contents(bystander.stable) == before.1)
+        #expect(contents(attacker.heap) == before.2)
+        #expect(contents(attacker.stable) == before.3)
         // Both guests go on working (the attacker with a new worker).
         #expect(try pool.execute(bystander, request("kv.get", Array("k".utf8), kind: .query, guest: 2)).output == Array("v".utf8))
+        #expect(pool.workerProcessID(of: bystander) == bystanderWorker, "the bystander's worker lived through it and served that query")
         #expect(u64(try pool.execute(attacker, request("counter.increment")).output) == 2)
     }
 
