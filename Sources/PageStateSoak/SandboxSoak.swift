@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import PageStateKernel
 import PageStateSandbox
@@ -33,7 +34,9 @@ public enum SandboxSoak {
     public static func run(worker: FilePath, executions: Int, guests: Int = 16, seed: UInt64,
                            workersPerLauncher: Int? = nil) -> SandboxSoakReport {
         var report = SandboxSoakReport()
-        report.descriptorsBefore = openDescriptors()
+        startDispatchEventMachinery()
+        let descriptorsBefore = openDescriptors()
+        report.descriptorsBefore = descriptorsBefore.count
         report.childrenBefore = children(of: getpid()).count
         do {
             try exercise(worker: worker, executions: executions, guests: guests, seed: seed,
@@ -41,10 +44,12 @@ public enum SandboxSoak {
         } catch {
             report.failures.append("\(error)")
         }
-        report.descriptorsAfter = openDescriptors()
+        let descriptorsAfter = openDescriptors()
+        report.descriptorsAfter = descriptorsAfter.count
         report.childrenAfter = children(of: getpid()).count
         if report.descriptorsAfter != report.descriptorsBefore {
-            report.failures.append("descriptors: \(report.descriptorsBefore) before, \(report.descriptorsAfter) after")
+            let opened = descriptorsAfter.filter { descriptorsBefore[$0.key] != $0.value }.sorted { $0.key < $1.key }
+            report.failures.append("descriptors: \(report.descriptorsBefore) before, \(report.descriptorsAfter) after; opened since or reused: \(opened.map { "\($0.key) → \($0.value)" })")
         }
         if report.childrenAfter != report.childrenBefore {
             report.failures.append("child processes: \(report.childrenBefore) before, \(report.childrenAfter) after")
@@ -112,14 +117,29 @@ public enum SandboxSoak {
         report.evicted = statistics.evictedLeastRecentlyUsed + statistics.evictedIdle + statistics.evictedForMemory
     }
 
-    /// Open descriptors, except Dispatch's own event machinery (an epoll, an eventfd, a timerfd it
-    /// creates once per process, when the pool's maintenance timer first runs): not leaks.
-    static func openDescriptors() -> Int {
-        let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        return descriptors.filter { descriptor in
-            let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(descriptor)")) ?? ""
-            return !["anon_inode:[eventpoll]", "anon_inode:[eventfd]", "anon_inode:[timerfd]"].contains(target)
-        }.count
+    /// Runs a Dispatch timer once, so that Dispatch's event machinery (an epoll and an eventfd it
+    /// creates once per process, when its first timer runs: the pool's maintenance timer would) is
+    /// open before the baseline is counted.
+    static func startDispatchEventMachinery() {
+        let fired = DispatchSemaphore(value: 0)
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pagestate.soak.baseline"))
+        timer.schedule(deadline: .now() + .milliseconds(1))
+        timer.setEventHandler { fired.signal() }
+        timer.resume()
+        fired.wait()
+        timer.cancel()
+    }
+
+    /// The process's open descriptors and what each refers to, except Dispatch's epolls and timerfds
+    /// (it opens and closes timerfds as its timers come and go; PageState opens neither kind). Every
+    /// eventfd counts: the pool's event counters are eventfds.
+    static func openDescriptors() -> [Int: String] {
+        let descriptors = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int($0) }
+        // The listing's own descriptor is closed by the time it is looked up: left out.
+        let targets = descriptors.compactMap { descriptor in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(descriptor)")).map { (descriptor, $0) }
+        }
+        return Dictionary(uniqueKeysWithValues: targets.filter { !["anon_inode:[eventpoll]", "anon_inode:[timerfd]"].contains($0.1) })
     }
 
     /// The children of every thread of `pid`, zombies included.
