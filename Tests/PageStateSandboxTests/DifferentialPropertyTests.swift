@@ -69,7 +69,7 @@ let nextGuestID = Atomic<UInt64>(1000)
 struct DifferentialPropertyTests {
     /// Every update after a guest's first gets a result file prepared in the background (sized by
     /// the previous result, so larger, smaller or still being prepared).
-    static let pool = makePool(budgetPages: 1 << 40) { $0.preparedResultMinimumPages = 1 }
+    static let pool = makePool(budget: MemoryBudget(pages: 1 << 40)) { $0.preparedResultMinimumPages = 1 }
 
     /// Random executions across guests, with host writes, evictions and worker kills injected: after
     /// every step the sandboxed and the in-process run have the same outputs (or errors) and the same

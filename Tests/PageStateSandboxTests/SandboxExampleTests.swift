@@ -2,6 +2,7 @@
 import Foundation
 import PageState
 import SystemPackage
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -165,21 +166,55 @@ struct SandboxLifecycleTests {
         for guest in guests { #expect(u64(guest.heap.page(0)) == 20) }
     }
 
+    @Test("executions of different guests overlap: each is inside its host call while the other is")
+    func differentGuestsOverlap() throws {
+        // Each guest's host call waits (up to 5 s, within the execution timeout) until both guests are
+        // in one; were executions of different guests run one at a time, the first would wait out the
+        // limit and answer 0.
+        let inHostCall = Mutex(0)
+        let pool = makePool(hostCall: { _, _ in
+            inHostCall.withLock { $0 += 1 }
+            let deadline = ContinuousClock.now + .seconds(5)
+            while inHostCall.withLock({ $0 }) < 2, ContinuousClock.now < deadline { usleep(1000) }
+            return [inHostCall.withLock { $0 } >= 2 ? 1 : 0]
+        })
+        defer { pool.shutDown() }
+        let guests = try (1...2).map { try Guest(id: UInt64($0), heapCapacityInPages: 16, stableCapacityInPages: 16) }
+        let outputs = Mutex([UInt64: [UInt8]]())
+        let done = DispatchGroup()
+        for guest in guests {
+            done.enter()
+            Thread {
+                let output = try? pool.execute(guest, request("host.echo", [0], kind: .query, guest: guest.id)).output
+                outputs.withLock { $0[guest.id] = output }
+                done.leave()
+            }.start()
+        }
+        done.wait()
+        #expect(outputs.withLock { $0 } == [1: [1], 2: [1]])
+    }
+
     @Test("growth is charged against the allowance and the shared budget, deterministically; host calls and system data work")
     func allowanceBudgetHostCalls() throws {
-        let budget: UInt64 = 3
-        let pool = makePool(budgetPages: budget)
+        let budget = MemoryBudget(pages: 3)
+        let pool = makePool(budget: budget)
         defer { pool.shutDown() }
         let guest = try Guest(id: 9, heapCapacityInPages: 512, stableCapacityInPages: 16)
         #expect(throws: ExecutionError.memoryAllowanceExhausted(requestedPages: 1, remainingPages: 0)) {
             try pool.execute(guest, request("counter.increment", allowance: 0))
         }
         #expect(guest.heap.sizeInPages == 0)
-        #expect(try pool.execute(guest, request("counter.increment", allowance: 1)).grownPages == 1)
-        // The key-value table needs 257 pages; only 2 remain in the shared budget.
+        #expect(budget.availablePages == 3)
+        #expect(try pool.execute(guest, request("counter.increment", allowance: 2)).grownPages == 1)
+        #expect(budget.availablePages == 2, "the unused part of the grant is returned; the page grown stays charged")
+        // The key-value table needs 257 pages; the allowance asked for is 1,000, but only 2 remain in the
+        // shared budget, so the execution is granted 2.
         #expect(throws: ExecutionError.memoryAllowanceExhausted(requestedPages: 256, remainingPages: 2)) {
             try pool.execute(guest, request("kv.put", putInput("a", "b"), allowance: 1000))
         }
+        #expect(budget.availablePages == 2, "a failed execution returns its whole grant")
+        #expect(try pool.execute(guest, request("counter.increment", kind: .query, allowance: 0)).grownPages == 0)
+        #expect(budget.availablePages == 2, "queries neither take from the budget nor grow")
         #expect(try pool.execute(guest, request("host.echo", [1, 2, 3], kind: .query)).output == [3, 2, 1])
         let system = try pool.execute(guest, request("system.data", kind: .query, guest: 9)).output
         #expect(system.count == 32 && u64(system) == 9 && u64(Array(system[8...])) == 7)

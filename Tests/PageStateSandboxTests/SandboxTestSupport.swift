@@ -19,13 +19,13 @@ let demoRuntime: WorkerRuntime = {
 }()
 
 /// A pool of the default worker with limits small enough for tests.
-func makePool(budgetPages: UInt64 = 1 << 20, configure: (inout SandboxConfiguration) -> Void = { _ in },
+func makePool(budget: MemoryBudget = MemoryBudget(pages: 1 << 20), configure: (inout SandboxConfiguration) -> Void = { _ in },
               hostCall: @escaping HostCallHandler = { _, bytes in bytes.reversed() }) -> SandboxPool {
     var configuration = SandboxConfiguration(workerExecutable: workerExecutable)
     configuration.executionTimeout = .seconds(10)
     configuration.workerAddressSpaceBytes = 4 << 30
     configure(&configuration)
-    return SandboxPool(configuration: configuration, budget: MemoryBudget(pages: budgetPages), hostCall: hostCall)
+    return SandboxPool(configuration: configuration, budget: budget, hostCall: hostCall)
 }
 
 func request(_ entryPoint: String, _ input: [UInt8] = [], kind: ExecutionKind = .update, guest: UInt64 = 1,
