@@ -7,6 +7,11 @@ public final class ExecutionContext {
     public let heap: GuestMemory
     public let stable: GuestMemory
     private let hostCallHandler: ([UInt8]) throws(ExecutionError) -> [UInt8]
+    /// Added to the file offset of every page a sandboxed update reports (0: where it was written).
+    /// Only for the hostile-guest tests, which play a compromised worker reporting pages at places
+    /// it does not own: the host must reject them (`ExecutionError.rejectedPages`). In-process
+    /// executions ignore it.
+    @_spi(HostileGuests) public var reportedOffsetShift: UInt64 = 0
 
     init(input: [UInt8], kind: ExecutionKind, system: SystemData, heap: GuestMemory, stable: GuestMemory,
          hostCall: @escaping ([UInt8]) throws(ExecutionError) -> [UInt8]) {

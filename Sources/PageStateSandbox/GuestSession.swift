@@ -24,6 +24,8 @@ final class GuestSession {
         var heapSize: UInt64
         var stableSize: UInt64
         var grownPages: UInt64
+        /// `ExecutionContext.reportedOffsetShift` as the entry point left it.
+        var reportedOffsetShift: UInt64 = 0
     }
 
     /// Maps both memories (zero-copy) and starts tracking them; `faultScope` as in `TrackedMemory`.
@@ -62,12 +64,16 @@ final class GuestSession {
                    hostCall: @escaping ([UInt8]) throws(ExecutionError) -> [UInt8]) throws(ExecutionError) -> Update {
         let allowance = MemoryAllowance(pages: request.memoryAllowancePages)
         var sizes: (UInt64, UInt64) = (heapSize, stableSize)
+        var reportedOffsetShift: UInt64 = 0
         let outcome: (([UInt8], DirtyPages), DirtyPages)
         do {
             outcome = try heap.execute { _ in
                 try stable.execute { _ in
                     let context = makeContext(request, allowance, hostCall)
-                    defer { sizes = (context.heap.sizeInPages, context.stable.sizeInPages) }
+                    defer {
+                        sizes = (context.heap.sizeInPages, context.stable.sizeInPages)
+                        reportedOffsetShift = context.reportedOffsetShift
+                    }
                     return try body(context)
                 }
             }
@@ -76,7 +82,7 @@ final class GuestSession {
         }
         let ((output, stableDirty), heapDirty) = outcome
         let update = Update(output: output, heapDirty: heapDirty, stableDirty: stableDirty, heapSize: sizes.0,
-                            stableSize: sizes.1, grownPages: allowance.grownPages)
+                            stableSize: sizes.1, grownPages: allowance.grownPages, reportedOffsetShift: reportedOffsetShift)
         let written = UInt64(heapDirty.count + stableDirty.count)
         if written > request.dirtyPageLimit {
             try rollback(update)

@@ -254,7 +254,8 @@ final class WorkerServer {
                 let buffers = heapChanged.map { session.heap.memory.bytes(ofPage: $0) } + stableChanged.map { session.stable.memory.bytes(ofPage: $0) }
                 let prepared = preparedResult
                 preparedResult = nil
-                let (descriptor, places) = try SealedPageFile.write(buffers, into: prepared)
+                let (descriptor, written) = try SealedPageFile.write(buffers, into: prepared)
+                let places = written.map { PageLocation.Place(offset: $0.offset &+ update.reportedOffsetShift, tag: $0.tag) }
                 captured = CapturedUpdate(update: update, file: descriptor,
                                           heapPages: zip(heapChanged, places).map { PageLocation(index: $0, place: $1) },
                                           stablePages: zip(stableChanged, places[heapChanged.count...]).map { PageLocation(index: $0, place: $1) })

@@ -1,5 +1,5 @@
 import CPageState
-import PageStateSandbox
+@_spi(HostileGuests) import PageStateSandbox
 
 #if canImport(Glibc)
 import Glibc
@@ -73,6 +73,12 @@ public enum HostileEntryPoints {
             return []
         }
         runtime.register("hostile.abort") { _ in abort() }
+        runtime.register("hostile.foreign-pages") { context in  // an update that reports its page beyond its result file
+            if context.heap.sizeInPages == 0 { try context.heap.grow(byPages: 1) }
+            try context.heap.store(UInt64(0xBAD), at: 0)
+            context.reportedOffsetShift = 1 << 40
+            return []
+        }
         runtime.register("hostile.malformed-result") { _ in
             let garbage: [UInt8] = [0x50, 0x53, 0x57, 0x4B, 11, 0, 0, 0, 1, 2, 3]  // "PSWK", result, truncated body
             _ = garbage.withUnsafeBytes { write(3, $0.baseAddress, $0.count) }

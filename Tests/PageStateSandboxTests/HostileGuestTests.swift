@@ -39,6 +39,7 @@ struct HostileCase: CustomStringConvertible, Sendable {
         // Stopped by RLIMIT_AS (malloc fails, the guest aborts) — or, on a loaded machine, by the timeout first.
         HostileCase(entryPoint: "hostile.allocate") { if case .timedOut = $0 { true } else { $0 == .crashed(signal: SIGABRT) } },
         HostileCase(entryPoint: "hostile.exhaust-descriptors") { if case .workerFailure = $0 { true } else { false } },
+        HostileCase(entryPoint: "hostile.foreign-pages") { if case .rejectedPages = $0 { true } else { false } },
         HostileCase(entryPoint: "hostile.malformed-result") { if case .malformedResult = $0 { true } else { false } },
         HostileCase(entryPoint: "hostile.oversized-result", input: { _, _ in Array("\(4 << 20)".utf8) }) {
             if case .malformedResult = $0 { true } else { false }

@@ -24,7 +24,14 @@ struct SandboxExampleTests {
         #expect(try pool.execute(guest, request("kv.put", putInput("alpha", "one"))).output == [1])
         #expect(try pool.execute(guest, request("kv.get", Array("alpha".utf8), kind: .query)).output == Array("one".utf8))
         #expect(u64(guest.heap.page(0)) == 3)
-        #expect(pool.statistics.spawned == 1)
+        let statistics = pool.statistics
+        #expect(statistics.spawned == 1)
+        #expect(statistics.executions == 6)
+        #expect(statistics.liveWorkers == 1)
+        // Latencies: one spawn and six executions recorded (each under the test's 10 s timeout).
+        #expect((1..<10_000_000).contains(statistics.spawnP50Microseconds) && statistics.spawnP99Microseconds == statistics.spawnP50Microseconds)
+        #expect((1..<10_000_000).contains(statistics.executionP50Microseconds))
+        #expect((statistics.executionP50Microseconds..<10_000_000).contains(statistics.executionP99Microseconds))
     }
 
     @Test("large updates write into result files prepared in the background; smaller, larger and equal results all match in-process")
@@ -77,12 +84,68 @@ struct SandboxLifecycleTests {
         let launcher = try #require(pool.launcherProcessID)
         kill(launcher.rawValue, SIGKILL)
         let worker = try #require(pool.workerProcessID(of: guest))
-        let workerDescriptor = try? FileDescriptor.processDescriptor(worker)
-        _ = try workerDescriptor?.waitReadable(timeoutMilliseconds: 5000)  // PDEATHSIG takes the worker too
-        try workerDescriptor?.close()
+        let workerDescriptor = try FileDescriptor.processDescriptor(worker)
+        #expect(try workerDescriptor.waitReadable(timeoutMilliseconds: 5000), "PDEATHSIG took the worker with its launcher")
+        try workerDescriptor.close()
         #expect(u64(try pool.execute(guest, request("counter.increment")).output) == 2)
         #expect(pool.launcherProcessID != launcher)
         #expect(pool.statistics.launcherRestarts == 1)
+    }
+
+    @Test("a launcher that stops answering is replaced after the spawn timeout; its guests carry on", .timeLimit(.minutes(1)))
+    func stoppedLauncher() throws {
+        let pool = makePool { configuration in
+            configuration.spawnTimeout = .seconds(1)
+            configuration.readyWorkers = 0
+            configuration.spareWorkers = 1
+        }
+        defer { pool.shutDown() }
+        let first = try Guest(id: 1, heapCapacityInPages: 16, stableCapacityInPages: 16)
+        _ = try pool.execute(first, request("counter.increment"))
+        let launcher = try #require(pool.launcherProcessID)
+        #expect(kill(launcher.rawValue, SIGSTOP) == 0)
+        // New guests take the spare in hand, if any; then one waits for a fork the stopped launcher
+        // does not make, until the spawn timeout, and the pool replaces the launcher.
+        for id in UInt64(2)...4 {
+            let guest = try Guest(id: id, heapCapacityInPages: 16, stableCapacityInPages: 16)
+            #expect(u64(try pool.execute(guest, request("counter.increment", guest: id)).output) == 1)
+        }
+        #expect(pool.statistics.launcherRestarts == 1)
+        #expect(pool.launcherProcessID != launcher)
+        #expect(kill(launcher.rawValue, 0) == -1 && errno == ESRCH, "the stopped launcher was killed and reaped")
+        // The first guest's worker died with its launcher (PDEATHSIG): its next execution gets a new one.
+        #expect(u64(try pool.execute(first, request("counter.increment")).output) == 2)
+    }
+
+    @Test("a worker that ran a guest is confined: no new privileges, a seccomp filter, its resource limits, none of its launcher's descriptors")
+    func workersAreConfined() throws {
+        let pool = makePool { configuration in
+            configuration.workerAddressSpaceBytes = 3 << 30
+            configuration.workerOpenFiles = 200
+        }
+        defer { pool.shutDown() }
+        let guest = try Guest(id: 1, heapCapacityInPages: 16, stableCapacityInPages: 16)
+        _ = try pool.execute(guest, request("counter.increment"))
+        let worker = try #require(pool.workerProcessID(of: guest)).rawValue
+        let launcher = try #require(pool.launcherProcessID).rawValue
+        let status = try readProcFile(FilePath("/proc/\(worker)/status")).split(separator: "\n")
+        #expect(status.contains("NoNewPrivs:\t1"))
+        #expect(status.contains("Seccomp:\t2"), "a filter is loaded (mode 2)")
+        let limits = try readProcFile(FilePath("/proc/\(worker)/limits")).split(separator: "\n")
+        func limit(_ name: String) -> [Substring] {
+            limits.first { $0.hasPrefix(name) }.map { $0.dropFirst(name.count).split(separator: " ").prefix(2).map { $0 } } ?? []
+        }
+        #expect(limit("Max address space") == ["\(3 << 30)", "\(3 << 30)"])
+        #expect(limit("Max open files") == ["200", "200"])
+        #expect(limit("Max core file size") == ["0", "0"])
+        // Descriptors from 3 on: the worker's own (its socket, its guest's files), none of the launcher's.
+        func targets(of pid: pid_t) throws -> Set<String> {
+            Set(try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").compactMap { Int($0) }.filter { $0 >= 3 }
+                .compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") })
+        }
+        let launcherTargets = try targets(of: launcher)
+        #expect(!launcherTargets.isEmpty)
+        #expect(try targets(of: worker).isDisjoint(with: launcherTargets))
     }
 
     @Test("a worker killed while idle is replaced within the next execution; one that dies running a request is not run again")
