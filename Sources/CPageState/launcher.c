@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-int ps_worker_filter_compile(void);
+int ps_worker_filter_compile(int fault_tracking);
 
 int ps_thread_count(void) {
     DIR *tasks = opendir("/proc/self/task");
@@ -131,9 +131,9 @@ static void answer_spawned(int control, const struct waiting *spawned) {
     close(spawned->worker.host);
 }
 
-int ps_launcher_serve(int control, const struct ps_worker_limits *limits, int kernel_reaps) {
+int ps_launcher_serve(int control, const struct ps_worker_limits *limits, int kernel_reaps, int fault_tracking) {
     if (ps_thread_count() != 1) { errno = EBUSY; return -1; }
-    if (ps_worker_filter_compile() != 0) return -1;
+    if (ps_worker_filter_compile(fault_tracking) != 0) return -1;
     sigset_t children, previous;
     sigemptyset(&children);
     sigaddset(&children, SIGCHLD);

@@ -14,6 +14,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/mman.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
@@ -25,13 +26,13 @@ static pid_t confined_pid;
 /// What the worker runtime needs while it runs guests: memory, its socket, memfds for results,
 /// write protection through the userfaultfd it opened before confinement, time, and futexes for
 /// the Swift runtime's locks. Not allowed: opening anything, sockets, new userfaultfds, processes
-/// and threads (clone, fork, exec), signals to other processes, ptrace, truncation, executable
-/// mappings, and every other call.
+/// and threads (clone, fork, exec), signals to other processes, ptrace, truncation, signal handlers,
+/// executable mappings, mappings moved to a chosen address, and every other call.
 static const int allowed_calls[] = {
     SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev), SCMP_SYS(pread64),
     SCMP_SYS(pwrite64), SCMP_SYS(preadv), SCMP_SYS(pwritev), SCMP_SYS(close), SCMP_SYS(fstat),
     SCMP_SYS(newfstatat), SCMP_SYS(lseek), SCMP_SYS(munmap),
-    SCMP_SYS(mremap), SCMP_SYS(madvise), SCMP_SYS(brk), SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
+    SCMP_SYS(madvise), SCMP_SYS(brk), SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
     SCMP_SYS(sigaltstack), SCMP_SYS(futex), SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres),
     SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep), SCMP_SYS(gettimeofday), SCMP_SYS(getpid),
     SCMP_SYS(gettid), SCMP_SYS(getcpu), SCMP_SYS(getrusage), SCMP_SYS(getrandom), SCMP_SYS(sched_yield), SCMP_SYS(exit), SCMP_SYS(exit_group),
@@ -39,7 +40,7 @@ static const int allowed_calls[] = {
     SCMP_SYS(ppoll), SCMP_SYS(memfd_create), SCMP_SYS(restart_syscall),
 };
 
-int ps_worker_filter_compile(void) {
+int ps_worker_filter_compile(int fault_tracking) {
     if (filter_code) return 0;
     scmp_filter_ctx context = seccomp_init(SCMP_ACT_TRAP);
     if (!context) { errno = ENOMEM; return -1; }
@@ -47,12 +48,17 @@ int ps_worker_filter_compile(void) {
     for (size_t i = 0; rc == 0 && i < sizeof allowed_calls / sizeof allowed_calls[0]; i++) {
         rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, allowed_calls[i], 0);
     }
-    // Signal handlers for anything but SIGSYS, and mappings that are not executable: the reporter
-    // must stay in place, and so must its code (which no page can be made executable to replace),
-    // so that every forbidden call ends the worker.
-    if (rc == 0) rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1, SCMP_A0(SCMP_CMP_NE, SIGSYS));
+    // No new signal handlers (SIGSEGV's only where dirty pages are tracked with mprotect + SIGSEGV:
+    // the tracker installs its handler at its first use), no executable mapping, and no mapping
+    // moved to a chosen address: the reporter and its code stay as they are, so that a forbidden
+    // call ends the worker. Each comparison is exact on all 64 bits of the argument (a signal number
+    // with high bits set, which the kernel would truncate, does not match).
+    if (rc == 0 && fault_tracking) {
+        rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1, SCMP_A0(SCMP_CMP_EQ, SIGSEGV));
+    }
     if (rc == 0) rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
     if (rc == 0) rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    if (rc == 0) rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(mremap), 1, SCMP_A3(SCMP_CMP_MASKED_EQ, MREMAP_FIXED, 0));
     // Its own processor affinity only (a worker moves off its host's processor; the cpuset bounds it).
     if (rc == 0) rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(sched_getaffinity), 1, SCMP_A0(SCMP_CMP_EQ, 0));
     if (rc == 0) rc = seccomp_rule_add(context, SCMP_ACT_ALLOW, SCMP_SYS(sched_setaffinity), 1, SCMP_A0(SCMP_CMP_EQ, 0));
@@ -121,6 +127,9 @@ static void report_violation(int signal_number, siginfo_t *info, void *context) 
 
 int ps_worker_confine(int report_fd) {
     if (!filter_code) { errno = ENOENT; return -1; }
+    // Readable would imply executable for every mapping: the filter's PROT_EXEC rule would not hold.
+    int persona = personality(0xffffffff);
+    if (persona == -1 || (persona & READ_IMPLIES_EXEC)) { errno = EPERM; return -1; }
     report_descriptor = report_fd;
     confined_pid = getpid();
     struct sigaction action;

@@ -15,6 +15,7 @@ public enum SpawnSuite {
 
     public static func run(worker: FilePath, liveCounts: [Int] = [1, 100, 1000], samples: Int = defaultSamples,
                            workersPerLauncher: Int? = nil) throws -> BenchReport {
+        precondition(samples > 0 && !liveCounts.isEmpty, "at least one sample and one live count")
         var report = BenchReport(suite: "spawn")
         var configuration = SandboxConfiguration(workerExecutable: worker)
         if let workersPerLauncher { configuration.workersPerLauncher = workersPerLauncher }
@@ -113,7 +114,7 @@ public enum SpawnSuite {
         report.notes.append("paced spawns (\(pace) apart: a ready worker is in hand) vs burst spawns back to back (once the ready workers and spares are used, each waits for a fork)")
         report.notes.append("floor = the machine's own tail for paced work: \(floorWorkload.iterations) rounds of a loop with no memory traffic (~\(Int(floorWork / .microseconds(1))) µs warm), run \(pace) after every \(floorEvery)th paced spawn (which puts two pauses before the next spawn, not one), in the same phases; floor_p99_\(liveCounts.max()!)_vs_\(liveCounts.min()!) is the same ratio for identical work in the same phases: where it strays from 1, the spawn ratio can too, for the machine's reasons")
         report.notes.append("spawn_paced_over_30us_percent_at_N: the share of paced spawns past the body of the distribution, where p99 sits; spawn_paced_over_1ms_count_at_N: how many paced spawns took over 1 ms — in session 27's measurements each had found no spare in hand and waited for a fork (forks slowed down: see kdamond_cpu_percent)")
-        report.notes.append("the live counts take turns in \(rounds) rounds (snake order; \(samples / rounds) paced spawns per count in each), each phase after the workers the change into it killed have exited, a 50 ms pause and 5 unmeasured spawns, so that the machine's slow stretches fall on every count alike and no phase pays for the exits of the workers the change killed")
+        report.notes.append("the live counts take turns in \(rounds) rounds (snake order; \(samples / rounds)\(samples % rounds == 0 ? "" : "-\(samples / rounds + 1)") paced spawns per count in each), each phase after the workers the change into it killed have exited, a 50 ms pause and 5 unmeasured spawns, so that the machine's slow stretches fall on every count alike and no phase pays for the exits of the workers the change killed")
         report.notes.append("phase_exit_wait_ms_max: the longest any phase change took from its first kill until the idle workers it killed had exited (phase_exit_wait_workers of them); absent when no change killed any")
         report.notes.append("launchers_max: launcher processes at the largest live count (one per \(configuration.workersPerLauncher) live workers, each beyond the first running its own copy of the worker executable, so that a fork waits only for the kernel's walks over its own launcher's workers; plus the next one, made ahead); launcher_copies_reused: new launchers that ran a stopped launcher's copy instead of making one (a stopped launcher's copy is kept for the idle timeout, \(configuration.idleTimeout))")
         report.notes.append("spawn_growing_p99_ms, spawn_growing_max_ms: spawns back to back while a phase change grows the pool (\(growing.count) of them, unmeasured above), which is where the pool moves to another launcher every \(configuration.workersPerLauncher) workers")
@@ -125,8 +126,8 @@ public enum SpawnSuite {
     /// Paced spawns per live count by default. The p99 of paced spawns sits where the body of their
     /// distribution ends and a second mode (spawns an interruption landed on, 0.3-0.8% of them) begins,
     /// so the share of that mode in a sample moves it; resampling measured phases (performance.md,
-    /// session 42) put `spawn_p99_1000_vs_1` over 1.2 in ~7% of runs of 4,000 spawns per count, ~1% of
-    /// 8,000, ~0.2% of 12,000.
+    /// session 42: 140 phase pairs, so rough figures) put `spawn_p99_1000_vs_1` over 1.2 in ~7% of runs
+    /// of 4,000 spawns per count, ~1% of 8,000, ~0.2% of 12,000.
     public static let defaultSamples = 12_000
 
     /// Paced spawns per live count in one turn (phase) of the rounds. The machine's share of slow spawns

@@ -45,7 +45,7 @@ public enum WorkerMain {
         // computed once here, inherited by every worker.
         _ = TrackerKind.best
         _ = MappedMemory.copyThreads
-        let socket = ps_launcher_serve(3, &limits, kernelReaps)
+        let socket = ps_launcher_serve(3, &limits, kernelReaps, TrackerKind.best == .protectionFaults ? 1 : 0)
         guard socket >= 0 else {
             let failure = errno
             if failure != 0 { _ = try? FileDescriptor.standardError.writeAll("pagestate launcher: \(Errno(rawValue: failure))\n".utf8) }

@@ -255,7 +255,8 @@ final class WorkerServer {
                 let prepared = preparedResult
                 preparedResult = nil
                 let (descriptor, written) = try SealedPageFile.write(buffers, into: prepared)
-                let places = written.map { PageLocation.Place(offset: $0.offset &+ update.reportedOffsetShift, tag: $0.tag) }
+                let shift = update.reportedOffsetShift
+                let places = shift == 0 ? written : written.map { PageLocation.Place(offset: $0.offset &+ shift, tag: $0.tag) }
                 captured = CapturedUpdate(update: update, file: descriptor,
                                           heapPages: zip(heapChanged, places).map { PageLocation(index: $0, place: $1) },
                                           stablePages: zip(stableChanged, places[heapChanged.count...]).map { PageLocation(index: $0, place: $1) })

@@ -36,8 +36,18 @@ public enum HostileEntryPoints {
         }
         runtime.register("hostile.make-executable") { _ in  // write code, then make it executable
             guard let page = mmap(nil, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), page != MAP_FAILED else { return [] }
-            page.storeBytes(of: 0xC3, as: UInt8.self)  // ret
+            page.storeBytes(of: 0xC3, as: UInt8.self)  // x86-64 `ret`: never run
             return result(Int(mprotect(page, 4096, PROT_READ | PROT_EXEC)))
+        }
+        runtime.register("hostile.move-mapping") { _ in  // a page moved onto a chosen address (the reporter's code, say)
+            guard let pages = mmap(nil, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), pages != MAP_FAILED else { return [] }
+            // mremap is variadic in C: the raw call (the filter stops it on its flags, before the
+            // fifth argument, the new address, would be read).
+            return result(ps_raw_syscall(Int(PS_SYS_MREMAP), Int(bitPattern: pages), 4096, 4096, Int(PS_MREMAP_MAYMOVE | PS_MREMAP_FIXED)))
+        }
+        runtime.register("hostile.sigsys-handler") { _ in  // replace the reporter: SIGSYS with a high bit the kernel drops
+            var action = [UInt64](repeating: 0, count: 4)  // the kernel's sigaction: SIG_DFL, no flags
+            return result(action.withUnsafeMutableBytes { ps_raw_syscall(Int(PS_SYS_RT_SIGACTION), (1 << 32) | Int(SIGSYS), Int(bitPattern: $0.baseAddress), 0, 8) })
         }
         runtime.register("hostile.truncate") { _ in
             for descriptor in 0..<64 { _ = ps_raw_syscall(Int(PS_SYS_FTRUNCATE), descriptor, 0, 0, 0) }

@@ -41,7 +41,7 @@ struct BenchCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Live worker counts the spawn suite measures at.")
     var liveWorkers = [1, 100, 1000]
 
-    @Option(help: "Paced spawns (and as many burst spawns and bare forks) the spawn suite times per live count, in phases of 200. A p99 is the 1% slowest: from 4,000 samples per count, spawn_p99_1000_vs_1 passes 1.2 in ~7% of runs here; from 12,000, ~0.2% (about 5 minutes with the default live counts).")
+    @Option(help: "Paced spawns (and as many burst spawns and bare forks) the spawn suite times per live count, in phases of 200. A p99 is the 1% slowest: from 4,000 samples per count, spawn_p99_1000_vs_1 passes 1.2 in ~7% of runs here; from 12,000, roughly 0.2% (resampled from measured phases; about 5 minutes with the default live counts).")
     var spawnSamples = SpawnSuite.defaultSamples
 
     @Option(help: "Live workers per launcher in the spawn suite (default: the pool's, 100). Fewer spread the workers over more launchers, each sharing its pages with fewer processes.")

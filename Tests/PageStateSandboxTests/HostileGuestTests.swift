@@ -32,6 +32,8 @@ struct HostileCase: CustomStringConvertible, Sendable {
         .violation("hostile.truncate", "ftruncate"),
         .violation("hostile.map-executable", "mmap"),
         .violation("hostile.make-executable", "mprotect"),
+        .violation("hostile.move-mapping", "mremap"),
+        .violation("hostile.sigsys-handler", "rt_sigaction"),
         HostileCase(entryPoint: "hostile.write-past-bounds") { $0 == .crashed(signal: SIGSEGV) },
         HostileCase(entryPoint: "hostile.segfault") { $0 == .crashed(signal: SIGSEGV) },
         HostileCase(entryPoint: "hostile.abort") { $0 == .crashed(signal: SIGABRT) },

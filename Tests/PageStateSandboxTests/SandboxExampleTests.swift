@@ -103,18 +103,23 @@ struct SandboxLifecycleTests {
         let first = try Guest(id: 1, heapCapacityInPages: 16, stableCapacityInPages: 16)
         _ = try pool.execute(first, request("counter.increment"))
         let launcher = try #require(pool.launcherProcessID)
+        let launcherDescriptor = try FileDescriptor.processDescriptor(launcher)
+        defer { try? launcherDescriptor.close() }
+        let firstWorker = try #require(pool.workerProcessID(of: first))
         #expect(kill(launcher.rawValue, SIGSTOP) == 0)
         // New guests take the spare in hand, if any; then one waits for a fork the stopped launcher
-        // does not make, until the spawn timeout, and the pool replaces the launcher.
+        // does not make, until the spawn timeout, and the pool replaces the launcher (a busy machine
+        // may make the new one miss its first timeout too: then it is replaced again).
         for id in UInt64(2)...4 {
             let guest = try Guest(id: id, heapCapacityInPages: 16, stableCapacityInPages: 16)
             #expect(u64(try pool.execute(guest, request("counter.increment", guest: id)).output) == 1)
         }
-        #expect(pool.statistics.launcherRestarts == 1)
+        #expect(pool.statistics.launcherRestarts >= 1)
         #expect(pool.launcherProcessID != launcher)
-        #expect(kill(launcher.rawValue, 0) == -1 && errno == ESRCH, "the stopped launcher was killed and reaped")
+        #expect(try launcherDescriptor.waitReadable(timeoutMilliseconds: 0), "the stopped launcher was killed")
         // The first guest's worker died with its launcher (PDEATHSIG): its next execution gets a new one.
         #expect(u64(try pool.execute(first, request("counter.increment")).output) == 2)
+        #expect(pool.workerProcessID(of: first) != firstWorker)
     }
 
     @Test("a worker that ran a guest is confined: no new privileges, a seccomp filter, its resource limits, none of its launcher's descriptors")
@@ -138,14 +143,21 @@ struct SandboxLifecycleTests {
         #expect(limit("Max address space") == ["\(3 << 30)", "\(3 << 30)"])
         #expect(limit("Max open files") == ["200", "200"])
         #expect(limit("Max core file size") == ["0", "0"])
-        // Descriptors from 3 on: the worker's own (its socket, its guest's files), none of the launcher's.
-        func targets(of pid: pid_t) throws -> Set<String> {
-            Set(try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").compactMap { Int($0) }.filter { $0 >= 3 }
-                .compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") })
+        // Descriptors from 3 on: the worker's own (its socket, its guest's files), none of the launcher's
+        // files or sockets (compared by device and inode; anonymous inodes, shared by every object of
+        // their kind, are left out).
+        func files(of pid: pid_t) throws -> Set<[UInt64]> {
+            let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").compactMap { Int($0) }.filter { $0 >= 3 }
+            return Set(descriptors.compactMap { descriptor -> [UInt64]? in
+                let path = "/proc/\(pid)/fd/\(descriptor)"
+                guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: path), !target.hasPrefix("anon_inode:") else { return nil }
+                var status = stat()
+                return stat(path, &status) == 0 ? [UInt64(status.st_dev), UInt64(status.st_ino)] : nil
+            })
         }
-        let launcherTargets = try targets(of: launcher)
-        #expect(!launcherTargets.isEmpty)
-        #expect(try targets(of: worker).isDisjoint(with: launcherTargets))
+        let launcherFiles = try files(of: launcher)
+        #expect(!launcherFiles.isEmpty)
+        #expect(try files(of: worker).isDisjoint(with: launcherFiles))
     }
 
     @Test("a worker killed while idle is replaced within the next execution; one that dies running a request is not run again")
@@ -243,18 +255,20 @@ struct SandboxLifecycleTests {
         })
         defer { pool.shutDown() }
         let guests = try (1...2).map { try Guest(id: UInt64($0), heapCapacityInPages: 16, stableCapacityInPages: 16) }
-        let outputs = Mutex([UInt64: [UInt8]]())
+        let outputs = Mutex([UInt64: Result<[UInt8], ExecutionError>]())
         let done = DispatchGroup()
         for guest in guests {
             done.enter()
             Thread {
-                let output = try? pool.execute(guest, request("host.echo", [0], kind: .query, guest: guest.id)).output
+                let output = Result { () throws(ExecutionError) in
+                    try pool.execute(guest, request("host.echo", [0], kind: .query, guest: guest.id)).output
+                }
                 outputs.withLock { $0[guest.id] = output }
                 done.leave()
             }.start()
         }
         done.wait()
-        #expect(outputs.withLock { $0 } == [1: [1], 2: [1]])
+        #expect(outputs.withLock { $0 } == [1: .success([1]), 2: .success([1])])
     }
 
     @Test("growth is charged against the allowance and the shared budget, deterministically; host calls and system data work")

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <linux/mman.h>
 #include <linux/userfaultfd.h>
 
 // MARK: memfd, seals, fallocate, O_DIRECT, RUSAGE_THREAD, SCHED_BATCH (values are kernel ABI; defined here so no _GNU_SOURCE is needed)
@@ -211,7 +212,9 @@ int ps_thread_count(void);
 /// With `kernel_reaps` nonzero the launcher ignores SIGCHLD, so the kernel reaps each worker as it
 /// exits, and reports no exits: the host reads them from the workers' pidfds (`ps_pidfd_exit_status`,
 /// Linux 6.15+). Otherwise it reaps with `waitpid(-1)` (which walks every child) and reports each.
-int ps_launcher_serve(int control, const struct ps_worker_limits *limits, int kernel_reaps);
+/// With `fault_tracking` nonzero the workers track dirty pages with mprotect + SIGSEGV, and their
+/// filter lets them set SIGSEGV's handler (no other handler can be set once confined).
+int ps_launcher_serve(int control, const struct ps_worker_limits *limits, int kernel_reaps, int fault_tracking);
 
 /// Microseconds to fork a child that exits at once and reap it: the floor under a worker spawn
 /// (`pagestate bench spawn`); the child runs no code but `_exit`. Negative errno on failure.
@@ -244,7 +247,10 @@ char *ps_syscall_name(int number);
 /// System call numbers the tests use (SYS_* are macros; Swift does not import them all).
 enum { PS_SYS_OPENAT = SYS_openat, PS_SYS_SOCKET = SYS_socket, PS_SYS_EXECVE = SYS_execve, PS_SYS_CLONE = SYS_clone,
        PS_SYS_PTRACE = SYS_ptrace, PS_SYS_KILL = SYS_kill, PS_SYS_FTRUNCATE = SYS_ftruncate,
-       PS_SYS_USERFAULTFD = SYS_userfaultfd, PS_SYS_VMSPLICE = SYS_vmsplice };
+       PS_SYS_USERFAULTFD = SYS_userfaultfd, PS_SYS_VMSPLICE = SYS_vmsplice,
+       PS_SYS_RT_SIGACTION = SYS_rt_sigaction, PS_SYS_MREMAP = SYS_mremap };
+/// mremap's flags (Swift's Glibc module leaves them out: GNU extensions).
+enum { PS_MREMAP_MAYMOVE = MREMAP_MAYMOVE, PS_MREMAP_FIXED = MREMAP_FIXED };
 /// Raw `syscall(number, a, b, c, d)` for the tests (variadic in C).
 long ps_raw_syscall(long number, long a, long b, long c, long d);
 /// `posix_spawn(pid, path, actions, attributes, argv, envp)` with file actions: `dup2(sources[i], i)` for
