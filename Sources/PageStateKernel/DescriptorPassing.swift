@@ -29,6 +29,26 @@ extension FileDescriptor {
         return (FileDescriptor(rawValue: fds.0), FileDescriptor(rawValue: fds.1))
     }
 
+    /// Makes a send that waits for room in this socket's peer give up with `EAGAIN` after `timeout`
+    /// (rounded down to microseconds; zero waits forever, the default).
+    ///
+    /// The corresponding C function is `setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, ...)`.
+    public func setSendTimeout(_ timeout: Duration) throws(Errno) {
+        let microseconds = max(0, timeout / .microseconds(1))
+        var value = timeval(tv_sec: Int(microseconds / 1_000_000), tv_usec: Int(microseconds.truncatingRemainder(dividingBy: 1_000_000)))
+        try nothingOrErrno { setsockopt(rawValue, SOL_SOCKET, SO_SNDTIMEO, &value, socklen_t(MemoryLayout<timeval>.size)) }
+    }
+
+    /// How long a send on this socket waits for room before it gives up (zero: forever).
+    ///
+    /// The corresponding C function is `getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, ...)`.
+    public func sendTimeout() throws(Errno) -> Duration {
+        var value = timeval()
+        var size = socklen_t(MemoryLayout<timeval>.size)
+        try nothingOrErrno { getsockopt(rawValue, SOL_SOCKET, SO_SNDTIMEO, &value, &size) }
+        return .seconds(value.tv_sec) + .microseconds(value.tv_usec)
+    }
+
     /// Sends `bytes` and `descriptors` (at most 253) as one message on a unix socket. When
     /// `nonBlocking`, a full socket buffer throws `EAGAIN` instead of waiting.
     ///

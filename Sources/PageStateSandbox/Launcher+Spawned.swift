@@ -23,8 +23,14 @@ extension Launcher {
             self.request = request
             self.pid = pid
             self.pidfd = pidfd
+            // A worker that stops reading its socket fills it (10 datagrams): the host's next send
+            // there then fails instead of waiting for it forever.
+            try? socket.setSendTimeout(Self.sendTimeout)
             channel = MessageChannel(socket: socket)
         }
+
+        /// How long the host's sends to a worker wait for room in its socket.
+        static let sendTimeout: Duration = .seconds(5)
 
         /// Reads the worker's first message if it is already there (never waits) and answers `ready`
         /// with the last of `mailboxes` (taken only then), if there is one.

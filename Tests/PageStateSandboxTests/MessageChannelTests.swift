@@ -199,6 +199,31 @@ struct MessageChannelTests {
         }
     }
 
+    @Test("a send to a peer that stopped reading gives up after the socket's send timeout; a spawned worker's socket has one",
+          .timeLimit(.minutes(1)))
+    func sendsToAPeerThatStoppedReadingEnd() throws {
+        let (sender, silent) = try FileDescriptor.socketPair()
+        defer { try? sender.close(); try? silent.close() }
+        #expect(try sender.sendTimeout() == .zero, "waits forever by default")
+        try sender.setSendTimeout(.milliseconds(100))  // whole jiffies at any HZ: read back exactly
+        #expect(try sender.sendTimeout() == .milliseconds(100))
+        var sent = 0
+        let failure = #expect(throws: Errno.self) {
+            while sent < 1_000 {  // the peer's queue holds 10 datagrams
+                try sender.send([1, 2, 3], descriptors: [silent])
+                sent += 1
+            }
+        }
+        #expect(failure == .resourceTemporarilyUnavailable && sent < 1_000)
+        var configuration = SandboxConfiguration(workerExecutable: workerExecutable)
+        configuration.spareWorkers = 1
+        let launcher = Launcher(configuration: configuration)
+        defer { launcher.shutDown() }
+        let spawned = try launcher.spawn()
+        defer { spawned.close() }
+        #expect(try spawned.channel.socket.sendTimeout() == Launcher.Spawned.sendTimeout)
+    }
+
     /// Regression: a worker that dies with wake-ups unread made the kernel report ECONNRESET ahead
     /// of its last datagram, and the host lost the seccomp report it had just written.
     @Test func aPeerThatDiesWithWakeUpsUnreadStillDeliversItsLastDatagram() throws {
