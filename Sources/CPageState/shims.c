@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -16,6 +17,7 @@ const unsigned long PS_UFFDIO_API = UFFDIO_API;
 const unsigned long PS_UFFDIO_REGISTER = UFFDIO_REGISTER;
 const unsigned long PS_UFFDIO_WRITEPROTECT = UFFDIO_WRITEPROTECT;
 const unsigned long PS_PAGEMAP_SCAN = _IOWR('f', 16, struct ps_pm_scan_arg);
+const int PS_MREMAP_MAYMOVE = MREMAP_MAYMOVE, PS_MREMAP_FIXED = MREMAP_FIXED;
 
 int ps_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
 int ps_fcntl_ptr(int fd, int cmd, void *arg) { return fcntl(fd, cmd, arg); }

@@ -208,6 +208,30 @@ struct SandboxLifecycleTests {
         #expect(tight.statistics.liveWorkers == 0)
     }
 
+    @Test("over the RSS budget the least recently used idle workers are evicted, oldest first, until the rest fit")
+    func residentBudgetEvictsLeastRecentlyUsed() throws {
+        let budget: UInt64 = 12 << 20
+        let pool = makePool { $0.rssBudgetBytes = budget }
+        defer { pool.shutDown() }
+        // Used in this order: a small worker, one that maps 16 MiB of its guest's pages, a small one.
+        let guests = try (1...3).map { try Guest(id: UInt64($0), heapCapacityInPages: 4096, stableCapacityInPages: 16) }
+        _ = try pool.execute(guests[0], request("counter.increment", guest: 1))
+        var write = pagesWrite(4096, seed: 1, heapPages: 4096)
+        write.system = SystemData(guestID: 2, caller: 7, height: 3, time: 11)
+        _ = try pool.execute(guests[1], write)
+        let large = try #require(pool.residentBytes(of: guests[1]))
+        _ = try pool.execute(guests[2], request("counter.increment", guest: 3))
+        let small = try #require(pool.residentBytes(of: guests[2]))
+        try #require(large > budget && 2 * small < budget, "the premise: \(large) and \(small) bytes against \(budget)")
+        pool.maintain()  // (the pool's own maintenance may have evicted some already: the outcome is the same)
+        // Largest first would have evicted the 16 MiB worker alone; least recently used first evicts the
+        // small oldest one, then the large one, and stops: the newest fits.
+        #expect(pool.workerProcessID(of: guests[0]) == nil)
+        #expect(pool.workerProcessID(of: guests[1]) == nil)
+        #expect(pool.workerProcessID(of: guests[2]) != nil)
+        #expect(pool.statistics.evictedForMemory == 2)
+    }
+
     @Test("warmUp leaves a new worker idle and most recently used, and marks an existing one most recently used")
     func warmUpOrder() throws {
         let pool = makePool { $0.maximumLiveWorkers = 2 }

@@ -11,7 +11,6 @@
 #include <sys/types.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
-#include <linux/mman.h>
 #include <linux/userfaultfd.h>
 
 // MARK: memfd, seals, fallocate, O_DIRECT, RUSAGE_THREAD, SCHED_BATCH (values are kernel ABI; defined here so no _GNU_SOURCE is needed)
@@ -250,7 +249,7 @@ enum { PS_SYS_OPENAT = SYS_openat, PS_SYS_SOCKET = SYS_socket, PS_SYS_EXECVE = S
        PS_SYS_USERFAULTFD = SYS_userfaultfd, PS_SYS_VMSPLICE = SYS_vmsplice,
        PS_SYS_RT_SIGACTION = SYS_rt_sigaction, PS_SYS_MREMAP = SYS_mremap };
 /// mremap's flags (Swift's Glibc module leaves them out: GNU extensions).
-enum { PS_MREMAP_MAYMOVE = MREMAP_MAYMOVE, PS_MREMAP_FIXED = MREMAP_FIXED };
+extern const int PS_MREMAP_MAYMOVE, PS_MREMAP_FIXED;
 /// Raw `syscall(number, a, b, c, d)` for the tests (variadic in C).
 long ps_raw_syscall(long number, long a, long b, long c, long d);
 /// `posix_spawn(pid, path, actions, attributes, argv, envp)` with file actions: `dup2(sources[i], i)` for
