@@ -29,13 +29,14 @@ extension FileDescriptor {
         return (FileDescriptor(rawValue: fds.0), FileDescriptor(rawValue: fds.1))
     }
 
-    /// Makes a send that waits for room in this socket's peer give up with `EAGAIN` after `timeout`
-    /// (rounded down to microseconds; zero waits forever, the default).
+    /// Makes a send that waits for room in this socket's buffer give up with `EAGAIN` after `timeout`
+    /// (rounded up to microseconds, at most a day; zero waits forever, the default). A send blocked
+    /// then also ends with `EINTR` at any signal.
     ///
     /// The corresponding C function is `setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, ...)`.
     public func setSendTimeout(_ timeout: Duration) throws(Errno) {
-        let microseconds = max(0, timeout / .microseconds(1))
-        var value = timeval(tv_sec: Int(microseconds / 1_000_000), tv_usec: Int(microseconds.truncatingRemainder(dividingBy: 1_000_000)))
+        let microseconds = Int(min(max(0, (timeout / .microseconds(1)).rounded(.up)), 86_400e6))
+        var value = timeval(tv_sec: microseconds / 1_000_000, tv_usec: microseconds % 1_000_000)
         try nothingOrErrno { setsockopt(rawValue, SOL_SOCKET, SO_SNDTIMEO, &value, socklen_t(MemoryLayout<timeval>.size)) }
     }
 

@@ -1,3 +1,8 @@
+// Imported here although nothing of its own is used: with DescriptorPassing's `timeval`, a release
+// build's type checker took `timespec` below for CPageState's (its header includes the same system
+// headers), and an inlinable function may use only what its own file imports.
+import CPageState
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -23,8 +23,8 @@ extension Launcher {
             self.request = request
             self.pid = pid
             self.pidfd = pidfd
-            // A worker that stops reading its socket fills it (10 datagrams): the host's next send
-            // there then fails instead of waiting for it forever.
+            // A worker that stops reading its socket lets the host's socket buffer fill: a send
+            // there then fails (the worker is discarded) instead of waiting for it forever.
             try? socket.setSendTimeout(Self.sendTimeout)
             channel = MessageChannel(socket: socket)
         }
